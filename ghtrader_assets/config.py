@@ -1,0 +1,88 @@
+"""Settings read from ``GHTRADER_*`` environment variables, with defaults that run the demo.
+
+Only non-secret settings live here. Secrets (TqSdk account, QuestDB password/token) are
+never read into this object: the Dagster resources take them through ``EnvVar`` so they
+stay out of run configs, logs and the UI (see :mod:`ghtrader_assets.resources`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ghtrader_assets.symbols import MainSymbol, parse_universe
+
+DEFAULT_UNIVERSE = "KQ.m@SHFE.cu,KQ.m@SHFE.au,KQ.m@SHFE.ag,KQ.m@DCE.m,KQ.m@CZCE.SR"
+DEFAULT_START_DATE = "2025-01-02"
+STORE_KINDS = ("embedded", "questdb")
+SOURCE_KINDS = ("simulated", "csv", "tqsdk")
+
+
+class SettingsError(ValueError):
+    """A GHTRADER_* variable holds a value this project cannot use."""
+
+
+def default_data_dir() -> Path:
+    """``~/.ghtrader`` unless ``GHTRADER_DATA_DIR`` says otherwise."""
+    return Path(os.environ.get("GHTRADER_DATA_DIR") or Path.home() / ".ghtrader").expanduser()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the definitions need to know that is not a secret."""
+
+    store: str = "embedded"
+    source: str = "simulated"
+    data_dir: Path = field(default_factory=default_data_dir)
+    universe: tuple[MainSymbol, ...] = tuple(parse_universe(DEFAULT_UNIVERSE))
+    start_date: str = DEFAULT_START_DATE
+    csv_dir: Path | None = None
+    close_time: str = "15:30"
+    source_pool_limit: int = 4
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Read ``GHTRADER_*`` variables; unknown kinds fail with the allowed values."""
+        env = dict(os.environ if env is None else env)
+
+        def get(name: str, default: str) -> str:
+            value = env.get(f"GHTRADER_{name}", "").strip()
+            return value or default
+
+        store = get("STORE", "embedded").lower()
+        source = get("SOURCE", "simulated").lower()
+        if store not in STORE_KINDS:
+            raise SettingsError(f"GHTRADER_STORE={store!r}: expected one of {STORE_KINDS}")
+        if source not in SOURCE_KINDS:
+            raise SettingsError(f"GHTRADER_SOURCE={source!r}: expected one of {SOURCE_KINDS}")
+        data_dir = Path(get("DATA_DIR", str(Path.home() / ".ghtrader"))).expanduser()
+        csv_dir = env.get("GHTRADER_CSV_DIR")
+        try:
+            pool_limit = int(get("SOURCE_POOL_LIMIT", "4"))
+        except ValueError:
+            raise SettingsError("GHTRADER_SOURCE_POOL_LIMIT must be an integer") from None
+        return cls(
+            store=store,
+            source=source,
+            data_dir=data_dir,
+            universe=tuple(parse_universe(get("UNIVERSE", DEFAULT_UNIVERSE))),
+            start_date=get("START_DATE", DEFAULT_START_DATE),
+            csv_dir=Path(csv_dir).expanduser() if csv_dir else None,
+            close_time=get("CLOSE_TIME", "15:30"),
+            source_pool_limit=pool_limit,
+        )
+
+    @property
+    def store_dir(self) -> Path:
+        """Where the embedded store keeps its Parquet dataset."""
+        return self.data_dir / "store"
+
+    @property
+    def manifest_dir(self) -> Path:
+        """Where manifests are written as JSON files, next to the store."""
+        return self.data_dir / "manifests"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"

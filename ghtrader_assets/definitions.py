@@ -1,0 +1,72 @@
+"""The Dagster code location: ``dagster dev -w workspace.yaml`` loads :data:`defs`.
+
+Everything is built from :class:`~ghtrader_assets.config.Settings` (``GHTRADER_*``
+variables) so the same module serves the demo, tests and production; secrets enter only as
+``EnvVar`` references on the resources.
+"""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job
+
+from ghtrader_assets.assets import SymbolAssetKeys, build_coverage_report_asset, build_symbol_assets
+from ghtrader_assets.config import Settings
+from ghtrader_assets.io_managers import StoreIOManager
+from ghtrader_assets.partitions import trading_day_partitions
+from ghtrader_assets.resources import SourceResource, StoreResource, env_int_or, env_or
+
+INGEST_JOB = "ingest_daily"
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Store, source and IO manager resources; secrets only through ``EnvVar``."""
+    store = StoreResource(
+        kind=settings.store,
+        data_dir=str(settings.data_dir),
+        qdb_host=env_or("GHTRADER_QDB_HOST", ""),
+        qdb_ilp_port=env_int_or("GHTRADER_QDB_ILP_PORT", 9000),
+        qdb_pg_port=env_int_or("GHTRADER_QDB_PG_PORT", 8812),
+        qdb_user=env_or("GHTRADER_QDB_USER", "admin"),
+        qdb_password=env_or("GHTRADER_QDB_PASSWORD", ""),
+        qdb_token=env_or("GHTRADER_QDB_TOKEN", ""),
+        qdb_transport=env_or("GHTRADER_QDB_TRANSPORT", "auto"),
+        qdb_batch_rows=env_int_or("GHTRADER_QDB_BATCH_ROWS", 50_000),
+    )
+    source = SourceResource(
+        kind=settings.source,
+        csv_dir=str(settings.csv_dir or ""),
+        tq_user=env_or("GHTRADER_TQ_USER", ""),
+        tq_password=env_or("GHTRADER_TQ_PASSWORD", ""),
+    )
+    return {"store": store, "source": source, "store_io_manager": StoreIOManager(store=store)}
+
+
+def build_definitions(
+    settings: Settings | None = None, **resource_overrides: object
+) -> Definitions:
+    """The full code location for ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    partitions_def = trading_day_partitions(settings.start_date)
+    assets: list = []
+    manifests = []
+    for symbol in settings.universe:
+        assets.extend(build_symbol_assets(symbol, partitions_def, pool=settings.source))
+        manifests.append(SymbolAssetKeys.of(symbol).manifest)
+    assets.append(build_coverage_report_asset(settings.universe, manifests))
+    ingest = define_asset_job(
+        INGEST_JOB,
+        selection=AssetSelection.all() - AssetSelection.assets("coverage_report"),
+        description="Roll schedule, ticks (with checks), validation summary and manifest of "
+        "every symbol for one trading day.",
+    )
+    resources = {**build_resources(settings), **resource_overrides}
+    return Definitions(assets=assets, jobs=[ingest], resources=resources)
+
+
+defs = build_definitions()
+
+
+def ingest_job():
+    """The ingest job of :data:`defs`, as a module-level function so Dagster can
+    reconstruct it in other processes (``reconstructable(ingest_job)``)."""
+    return defs.resolve_job_def(INGEST_JOB)

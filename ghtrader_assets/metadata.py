@@ -1,0 +1,53 @@
+"""Helpers that turn our tables into Dagster metadata the UI renders."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import MetadataValue, TableColumn, TableSchema
+
+from ghtrader_assets.schema import TableSpec
+
+_DTYPE_NAMES = {
+    "str": "string",
+    "float64": "float64",
+    "int64": "int64",
+    "datetime64[ns, UTC]": "timestamp[ns, UTC]",
+}
+
+
+def column_schema(spec: TableSpec) -> TableSchema:
+    """The table's columns as a Dagster ``TableSchema`` (shown on the asset page)."""
+    return TableSchema(
+        columns=[
+            TableColumn(
+                name=name,
+                type=_DTYPE_NAMES.get(str(col.dtype), str(col.dtype)),
+                description=("dedup key" if name in spec.dedup_keys else None),
+            )
+            for name, col in spec.schema.columns.items()
+        ]
+    )
+
+
+def sample_table(sample: pd.DataFrame, max_rows: int = 10) -> MetadataValue:
+    """A short Markdown table of offending rows for a failed check."""
+    head = sample.head(max_rows).copy()
+    for col in head.columns:
+        if pd.api.types.is_datetime64_any_dtype(head[col]):
+            head[col] = head[col].astype(str)
+    return MetadataValue.md(markdown_table(head))
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-style Markdown table without extra dependencies (tabulate is optional)."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "" if pd.isna(value) else f"{value:.6g}"
+    return str(value).replace("|", "\\|")

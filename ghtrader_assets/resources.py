@@ -1,0 +1,144 @@
+"""Dagster resources: the configured store and source.
+
+Values come from ``GHTRADER_*`` variables through Dagster ``EnvVar`` (see
+:func:`env_or`), so secrets never appear in run configs, the UI or logs. The store object is
+cached per process and configuration: a step that writes many partitions (or several steps
+run in one process) reuses one store, and with it one QuestDB sender and connection pool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource, EnvVar
+
+from ghtrader_assets.sources.base import TickSource
+from ghtrader_assets.stores.base import TickStore
+from ghtrader_assets.symbols import MainSymbol
+
+_STORES: dict[tuple[Any, ...], TickStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def env_or(name: str, default: Any) -> Any:
+    """``EnvVar(name)`` when the variable is set, else the default.
+
+    Dagster refuses an ``EnvVar`` whose variable is unset, but a fresh machine must run the
+    demo with no configuration at all, hence the fallback.
+    """
+    return EnvVar(name) if os.environ.get(name, "").strip() else default
+
+
+def env_int_or(name: str, default: int) -> Any:
+    return EnvVar.int(name) if os.environ.get(name, "").strip() else default
+
+
+class StoreResource(ConfigurableResource):
+    """Where tables live: ``embedded`` Parquet (default) or ``questdb``."""
+
+    kind: str = "embedded"
+    data_dir: str = ""
+    cache_ttl_seconds: float = 30.0
+    qdb_host: str = ""
+    qdb_ilp_port: int = 9000
+    qdb_pg_port: int = 8812
+    qdb_user: str = "admin"
+    qdb_password: str = ""
+    qdb_token: str = ""
+    qdb_transport: str = "auto"
+    qdb_batch_rows: int = 50_000
+    qdb_table_prefix: str = ""
+
+    @property
+    def manifest_dir(self) -> Path:
+        """Manifests are also written as JSON files here, whatever the store kind."""
+        return Path(self.data_dir) / "manifests"
+
+    @property
+    def reports_dir(self) -> Path:
+        return Path(self.data_dir) / "reports"
+
+    def get_store(self) -> TickStore:
+        """The store for this configuration, created once per process."""
+        key = (
+            self.kind,
+            self.data_dir,
+            self.cache_ttl_seconds,
+            self.qdb_host,
+            self.qdb_ilp_port,
+            self.qdb_pg_port,
+            self.qdb_user,
+            self.qdb_transport,
+            self.qdb_batch_rows,
+            self.qdb_table_prefix,
+            os.getpid(),
+        )
+        with _STORES_LOCK:
+            store = _STORES.get(key)
+            if store is None:
+                store = _STORES[key] = self._create()
+            return store
+
+    def _create(self) -> TickStore:
+        if self.kind == "embedded":
+            from ghtrader_assets.stores.embedded import EmbeddedStore
+
+            if not self.data_dir:
+                raise ValueError("StoreResource.data_dir is required for the embedded store")
+            return EmbeddedStore(
+                Path(self.data_dir) / "store", cache_ttl_seconds=self.cache_ttl_seconds
+            )
+        if self.kind == "questdb":
+            from ghtrader_assets.stores.questdb import QuestDBSettings, QuestDBStore
+
+            if not self.qdb_host:
+                raise ValueError("GHTRADER_STORE=questdb needs GHTRADER_QDB_HOST")
+            settings = QuestDBSettings(
+                host=self.qdb_host,
+                ilp_port=self.qdb_ilp_port,
+                pg_port=self.qdb_pg_port,
+                user=self.qdb_user,
+                password=self.qdb_password or None,
+                token=self.qdb_token or None,
+                transport=self.qdb_transport,
+                batch_rows=self.qdb_batch_rows,
+                cache_ttl=self.cache_ttl_seconds,
+                table_prefix=self.qdb_table_prefix,
+            )
+            return QuestDBStore(settings)
+        raise ValueError(f"unknown store kind {self.kind!r}: expected 'embedded' or 'questdb'")
+
+
+class SourceResource(ConfigurableResource):
+    """Where ticks come from: ``simulated`` (default), ``csv`` or ``tqsdk``.
+
+    ``simulated_defects`` maps a main symbol to ``{trading day or "*": {defect: params}}``
+    so demos and tests can inject known defects into chosen symbol-days.
+    """
+
+    kind: str = "simulated"
+    seed: int = 0
+    csv_dir: str = ""
+    tq_user: str = ""
+    tq_password: str = ""
+    simulated_defects: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def open(self, symbol: MainSymbol, trading_day: dt.date) -> TickSource:
+        """A fresh source for one step: TqApi is not thread-safe, so nothing is shared."""
+        from ghtrader_assets.sources.registry import make_source
+
+        if self.kind == "simulated":
+            per_day = self.simulated_defects.get(symbol.raw, {})
+            defects = per_day.get(trading_day.isoformat()) or per_day.get("*") or None
+            return make_source("simulated", seed=self.seed, defects=defects)
+        if self.kind == "csv":
+            if not self.csv_dir:
+                raise ValueError("GHTRADER_SOURCE=csv needs GHTRADER_CSV_DIR")
+            return make_source("csv", root=self.csv_dir)
+        if self.kind == "tqsdk":
+            return make_source("tqsdk", user=self.tq_user, password=self.tq_password)
+        raise ValueError(f"unknown source kind {self.kind!r}: expected simulated, csv or tqsdk")

@@ -1,0 +1,767 @@
+"""The real source: TqSdk Pro (``GHTRADER_SOURCE=tqsdk``).
+
+What it does for one main symbol and trading day D (P = the previous trading day):
+
+* **Roll schedule.** ``TqApi.query_his_cont_quotes`` returns, per trading day, the real
+  contract behind ``KQ.m@EXCHANGE.product`` (``""`` before the main symbol existed). It is
+  fetched once per symbol and cached in the instance; for the current trading day, if the
+  table has no row yet, ``quote.underlying_symbol`` of the main quote answers.
+* **Ticks.** ``TqApi.get_tick_data_series`` for the underlying over [P 18:00, D 16:00) local,
+  then trimmed to D's sessions. Session *hours* come from TqSdk's ``quote.trading_time``
+  of the underlying (``"25:00:00"`` means 01:00 the next morning), cached per product and
+  preferred over the static table in :mod:`ghtrader_assets.products` where they disagree,
+  because the exchange changes hours and TqSdk follows; *whether* D has a night session comes
+  from :mod:`ghtrader_assets.sessions` (no night after a holiday break or during an exchange
+  event). Without a usable ``trading_time`` (old contracts) the static
+  :func:`~ghtrader_assets.sessions.session_windows` are used.
+* **True L5.** On five-level exchanges (SHFE, INE) a row is kept only when it carries depth:
+  at least one of bid/ask price levels 2-5 is a positive number. Requiring all sixteen level
+  2-5 fields would drop legitimate rows with a one-sided or thin book (limit-locked markets,
+  far months). Level-1-only rows there are dropped and counted in :class:`TickStats`; a day
+  whose in-session rows are all level 1 raises :class:`DaySkippedError` (``no_l5``). Note
+  that tqsdk 3.10's ``get_tick_data_series`` only stores five levels for SHFE (not INE):
+  when the frame has no level 2-5 columns at all nothing can be filtered, rows are kept and
+  ``TickStats.depth_columns`` is ``False`` (and a warning is logged once per exchange).
+
+Account safety: one ``TqApi`` per source instance, created lazily in the thread and process
+that first uses the source; use from any other thread or process raises
+:class:`SourceThreadError` because ``TqApi`` is not thread-safe. ``close()`` (or the context
+manager) closes it on every path. The password comes only from the constructor (the Dagster
+resource fills it from ``EnvVar("GHTRADER_TQ_PASSWORD")``) or :meth:`TqSdkSource.from_env`;
+it is never logged, never in an exception message (every provider text is redacted) and the
+source refuses to be pickled. After a maintenance error the connection is dropped and
+re-created on the next attempt, so there is still at most one ``TqApi`` alive per source.
+
+Errors: transient ones (``TqTimeoutError``, connection/HTTP errors) are retried with
+backoff under a :class:`~ghtrader_assets.sources.retry.RetryPolicy` and a shared
+:class:`~ghtrader_assets.sources.retry.CircuitBreaker`; maintenance waits long; an unknown
+symbol (:class:`UnknownSymbolError`) and a rejected account
+(:class:`AuthenticationError`) fail at once, without tqsdk's traceback chained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from ghtrader_assets import calendar, sessions
+from ghtrader_assets.calendar import TZ, CalendarError
+from ghtrader_assets.products import FIVE_LEVEL_EXCHANGES, UnknownProductError
+from ghtrader_assets.schema import ROLL_SCHEDULE, TICKS, conform, empty_frame
+from ghtrader_assets.sessions import SessionWindow
+from ghtrader_assets.sources.base import (
+    MalformedInputError,
+    NoDataError,
+    RollEntry,
+    SourceError,
+    SourceUnavailableError,
+    TickSource,
+    UnknownSymbolError,
+)
+from ghtrader_assets.sources.retry import (
+    CircuitBreaker,
+    Classified,
+    Clock,
+    ErrorKind,
+    Retrier,
+    RetryPolicy,
+    Sleep,
+    system_clock,
+)
+from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipReason
+from ghtrader_assets.symbols import Contract, MainSymbol, SymbolError, parse_contract
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ENV_USER = "GHTRADER_TQ_USER"
+ENV_PASSWORD = "GHTRADER_TQ_PASSWORD"
+
+#: Ticks are requested from the previous trading day at this local time (night opens 21:00) ...
+FETCH_FROM = dt.time(18, 0)
+#: ... up to this local time on the trading day (the day session closes at 15:00).
+FETCH_UNTIL = dt.time(16, 0)
+
+#: TqSdk's ``get_tick_data_series`` columns besides the book levels (``symbol`` and
+#: ``duration`` follow them and are dropped).
+REQUIRED_TICK_COLUMNS = ("id", "datetime", "last_price", "volume", "bid_price1", "ask_price1")
+DEPTH_PRICE_COLUMNS = tuple(f"{side}_price{lvl}" for lvl in (2, 3, 4, 5) for side in ("bid", "ask"))
+
+#: A TqApi-like object (``tqsdk.TqApi`` or the test fake) built from (user, password).
+ApiFactory = Callable[[str, str], Any]
+
+_AUTH_RE = re.compile(
+    r"用户权限认证失败|快期账户|请输入 auth|invalid_grant|invalid user credentials", re.I
+)
+_PRO_RE = re.compile(r"专业版|tq_dl")
+_UNKNOWN_RE = re.compile(r"主连合约代码|不存在")
+_NETWORK_RE = re.compile(r"超时|网络|连接|timed? ?out|connection|network", re.I)
+_LOOKUP_TIMEOUT_RE = re.compile(r"合约信息超时|行情信息超时")
+
+
+class MissingCredentialsError(SourceUnavailableError):
+    """No TqSdk account is configured."""
+
+
+class AuthenticationError(SourceUnavailableError):
+    """TqSdk rejected the account, or the account lacks the TqSdk Pro permission."""
+
+
+class SourceThreadError(SourceError):
+    """A source (and its TqApi) was used from a thread or process other than its owner's."""
+
+
+def default_api_factory(user: str, password: str) -> Any:
+    """Build the real ``TqApi``. tqsdk is imported here because importing it takes seconds
+    (and prints a notice), which every process that never uses the real source should skip."""
+    from tqsdk import TqApi, TqAuth
+
+    return TqApi(auth=TqAuth(user, password))
+
+
+@dataclass(frozen=True)
+class TickStats:
+    """What :meth:`TqSdkSource.ticks` kept and dropped for one symbol-day (asset metadata)."""
+
+    symbol: str
+    trading_day: str
+    underlying: str
+    raw_rows: int
+    outside_session_rows: int
+    l1_only_rows: int
+    rows: int
+    five_levels: bool
+    depth_columns: bool
+    sessions_from: str  # "tqsdk" (quote.trading_time) or "static" (ghtrader_assets.products)
+    windows: tuple[tuple[str, str, str], ...] = field(default=())
+
+    def as_metadata(self) -> dict[str, object]:
+        return {
+            "raw_rows": self.raw_rows,
+            "outside_session_rows": self.outside_session_rows,
+            "l1_only_rows_dropped": self.l1_only_rows,
+            "rows": self.rows,
+            "five_levels": self.five_levels,
+            "depth_columns": self.depth_columns,
+            "sessions_from": self.sessions_from,
+            "windows": [f"{kind} {start}..{end}" for start, end, kind in self.windows],
+        }
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    first_day: dt.date
+    last_day: dt.date
+    underlying: dict[dt.date, str]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """``quote.trading_time`` of one contract: offsets from local midnight (may exceed 24 h)."""
+
+    contract: str
+    day: tuple[tuple[dt.timedelta, dt.timedelta], ...]
+    night: tuple[tuple[dt.timedelta, dt.timedelta], ...]
+
+
+def schedule_hash(df: pd.DataFrame) -> str:
+    """A short stable hash of a roll schedule's (symbol, trading_day) -> underlying mapping.
+
+    Row order, index, the ``ts``/``source`` columns and dtypes do not matter; any change of
+    an underlying, an added or removed day does.
+    """
+    missing = [c for c in ("symbol", "trading_day", "underlying") if c not in df.columns]
+    if missing:
+        raise KeyError(f"schedule_hash: roll schedule frame lacks columns {missing}")
+    triples = sorted(
+        zip(
+            df["symbol"].astype(str).tolist(),
+            df["trading_day"].astype(str).tolist(),
+            df["underlying"].astype(str).tolist(),
+            strict=True,
+        )
+    )
+    return hashlib.sha256(json.dumps(triples).encode()).hexdigest()[:16]
+
+
+def parse_trading_time(value: Any, contract: str) -> _Layout | None:
+    """Parse ``quote.trading_time`` (``{"day": [["09:00:00", "10:15:00"], ...], "night":
+    [["21:00:00", "25:00:00"]]}``); ``None`` when it has no day session or is malformed."""
+
+    def part(name: str) -> list[Any]:
+        got = getattr(value, name, None)
+        if got is None and isinstance(value, Mapping):
+            got = value.get(name)
+        return list(got or [])
+
+    def offset(text: Any) -> dt.timedelta:
+        h, m, s = (int(x) for x in str(text).split(":"))
+        if not (0 <= h < 48 and 0 <= m < 60 and 0 <= s < 60):
+            raise ValueError(text)
+        return dt.timedelta(hours=h, minutes=m, seconds=s)
+
+    try:
+        day = tuple((offset(a), offset(b)) for a, b in part("day"))
+        night = tuple((offset(a), offset(b)) for a, b in part("night"))
+    except (TypeError, ValueError):
+        logger.warning("ignoring malformed trading_time of %s: %r", contract, value)
+        return None
+    if not day or any(b <= a for a, b in day + night):
+        if day:
+            logger.warning(
+                "ignoring trading_time of %s with a reversed window: %r", contract, value
+            )
+        return None
+    return _Layout(contract, day, night)
+
+
+def _local_midnight(day: dt.date) -> pd.Timestamp:
+    return pd.Timestamp(dt.datetime.combine(day, dt.time(), tzinfo=TZ))
+
+
+class TqSdkSource(TickSource):
+    """Roll schedules and true-L5 ticks from TqSdk Pro; see the module docstring."""
+
+    name = "tqsdk"
+
+    def __init__(
+        self,
+        user: str,
+        password: str,
+        *,
+        api_factory: ApiFactory | None = None,
+        retry_policy: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        clock: Clock = system_clock,
+        sleep: Sleep = time.sleep,
+        rng: random.Random | None = None,
+        prefer_tqsdk_sessions: bool = True,
+    ) -> None:
+        missing = [
+            env
+            for env, value in ((ENV_USER, user), (ENV_PASSWORD, password))
+            if not (value or "").strip()
+        ]
+        if missing:
+            raise MissingCredentialsError(
+                "no TqSdk account configured: set GHTRADER_TQ_USER and GHTRADER_TQ_PASSWORD "
+                f"(a Shinny/快期 account with TqSdk Pro); missing: {', '.join(missing)}"
+            )
+        self._user = user.strip()
+        self._password = password
+        self._factory = api_factory or default_api_factory
+        self._clock = clock
+        self._retrier = Retrier(
+            retry_policy,
+            breaker if breaker is not None else CircuitBreaker.shared("tqsdk"),
+            clock=clock,
+            sleep=sleep,
+            rng=rng,
+        )
+        self._prefer_tqsdk_sessions = prefer_tqsdk_sessions
+        self._api: Any = None
+        self._owner: tuple[int, int] | None = None  # (pid, thread ident)
+        self._closed = False
+        self._schedules: dict[MainSymbol, _Schedule] = {}
+        self._layouts: dict[tuple[str, str], _Layout | None] = {}
+        self._layout_contract: dict[tuple[str, str], str] = {}
+        self._listed: dict[tuple[str, str], frozenset[str]] = {}
+        self._warned: set[str] = set()
+        self.last_stats: TickStats | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> TqSdkSource:
+        """Build from ``GHTRADER_TQ_USER`` / ``GHTRADER_TQ_PASSWORD`` (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        return cls(env.get(ENV_USER, ""), env.get(ENV_PASSWORD, ""), **kwargs)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("connected" if self._api is not None else "idle")
+        return f"TqSdkSource(user={self._user!r}, password=***, {state})"
+
+    def __getstate__(self) -> Any:
+        raise TypeError(
+            "TqSdkSource cannot be pickled (it holds account credentials and a TqApi that is "
+            "bound to one thread): create it inside the process that uses it"
+        )
+
+    # -- public API -------------------------------------------------------------------------
+
+    def roll_entry(self, symbol: MainSymbol, trading_day: dt.date) -> RollEntry:
+        """The underlying that is main for ``symbol`` on ``trading_day``.
+
+        Raises :class:`DaySkippedError` (``not_listed`` / ``not_a_trading_day``),
+        :class:`NoDataError` for a day after the current trading day,
+        :class:`UnknownSymbolError` for a main symbol TqSdk does not know.
+        """
+        self._check_owner()
+        underlying = self._underlying(symbol, trading_day)
+        return RollEntry(symbol, trading_day, underlying, self.name)
+
+    def roll_schedule(self, symbol: MainSymbol, days: Iterable[dt.date]) -> pd.DataFrame:
+        """The roll schedule for ``days`` as a :data:`ROLL_SCHEDULE` frame, with its
+        :func:`schedule_hash` in every row. Days the source skips (not listed, not a trading
+        day for TqSdk) are left out and logged."""
+        self._check_owner()
+        rows = []
+        for day in sorted(set(days)):
+            try:
+                entry = self.roll_entry(symbol, day)
+            except DaySkippedError as exc:
+                logger.info("roll schedule: %s", exc)
+                continue
+            rows.append((symbol.raw, day.isoformat(), entry.underlying))
+        df = pd.DataFrame(rows, columns=["symbol", "trading_day", "underlying"])
+        df["ts"] = [
+            _local_midnight(dt.date.fromisoformat(d)).tz_convert("UTC") for d in df["trading_day"]
+        ]
+        df["source"] = self.name
+        df["schedule_hash"] = schedule_hash(df)
+        return conform(df, ROLL_SCHEDULE)
+
+    def ticks(self, entry: RollEntry) -> pd.DataFrame:
+        frame, _ = self.ticks_with_stats(entry)
+        return frame
+
+    def ticks_with_stats(self, entry: RollEntry) -> tuple[pd.DataFrame, TickStats]:
+        """Ticks of ``entry`` (TICKS schema, sorted by ts, id) and what was kept or dropped.
+
+        Raises :class:`DaySkippedError` (``no_l5`` / ``no_sessions`` / ``not_a_trading_day``),
+        :class:`UnknownSymbolError`, :class:`MalformedInputError` for a frame without the
+        columns TqSdk documents, and :class:`SourceUnavailableError` subclasses when the
+        service cannot be reached within the retry limits.
+        """
+        self._check_owner()
+        contract = self._contract(entry.underlying, entry)
+        windows, sessions_from = self._windows(entry, contract)
+        prev = calendar.previous_trading_day(entry.trading_day)
+        start = dt.datetime.combine(prev, FETCH_FROM)
+        end = dt.datetime.combine(entry.trading_day, FETCH_UNTIL)
+        what = f"get_tick_data_series({entry.underlying}, {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M})"
+
+        def fetch(api: Any) -> pd.DataFrame:
+            with self._lookup_guard(api, contract, entry):
+                return api.get_tick_data_series(symbol=entry.underlying, start_dt=start, end_dt=end)
+
+        raw = self._call(what, fetch, subject=entry.underlying)
+        frame, stats = self._normalize(raw, entry, windows, sessions_from)
+        self.last_stats = stats
+        logger.info(
+            "%s %s (%s): %d ticks kept of %d (%d outside sessions, %d level-1-only dropped)",
+            entry.symbol.raw,
+            entry.trading_day,
+            entry.underlying,
+            stats.rows,
+            stats.raw_rows,
+            stats.outside_session_rows,
+            stats.l1_only_rows,
+        )
+        return frame, stats
+
+    def close(self) -> None:
+        """Close the TqApi (if one was created). Idempotent; only from the owning thread."""
+        if self._api is not None:
+            self._check_owner(allow_closed=True)
+        self._close_api()
+        self._closed = True
+
+    # -- ownership and the TqApi -------------------------------------------------------------
+
+    def _check_owner(self, allow_closed: bool = False) -> None:
+        if self._closed and not allow_closed:
+            raise SourceError("this TqSdkSource is closed; create a new one")
+        me = (os.getpid(), threading.get_ident())
+        if self._owner is None:
+            self._owner = me
+            return
+        if self._owner != me:
+            pid, tid = self._owner
+            raise SourceThreadError(
+                f"TqSdkSource belongs to thread {tid} of process {pid} but was used from thread "
+                f"{me[1]} of process {me[0]}: TqApi is not thread-safe, create one source per "
+                "worker thread or process"
+            )
+
+    def _ensure_api(self) -> Any:
+        if self._api is None:
+            logger.info("connecting to TqSdk as %s", self._user)
+            self._api = self._factory(self._user, self._password)
+        return self._api
+
+    def _close_api(self) -> None:
+        api, self._api = self._api, None
+        if api is None:
+            return
+        try:
+            api.close()
+        except Exception as exc:  # noqa: BLE001 - closing must not mask the real outcome
+            logger.warning("closing TqApi failed: %s", self._redact(f"{type(exc).__name__}: {exc}"))
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text
+
+    def _call(self, what: str, fn: Callable[[Any], T], *, subject: str) -> T:
+        """Run ``fn(api)`` with retries; errors are classified with ``subject`` (the symbol)."""
+
+        def on_failure(failure: Classified) -> None:
+            if failure.kind is ErrorKind.MAINTENANCE:
+                self._close_api()  # the connection is gone; reconnect after the wait
+
+        return self._retrier.call(
+            lambda: fn(self._ensure_api()),
+            what=f"TqSdk {what}",
+            classify=lambda exc: self._classify(exc, what, subject),
+            on_failure=on_failure,
+        )
+
+    def _classify(self, exc: BaseException, what: str, subject: str) -> Classified:
+        message = self._redact(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, SourceError):  # raised on purpose by this module, already clear
+            return Classified(ErrorKind.FATAL, message, exc)
+        text = str(exc)
+        if _AUTH_RE.search(text):
+            return Classified(
+                ErrorKind.FATAL,
+                message,
+                AuthenticationError(
+                    f"TqSdk rejected the account {self._user!r} ({message}); check "
+                    f"{ENV_USER} and {ENV_PASSWORD}"
+                ),
+            )
+        if _PRO_RE.search(text):
+            return Classified(
+                ErrorKind.FATAL,
+                message,
+                AuthenticationError(
+                    f"the TqSdk account {self._user!r} lacks the TqSdk Pro permission that "
+                    f"{what} needs ({message})"
+                ),
+            )
+        if _UNKNOWN_RE.search(text):
+            return Classified(
+                ErrorKind.FATAL,
+                message,
+                UnknownSymbolError(f"TqSdk does not know symbol {subject!r} ({message})"),
+            )
+        if RetryPolicy.says_maintenance(text):
+            return Classified(ErrorKind.MAINTENANCE, message)
+        if (
+            _is_tq_timeout(exc)
+            or isinstance(exc, (TimeoutError, ConnectionError, OSError))
+            or (isinstance(exc, AssertionError) and "下载" in text)  # DataSeries download failed
+            or _NETWORK_RE.search(text)
+        ):
+            return Classified(ErrorKind.TRANSIENT, message)
+        return Classified(
+            ErrorKind.FATAL,
+            message,
+            SourceError(f"TqSdk {what} failed with an unexpected error: {message}"),
+        )
+
+    # -- roll schedule -----------------------------------------------------------------------
+
+    def _underlying(self, symbol: MainSymbol, day: dt.date) -> str:
+        today = calendar.trading_day_of(self._clock())
+        if day > today:
+            raise NoDataError(
+                f"{symbol.raw} {day}: after the current trading day {today}; no roll yet"
+            )
+        schedule = self._schedule(symbol, day, today)
+        if day in schedule.underlying:
+            underlying = schedule.underlying[day]
+        elif day == today:
+            underlying = self._call(
+                f"get_quote({symbol.raw}).underlying_symbol",
+                lambda api: str(api.get_quote(symbol.raw).underlying_symbol or ""),
+                subject=symbol.raw,
+            )
+        elif day < schedule.first_day:
+            raise DaySkippedError(
+                symbol,
+                day,
+                SkipReason.NOT_LISTED,
+                f"TqSdk's roll schedule starts on {schedule.first_day}",
+            )
+        else:
+            raise DaySkippedError(
+                symbol,
+                day,
+                SkipReason.NOT_A_TRADING_DAY,
+                "TqSdk's roll schedule has no row for this day (not a trading day for TqSdk)",
+            )
+        if not underlying:
+            raise DaySkippedError(
+                symbol, day, SkipReason.NOT_LISTED, "the main symbol had no underlying contract yet"
+            )
+        try:
+            parse_contract(underlying)
+        except SymbolError as exc:
+            raise MalformedInputError(
+                f"TqSdk roll schedule of {symbol.raw} on {day}: {exc}"
+            ) from None
+        return underlying
+
+    def _schedule(self, symbol: MainSymbol, day: dt.date, today: dt.date) -> _Schedule:
+        cached = self._schedules.get(symbol)
+        if cached is not None and cached.first_day <= day <= cached.last_day:
+            return cached
+        # query_his_cont_quotes returns the last n trading days up to the current one.
+        n = max(200, len(calendar.trading_days(day, today)) + 10)
+        raw = self._call(
+            f"query_his_cont_quotes({symbol.raw}, n={n})",
+            lambda api: api.query_his_cont_quotes(symbol=symbol.raw, n=n),
+            subject=symbol.raw,
+        )
+        schedule = self._parse_schedule(raw, symbol)
+        self._schedules[symbol] = schedule
+        return schedule
+
+    @staticmethod
+    def _parse_schedule(raw: Any, symbol: MainSymbol) -> _Schedule:
+        where = f"TqSdk query_his_cont_quotes({symbol.raw})"
+        if not isinstance(raw, pd.DataFrame):
+            raise MalformedInputError(f"{where} returned {type(raw).__name__}, not a DataFrame")
+        missing = [c for c in ("date", symbol.raw) if c not in raw.columns]
+        if missing:
+            raise MalformedInputError(
+                f"{where}: columns {missing} missing (got {list(raw.columns)})"
+            )
+        if raw.empty:
+            raise MalformedInputError(f"{where} returned no rows")
+        try:
+            days = pd.to_datetime(raw["date"]).dt.date
+        except (TypeError, ValueError) as exc:
+            raise MalformedInputError(f"{where}: column 'date' is not a date ({exc})") from None
+        values = raw[symbol.raw].where(raw[symbol.raw].notna(), "").astype(str).str.strip()
+        mapping = dict(zip(days.tolist(), values.tolist(), strict=True))
+        return _Schedule(min(mapping), max(mapping), mapping)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def _contract(self, underlying: str, entry: RollEntry) -> Contract:
+        try:
+            contract = parse_contract(underlying)
+        except SymbolError as exc:
+            raise UnknownSymbolError(f"{entry.symbol.raw} {entry.trading_day}: {exc}") from None
+        if (contract.exchange, contract.product) != (entry.symbol.exchange, entry.symbol.product):
+            raise MalformedInputError(
+                f"underlying {underlying!r} is not a contract of {entry.symbol.raw}"
+            )
+        return contract
+
+    def _layout(self, contract: Contract, entry: RollEntry) -> _Layout | None:
+        """TqSdk's trading hours for the product, read from the current underlying's quote
+        (an expired contract's quote carries the hours it traded with)."""
+        key = (contract.exchange, contract.product)
+        if self._layout_contract.get(key) != contract.raw:
+
+            def read(api: Any) -> Any:
+                with self._lookup_guard(api, contract, entry):
+                    return api.get_quote(contract.raw).trading_time
+
+            trading_time = self._call(f"get_quote({contract.raw})", read, subject=contract.raw)
+            self._layouts[key] = parse_trading_time(trading_time, contract.raw)
+            self._layout_contract[key] = contract.raw
+        return self._layouts[key]
+
+    def _windows(self, entry: RollEntry, contract: Contract) -> tuple[list[SessionWindow], str]:
+        day, ex, prod = entry.trading_day, contract.exchange, contract.product
+        if not calendar.is_trading_day(day):
+            raise DaySkippedError(
+                entry.symbol,
+                day,
+                SkipReason.NOT_A_TRADING_DAY,
+                "TqSdk lists this day but ghtrader_assets.calendar does not; fix "
+                "holidays_override.csv if TqSdk is right",
+            )
+        try:
+            static: list[SessionWindow] | None = sessions.session_windows(ex, prod, day)
+        except (UnknownProductError, CalendarError):
+            static = None
+        layout = self._layout(contract, entry) if self._prefer_tqsdk_sessions else None
+        if layout is None:
+            if not static:
+                raise DaySkippedError(
+                    entry.symbol,
+                    day,
+                    SkipReason.NO_SESSIONS,
+                    f"no trading_time from TqSdk and no static sessions for {ex}.{prod}",
+                )
+            return static, "static"
+        windows = [
+            SessionWindow(_local_midnight(day) + a, _local_midnight(day) + b, "day")
+            for a, b in layout.day
+        ]
+        if layout.night and not (
+            sessions.follows_holiday_break(day) or sessions.night_suspended(ex, prod, day)
+        ):
+            evening = _local_midnight(calendar.previous_trading_day(day))
+            windows += [SessionWindow(evening + a, evening + b, "night") for a, b in layout.night]
+        windows.sort(key=lambda w: w.start)
+        if static is not None and _spans(static) != _spans(windows):
+            self._warn_once(
+                f"layout:{ex}.{prod}:{layout.contract}",
+                "TqSdk trading_time of %s differs from the static session table for %s; "
+                "using TqSdk's: %s (static: %s)",
+                layout.contract,
+                day,
+                _spans(windows),
+                _spans(static),
+            )
+        return windows, "tqsdk"
+
+    @contextlib.contextmanager
+    def _lookup_guard(self, api: Any, contract: Contract, entry: RollEntry) -> Iterator[None]:
+        """TqSdk reports an unknown contract as a 30 s lookup *timeout*, indistinguishable
+        from a slow network. On such a timeout ask the contract service once: a contract it
+        does not list is an :class:`UnknownSymbolError` (no retries), anything else is
+        re-raised and retried as a timeout."""
+        try:
+            yield
+        except Exception as exc:
+            lookup_failed = _is_tq_timeout(exc) and _LOOKUP_TIMEOUT_RE.search(str(exc))
+            if lookup_failed and not self._is_listed(api, contract):
+                raise UnknownSymbolError(
+                    f"TqSdk does not know contract {contract.raw!r} (underlying of "
+                    f"{entry.symbol.raw} on {entry.trading_day})"
+                ) from None
+            raise
+
+    def _is_listed(self, api: Any, contract: Contract) -> bool:
+        """Whether TqSdk's contract service lists ``contract`` (asked once per product, only
+        after a contract lookup timed out). An empty answer proves nothing: assume listed."""
+        key = (contract.exchange, contract.product)
+        if key not in self._listed:
+            found = api.query_quotes(
+                ins_class="FUTURE", exchange_id=contract.exchange, product_id=contract.product
+            )
+            self._listed[key] = frozenset(str(s) for s in found)
+        listed = self._listed[key]
+        return not listed or contract.raw in listed
+
+    # -- normalisation -----------------------------------------------------------------------
+
+    def _normalize(
+        self,
+        raw: Any,
+        entry: RollEntry,
+        windows: list[SessionWindow],
+        sessions_from: str,
+    ) -> tuple[pd.DataFrame, TickStats]:
+        where = f"TqSdk get_tick_data_series({entry.underlying}) for {entry.symbol.raw} {entry.trading_day}"
+        if not isinstance(raw, pd.DataFrame):
+            raise MalformedInputError(f"{where} returned {type(raw).__name__}, not a DataFrame")
+        exchange = entry.symbol.exchange
+        five = exchange in FIVE_LEVEL_EXCHANGES
+        span = tuple((w.start.isoformat(), w.end.isoformat(), w.kind) for w in windows)
+
+        def stats(raw_rows: int, outside: int, l1: int, rows: int, depth: bool) -> TickStats:
+            return TickStats(
+                entry.symbol.raw,
+                entry.trading_day.isoformat(),
+                entry.underlying,
+                raw_rows,
+                outside,
+                l1,
+                rows,
+                five,
+                depth,
+                sessions_from,
+                span,
+            )
+
+        if raw.empty:  # TqSdk returns a frame without columns when the range has no ticks
+            return empty_frame(TICKS), stats(0, 0, 0, 0, False)
+        missing = [c for c in REQUIRED_TICK_COLUMNS if c not in raw.columns]
+        if missing:
+            raise MalformedInputError(
+                f"{where}: columns {missing} missing (got {list(raw.columns)})"
+            )
+        try:
+            ns = raw["datetime"].astype("int64")
+        except (TypeError, ValueError) as exc:
+            raise MalformedInputError(
+                f"{where}: column 'datetime' is not int64 ns ({exc})"
+            ) from None
+        ts = pd.to_datetime(ns, unit="ns", utc=True)
+        in_session = sessions.in_session_mask(ts, windows)
+        depth_columns = all(c in raw.columns for c in DEPTH_PRICE_COLUMNS)
+        keep = in_session.copy()
+        l1_only = 0
+        if five and depth_columns:
+            has_depth = (raw[list(DEPTH_PRICE_COLUMNS)].to_numpy(dtype="float64") > 0).any(axis=1)
+            l1_mask = in_session & ~has_depth
+            l1_only = int(l1_mask.sum())
+            keep &= has_depth
+            if in_session.any() and not keep.any():
+                raise DaySkippedError(
+                    entry.symbol,
+                    entry.trading_day,
+                    SkipReason.NO_L5,
+                    f"{int(in_session.sum())} in-session ticks of {entry.underlying}, none with "
+                    "book levels 2-5",
+                )
+        elif five:
+            self._warn_once(
+                f"depth:{exchange}",
+                "%s: TqSdk returned no level 2-5 columns for %s (tqsdk's tick series keeps five "
+                "levels for SHFE only); keeping level-1 rows",
+                exchange,
+                entry.underlying,
+            )
+        out = raw.loc[keep].drop(columns=["symbol", "duration"], errors="ignore").copy()
+        out["datetime"] = ns[keep].to_numpy()
+        out["ts"] = ts[keep].to_numpy()
+        out["symbol"] = entry.symbol.raw
+        out["underlying"] = entry.underlying
+        out["source"] = self.name
+        out["trading_day"] = entry.trading_day.isoformat()
+        frame = conform(out.sort_values(["ts", "id"], kind="stable"), TICKS)
+        outside = int((~in_session).sum())
+        return frame, stats(len(raw), outside, l1_only, len(frame), depth_columns)
+
+    def _warn_once(self, key: str, msg: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(msg, *args)
+
+
+def _spans(windows: Iterable[SessionWindow]) -> list[tuple[str, str, str]]:
+    return [(w.kind, f"{w.start:%m-%d %H:%M}", f"{w.end:%m-%d %H:%M}") for w in windows]
+
+
+def _is_tq_timeout(exc: BaseException) -> bool:
+    """``isinstance(exc, tqsdk.exceptions.TqTimeoutError)`` without importing tqsdk when it
+    is not loaded (it is, whenever a TqApi raised)."""
+    module = sys.modules.get("tqsdk.exceptions")
+    cls = getattr(module, "TqTimeoutError", None) if module is not None else None
+    return cls is not None and isinstance(exc, cls)
+
+
+__all__ = [
+    "ENV_PASSWORD",
+    "ENV_USER",
+    "AuthenticationError",
+    "MissingCredentialsError",
+    "SourceThreadError",
+    "TickStats",
+    "TqSdkSource",
+    "default_api_factory",
+    "parse_trading_time",
+    "schedule_hash",
+]

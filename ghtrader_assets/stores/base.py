@@ -1,0 +1,83 @@
+"""The store interface: partitioned tables keyed by (symbol, trading_day).
+
+Every table in :mod:`ghtrader_assets.schema` is stored per main symbol and trading day. A
+write *replaces* that partition (idempotent by construction: re-materializing leaves exactly
+one copy) and must be atomic: readers see the old partition or the new one, never half.
+Both implementations expose the same reads so assets, checks and the CLI are store-agnostic.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ghtrader_assets.schema import TableSpec
+
+
+class StoreError(RuntimeError):
+    """A store operation failed; the message names the table and partition."""
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What one partition write did: for metadata and metrics."""
+
+    table: str
+    symbol: str
+    trading_day: str
+    rows: int
+    bytes: int
+    seconds: float
+    location: str  # a path or table name a user can look at
+
+
+class TickStore(ABC):
+    """A store of partitioned tables. Implementations are safe to use from several
+    processes at once (Dagster runs steps in separate processes)."""
+
+    kind: str
+
+    @abstractmethod
+    def write_partition(
+        self, spec: TableSpec, symbol: str, trading_day: str, df: pd.DataFrame
+    ) -> WriteStats:
+        """Replace the (symbol, trading_day) partition of ``spec`` with ``df`` atomically.
+
+        ``df`` is conformed to ``spec`` first; rows whose symbol/trading_day differ from the
+        partition raise :class:`StoreError` and nothing already stored is touched."""
+
+    @abstractmethod
+    def read_partition(self, spec: TableSpec, symbol: str, trading_day: str) -> pd.DataFrame:
+        """The rows of one partition (empty frame with the schema's dtypes if absent)."""
+
+    @abstractmethod
+    def read_table(
+        self,
+        spec: TableSpec,
+        symbols: Sequence[str] | None = None,
+        start_day: str | None = None,
+        end_day: str | None = None,
+    ) -> pd.DataFrame:
+        """Rows of many partitions (inclusive day bounds); for small tables such as
+        validation summaries and manifests."""
+
+    @abstractmethod
+    def partitions(self, spec: TableSpec, symbol: str) -> list[str]:
+        """Sorted trading days stored for ``symbol`` in ``spec``."""
+
+    @abstractmethod
+    def coverage(self, symbols: Sequence[str]) -> pd.DataFrame:
+        """Tick coverage for many symbols in one call: one row per symbol with columns
+        ``symbol, first_day, last_day, n_days, rows, first_ts, last_ts`` (symbols with no
+        data have n_days 0 and nulls). Cached; every write invalidates the cache."""
+
+    @abstractmethod
+    def latest(self, symbols: Sequence[str]) -> pd.DataFrame:
+        """The latest stored tick per symbol (one row per symbol that has data)."""
+
+    def close(self) -> None:
+        """Release connections and senders."""
+        return None

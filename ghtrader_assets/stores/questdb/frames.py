@@ -1,0 +1,145 @@
+"""Frame preparation before a write and normalisation after a read.
+
+Before a write the frame is conformed to its spec and checked so that what QuestDB stores
+is exactly what a read returns:
+
+* every row belongs to the partition (symbol, trading_day) being written;
+* rows with equal dedup keys are collapsed (last wins), as QuestDB's ``DEDUP UPSERT KEYS``
+  would do on the server. Doing it here makes the row count we verify after the write equal
+  to the rows actually stored, and it is logged, never silent;
+* timestamps survive QuestDB's microsecond ``TIMESTAMP``: a value with sub-microsecond
+  digits is refused, except a tick ``ts`` equal to its own ``datetime`` (TqSdk's exact
+  nanoseconds), which the read path restores from that ``LONG`` column;
+* on tables that keep the calendar invariant, every ``ts`` lies in its trading day's window
+  (otherwise a read with partition-pruning ``ts`` bounds would not find the row).
+
+After a read, frames are conformed to the schema dtypes (QWP gives Categorical symbols,
+PGWire gives Python objects), ``ts`` is restored to nanoseconds and rows are sorted by the
+dedup keys so results are deterministic whichever transport produced them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ghtrader_assets.schema import TableSpec, conform, empty_frame
+from ghtrader_assets.stores.base import StoreError
+from ghtrader_assets.stores.questdb.ddl import is_string_dtype
+from ghtrader_assets.stores.questdb.queries import day_bounds
+
+logger = logging.getLogger(__name__)
+
+_EXACT_NS_COLUMN = "datetime"
+
+
+def _timestamp_columns(spec: TableSpec) -> list[str]:
+    return [n for n, c in spec.schema.columns.items() if str(c.dtype).startswith("datetime64")]
+
+
+def _ns(series: pd.Series) -> np.ndarray:
+    """int64 nanoseconds since the epoch (NaT -> INT64_MIN)."""
+    return series.to_numpy(dtype="datetime64[ns]").view("int64")
+
+
+def prepare_for_write(
+    spec: TableSpec,
+    symbol: str,
+    trading_day: dt.date,
+    df: pd.DataFrame,
+    *,
+    pruned: bool,
+    where: str,
+) -> pd.DataFrame:
+    """The conformed, checked and de-duplicated frame to send; raises :class:`StoreError`
+    naming ``where`` (table and partition) and the offending values."""
+    try:
+        frame = conform(df, spec)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise StoreError(f"{where}: frame does not fit schema {spec.name!r}: {exc}") from None
+    day = trading_day.isoformat()
+    for col, want in (("symbol", symbol), ("trading_day", day)):
+        if col in frame.columns:
+            bad = frame[col] != want
+            if bad.any():
+                sample = sorted(set(frame.loc[bad, col].astype(str)))[:3]
+                raise StoreError(
+                    f"{where}: {int(bad.sum())} rows have {col} {sample}, expected {want!r}; "
+                    "nothing was written"
+                )
+    _check_timestamps(spec, frame, where)
+    if pruned and len(frame):
+        lo, hi = day_bounds(trading_day)
+        ts = frame[spec.timestamp]
+        outside = (ts < pd.Timestamp(lo)) | (ts >= pd.Timestamp(hi))
+        if outside.any():
+            first = ts[outside].iloc[0]
+            raise StoreError(
+                f"{where}: {int(outside.sum())} rows have {spec.timestamp} outside trading day "
+                f"{day} [{lo.isoformat()}, {hi.isoformat()}), first {first}; nothing was written"
+            )
+    keys = list(spec.dedup_keys)
+    dup = frame.duplicated(subset=keys, keep="last")
+    if dup.any():
+        logger.warning(
+            "%s: %d rows share dedup keys %s with a later row; keeping the last of each "
+            "(QuestDB DEDUP UPSERT semantics)",
+            where,
+            int(dup.sum()),
+            keys,
+        )
+        frame = frame.loc[~dup].reset_index(drop=True)
+    return frame
+
+
+def _check_timestamps(spec: TableSpec, frame: pd.DataFrame, where: str) -> None:
+    exact = frame[_EXACT_NS_COLUMN].to_numpy() if _EXACT_NS_COLUMN in frame.columns else None
+    for col in _timestamp_columns(spec):
+        values = _ns(frame[col])
+        valid = values != np.iinfo(np.int64).min
+        sub_us = valid & (values % 1000 != 0)
+        if col == spec.timestamp and exact is not None:
+            # Allowed: ts == datetime exactly. Refused: ts differing from datetime while
+            # sub-microsecond, or while equal to datetime floored to microseconds (the read
+            # path could not tell it from a restorable value).
+            differs = values != exact
+            ambiguous = differs & (values == exact - exact % 1000)
+            bad = differs & (sub_us | ambiguous)
+        else:
+            bad = sub_us
+        if bad.any():
+            first = frame[col][bad].iloc[0]
+            raise StoreError(
+                f"{where}: {int(bad.sum())} values of {col} have sub-microsecond precision "
+                f"(first {first}); QuestDB TIMESTAMP stores microseconds. Round them, or keep "
+                f"the exact nanoseconds in {_EXACT_NS_COLUMN!r}; nothing was written"
+            )
+
+
+def normalise_read(spec: TableSpec, raw: pd.DataFrame) -> pd.DataFrame:
+    """A frame read from QuestDB, with the schema's columns, dtypes and a stable order."""
+    if raw is None or len(raw) == 0:
+        return empty_frame(spec)
+    frame = raw[[c for c in spec.columns if c in raw.columns]].copy()
+    for name, col in spec.schema.columns.items():
+        if is_string_dtype(str(col.dtype)) and name in frame.columns:
+            # QWP yields Categorical symbols and PGWire Python objects: make both plain
+            # values first, keeping nulls as nulls.
+            s = frame[name]
+            frame[name] = s.astype(object).where(s.notna(), None)
+    frame = conform(frame, spec)
+    if _EXACT_NS_COLUMN in frame.columns and spec.timestamp in frame.columns:
+        ts = _ns(frame[spec.timestamp])
+        exact = frame[_EXACT_NS_COLUMN].to_numpy()
+        restore = ts == exact - exact % 1000
+        if restore.any():
+            frame[spec.timestamp] = pd.to_datetime(np.where(restore, exact, ts), utc=True).astype(
+                "datetime64[ns, UTC]"
+            )
+    order = [spec.timestamp] + [k for k in spec.dedup_keys if k not in (spec.timestamp, "symbol")]
+    if "symbol" in frame.columns:
+        order = ["symbol", *order]
+    return frame.sort_values(order, kind="mergesort").reset_index(drop=True)

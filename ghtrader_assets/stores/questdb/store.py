@@ -1,0 +1,383 @@
+"""QuestDB behind the :class:`~ghtrader_assets.stores.base.TickStore` interface.
+
+Write path (:meth:`QuestDBStore.write_partition`):
+
+1. Create the table once per store (``CREATE TABLE IF NOT EXISTS``) and compare the live
+   layout with the spec (:mod:`.ddl`); drift is a clear error, never a silent mismatch.
+2. Conform and check the frame (:mod:`.frames`), stamp every row with a fresh ``write_id``.
+3. Send it in batches of one table (:mod:`.writer`), QWP or ILP/HTTP (:mod:`.qwp`).
+4. Wait for WAL apply, then verify that exactly ``len(frame)`` rows of the partition carry
+   the new ``write_id``.
+5. **Replace semantics without DELETE.** ``DEDUP UPSERT KEYS`` makes re-writing the same
+   rows idempotent (same row count, values replaced). Rows the new frame no longer contains
+   (the source changed) still carry an older ``write_id``: one ``UPDATE`` moves them out of
+   the partition by setting their ``trading_day`` to ``'retired'``, which no read returns.
+   A later write of the same keys brings them back (upsert). Between step 3 and step 5 a
+   reader can see the new rows next to those stale ones; only a day whose content shrank is
+   affected, and a partition of at most ``batch_rows`` rows replaces its surviving rows in
+   one transaction. Retired rows keep their disk space until the partition is rewritten
+   (QuestDB has no row delete).
+6. Invalidate the coverage cache (also on failure).
+
+Reads use ``ts`` bounds from the trading calendar on the ticks table (which enforces them
+on write), so QuestDB touches only the one or two ``DAY`` partitions of a trading day;
+bulk reads go through QWP when it is in use, else PGWire in binary.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from ghtrader_assets.schema import TICKS, TableSpec, empty_frame
+from ghtrader_assets.stores.base import StoreError, TickStore, WriteStats
+from ghtrader_assets.stores.cache import CoverageCache
+from ghtrader_assets.stores.questdb import queries as q
+from ghtrader_assets.stores.questdb import registry
+from ghtrader_assets.stores.questdb.ddl import (
+    WRITE_ID_COLUMN,
+    SchemaDriftError,
+    add_column_sql,
+    create_table_sql,
+    detect_drift,
+    drift_message,
+    table_columns_sql,
+    validate_identifier,
+)
+from ghtrader_assets.stores.questdb.frames import normalise_read, prepare_for_write
+from ghtrader_assets.stores.questdb.qwp import QwpTransport, default_connect
+from ghtrader_assets.stores.questdb.reader import PgClient, SqlRunner, wait_for_wal
+from ghtrader_assets.stores.questdb.registry import PARTITION_LOG
+from ghtrader_assets.stores.questdb.settings import QuestDBSettings
+from ghtrader_assets.stores.questdb.writer import (
+    BatchWriter,
+    IlpHttpWriter,
+    QwpWriter,
+    RetryPolicy,
+    SenderLike,
+)
+from ghtrader_assets.symbols import SymbolError, parse_main_symbol
+
+logger = logging.getLogger(__name__)
+
+#: Tables whose rows keep the calendar invariant (``ts`` inside the trading day's window),
+#: enforced on write and used for partition pruning on read. The other tables hold one row
+#: per symbol-day and are filtered by symbol and trading day only.
+PRUNED_TABLES = frozenset({TICKS.name})
+COVERAGE_COLUMNS = ["symbol", "first_day", "last_day", "n_days", "rows", "first_ts", "last_ts"]
+
+
+def _default_sender_factory(settings: QuestDBSettings) -> Callable[[], SenderLike]:
+    def make() -> SenderLike:
+        from questdb import Sender
+
+        # Room for one batch of wide tick rows (~0.9 KB each in ILP text) with margin.
+        max_buf = max(100 * 1024 * 1024, settings.batch_rows * 2048)
+        return Sender.from_conf(settings.ilp_conf(), max_buf_size=max_buf, **settings.auth_kwargs())
+
+    return make
+
+
+class QuestDBStore(TickStore):
+    """Partitioned tables in QuestDB (see the module docstring for the guarantees)."""
+
+    kind = "questdb"
+
+    def __init__(
+        self,
+        settings: QuestDBSettings,
+        *,
+        sql: SqlRunner | None = None,
+        sender_factory: Callable[[], SenderLike] | None = None,
+        qwp_connect: Callable[[QuestDBSettings], Any] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._sql: SqlRunner = sql if sql is not None else PgClient(settings)
+        self._qwp = QwpTransport(settings, qwp_connect or default_connect)
+        retry = RetryPolicy(
+            settings.max_retries, settings.retry_base_delay, settings.retry_max_delay
+        )
+        self._ilp = IlpHttpWriter(
+            sender_factory or _default_sender_factory(settings),
+            settings.batch_rows,
+            retry,
+            redact=settings.redact,
+            sleep=sleep,
+        )
+        self._qwp_writer = QwpWriter(
+            self._qwp.require, settings.batch_rows, retry, redact=settings.redact, sleep=sleep
+        )
+        self._cache = CoverageCache(ttl_seconds=settings.cache_ttl, enabled=True)
+        self._ensured: set[str] = set()
+        self._lock = threading.Lock()
+        self._last_write_id = 0
+
+    # -- naming and table lifecycle ------------------------------------------------------
+
+    def table_name(self, spec: TableSpec) -> str:
+        return validate_identifier(f"{self.settings.table_prefix}{spec.name}", "table name")
+
+    def ensure_table(self, spec: TableSpec) -> str:
+        """Create ``spec``'s table if absent and check its live layout (once per store)."""
+        table = self.table_name(spec)
+        if table in self._ensured:
+            return table
+        partition_by = "DAY"
+        if spec is PARTITION_LOG:
+            partition_by = registry.PARTITION_LOG_PARTITION_BY
+        with self._lock:
+            if table in self._ensured:
+                return table
+            self._sql.execute_ddl(create_table_sql(spec, table, partition_by))
+            drift = detect_drift(spec, self._sql.fetch(q.Query(table_columns_sql(table))))
+            if drift.only_missing and self.settings.auto_add_columns:
+                for col in drift.missing:
+                    logger.warning(
+                        "QuestDB table %s: adding missing column %s %s",
+                        table,
+                        col.name,
+                        col.qdb_type,
+                    )
+                    self._sql.execute_ddl(add_column_sql(table, col))
+                drift = detect_drift(spec, self._sql.fetch(q.Query(table_columns_sql(table))))
+            if not drift.ok:
+                raise SchemaDriftError(drift_message(spec, table, drift))
+            self._ensured.add(table)
+        return table
+
+    def drop_table(self, spec: TableSpec) -> None:
+        """Drop ``spec``'s table (tests and tooling; production never calls it)."""
+        table = self.table_name(spec)
+        self._sql.execute(q.drop_table(table))
+        self._ensured.discard(table)
+        self._cache.invalidate()
+
+    @property
+    def transport(self) -> str:
+        """``"qwp"`` or ``"ilp_http"``: the path writes and bulk reads use (decided lazily)."""
+        return "qwp" if self._qwp.handle() is not None else "ilp_http"
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _new_write_id(self) -> int:
+        with self._lock:
+            self._last_write_id = max(time.time_ns(), self._last_write_id + 1)
+            return self._last_write_id
+
+    def _writer(self) -> BatchWriter:
+        return self._qwp_writer if self._qwp.handle() is not None else self._ilp
+
+    def write_partition(
+        self, spec: TableSpec, symbol: str, trading_day: str, df: pd.DataFrame
+    ) -> WriteStats:
+        started = time.perf_counter()
+        day = q.parse_day(trading_day)
+        try:
+            parse_main_symbol(symbol)
+        except SymbolError as exc:
+            raise StoreError(f"{spec.name} partition ({symbol!r}, {trading_day}): {exc}") from None
+        table = self.ensure_table(spec)
+        where = f"QuestDB table {table!r} partition ({symbol}, {trading_day})"
+        pruned = spec.name in PRUNED_TABLES
+        frame = prepare_for_write(spec, symbol, day, df, pruned=pruned, where=where)
+        write_id = self._new_write_id()
+        try:
+            if len(frame):
+                send = frame.assign(**{WRITE_ID_COLUMN: write_id})
+                symbols = [c for c in spec.symbol_columns if c in send.columns]
+                self._writer().write(table, send, symbols=symbols, at=spec.timestamp, where=where)
+                wait_for_wal(self._sql, table, self.settings.wal_timeout)
+            stored = self._count(
+                q.count_written(spec, table, symbol, day, write_id, pruned=pruned, stale=False)
+            )
+            if stored != len(frame):
+                raise StoreError(
+                    f"{where}: wrote {len(frame)} rows but {stored} carry this write's id "
+                    f"{write_id}; another process may be writing the same partition"
+                )
+            stale = self._count(
+                q.count_written(spec, table, symbol, day, write_id, pruned=pruned, stale=True)
+            )
+            if stale:
+                logger.info("%s: retiring %d rows absent from the new frame", where, stale)
+                self._sql.execute(q.retire_stale(spec, table, symbol, day, write_id, pruned=pruned))
+                wait_for_wal(self._sql, table, self.settings.wal_timeout)
+            log = self.ensure_table(PARTITION_LOG)
+            self._sql.execute(registry.record(log, table, symbol, day, len(frame), write_id))
+            wait_for_wal(self._sql, log, self.settings.wal_timeout)
+        finally:
+            self._cache.invalidate()
+        return WriteStats(
+            table=spec.name,
+            symbol=symbol,
+            trading_day=trading_day,
+            rows=len(frame),
+            bytes=int(frame.memory_usage(index=False, deep=True).sum()),
+            seconds=time.perf_counter() - started,
+            location=f"questdb://{self.settings.host}:{self.settings.pg_port}/{table}",
+        )
+
+    def _count(self, query: q.Query) -> int:
+        rows = self._sql.fetch(query)
+        return int(rows[0][0]) if rows else 0
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _bulk(self, query: q.Query) -> pd.DataFrame:
+        """Bulk rows through the fastest path: QWP columnar when in use, else PGWire binary."""
+        if self._qwp.handle() is not None:
+            try:
+                return self._qwp.query_df(query)
+            except StoreError:
+                raise
+            except Exception as exc:
+                raise StoreError(
+                    f"QuestDB QWP read failed ({query.sql.split(' WHERE ')[0]} ...): "
+                    f"{type(exc).__name__}: {self.settings.redact(exc)}"
+                ) from None
+        return self._sql.fetch_df(query)
+
+    def read_partition(self, spec: TableSpec, symbol: str, trading_day: str) -> pd.DataFrame:
+        day = q.parse_day(trading_day)
+        table = self.ensure_table(spec)
+        raw = self._bulk(
+            q.select_partition(spec, table, symbol, day, pruned=spec.name in PRUNED_TABLES)
+        )
+        return normalise_read(spec, raw)
+
+    def read_table(
+        self,
+        spec: TableSpec,
+        symbols: Sequence[str] | None = None,
+        start_day: str | None = None,
+        end_day: str | None = None,
+    ) -> pd.DataFrame:
+        start = q.parse_day(start_day) if start_day is not None else None
+        end = q.parse_day(end_day) if end_day is not None else None
+        if symbols is not None and len(symbols) == 0:
+            return empty_frame(spec)
+        table = self.ensure_table(spec)
+        query = q.select_table(
+            spec,
+            table,
+            list(symbols) if symbols else None,
+            start,
+            end,
+            pruned=spec.name in PRUNED_TABLES,
+        )
+        frame = normalise_read(spec, self._bulk(query))
+        if start is not None or end is not None:
+            days = frame["trading_day"]
+            keep = pd.Series(True, index=frame.index)
+            if start is not None:
+                keep &= days >= start.isoformat()
+            if end is not None:
+                keep &= days <= end.isoformat()
+            frame = frame.loc[keep].reset_index(drop=True)
+        return frame
+
+    def partitions(self, spec: TableSpec, symbol: str) -> list[str]:
+        """Days written through this store, including days written with no rows (from the
+        partition log, see :mod:`.registry`)."""
+        table = self.table_name(spec)
+        log = self.ensure_table(PARTITION_LOG)
+        return sorted({str(r[0]) for r in self._sql.fetch(registry.days(log, table, symbol))})
+
+    def coverage(self, symbols: Sequence[str]) -> pd.DataFrame:
+        symbols = list(dict.fromkeys(symbols))
+        key = ("coverage", self.table_name(TICKS), tuple(symbols))
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached.copy()
+        out = self._coverage_uncached(symbols)
+        self._cache.put(key, out)
+        return out.copy()
+
+    def _coverage_uncached(self, symbols: list[str]) -> pd.DataFrame:
+        """Two grouped queries for all symbols at once: rows and ``ts`` bounds from the
+        ticks, days from the partition log (so days written empty count, as in the
+        embedded store)."""
+        ticks: dict[str, tuple[Any, ...]] = {}
+        days: dict[str, tuple[Any, ...]] = {}
+        if symbols:
+            table = self.ensure_table(TICKS)
+            log = self.ensure_table(PARTITION_LOG)
+            for row in self._sql.fetch(q.select_tick_bounds(TICKS, table, symbols)):
+                ticks[str(row[0])] = row
+            for row in self._sql.fetch(registry.day_bounds_by_symbol(log, table, symbols)):
+                days[str(row[0])] = row
+        records = []
+        for sym in symbols:
+            d = days.get(sym)
+            t = ticks.get(sym)
+            records.append(
+                (
+                    sym,
+                    registry.day_of(d[2]) if d else None,
+                    registry.day_of(d[3]) if d else None,
+                    int(d[1]) if d else 0,
+                    int(t[1]) if t else 0,
+                    t[2] if t else None,
+                    t[3] if t else None,
+                )
+            )
+        return _coverage_frame(records)
+
+    def latest(self, symbols: Sequence[str]) -> pd.DataFrame:
+        symbols = list(dict.fromkeys(symbols))
+        if not symbols:
+            return empty_frame(TICKS)
+        key = ("latest", self.table_name(TICKS), tuple(symbols))
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached.copy()
+        table = self.ensure_table(TICKS)
+        frame = normalise_read(TICKS, self._sql.fetch_df(q.select_latest(TICKS, table, symbols)))
+        order = {sym: i for i, sym in enumerate(symbols)}
+        frame = frame.sort_values("symbol", key=lambda s: s.map(order), kind="mergesort")
+        frame = frame.reset_index(drop=True)
+        self._cache.put(key, frame)
+        return frame.copy()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._ilp.close()
+        self._qwp.close()
+        self._sql.close()
+
+    def __enter__(self) -> QuestDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"QuestDBStore({self.settings!r})"
+
+
+def _coverage_frame(records: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """The coverage frame, with the dtypes the embedded store uses."""
+    cols = list(zip(*records, strict=True)) if records else [()] * len(COVERAGE_COLUMNS)
+    string = pd.StringDtype("pyarrow")
+    return pd.DataFrame(
+        {
+            "symbol": pd.Series(cols[0], dtype=string),
+            "first_day": pd.Series(cols[1], dtype=string),
+            "last_day": pd.Series(cols[2], dtype=string),
+            "n_days": pd.Series(cols[3], dtype="int64"),
+            "rows": pd.Series(cols[4], dtype="int64"),
+            "first_ts": pd.to_datetime(pd.Series(cols[5], dtype=object), utc=True).astype(
+                "datetime64[ns, UTC]"
+            ),
+            "last_ts": pd.to_datetime(pd.Series(cols[6], dtype=object), utc=True).astype(
+                "datetime64[ns, UTC]"
+            ),
+        }
+    )

@@ -1,0 +1,234 @@
+"""Session-aware coverage of one symbol-day: seconds, half-seconds, gaps, cadence, lag.
+
+Everything is computed exactly from the tick timestamps (coverage is never sampled) with a
+handful of ``searchsorted``/``bincount`` passes per session window, so a 60k-row day costs a
+few milliseconds.
+
+Definitions (all per session window ``[start, end)`` from
+:func:`ghtrader_assets.sessions.session_windows`):
+
+* *Expected seconds*: every whole second of every window. A second is *observed* when it
+  holds at least one tick.
+* *Boundary seconds*: the first and the last second of each window are treated separately.
+  Exchanges print the opening and closing snapshots on their own schedule (one tick, or a
+  tick stamped exactly at the end), so these seconds are counted on their own
+  (``boundary_seconds_*``) and excluded from cadence and gap runs; the remaining
+  *interior* seconds are judged.
+* *Boundary ticks*: call-auction prints shortly before an opening window (the night session
+  and the first day session; ``pre_open_grace_seconds``) and closing prints just after any
+  window end (``post_close_grace_seconds``) are neither in session nor out of session.
+* *Cadence*: ``fixed`` when at least ``fixed_cadence_min_share`` of the interior seconds that
+  have ticks have two or more (the exchange's 500 ms snapshot stream), else ``event``
+  (ticks only on change). The missing share of expected half-seconds is judged on fixed days
+  only; on event days an empty half-second is normal.
+* *Gaps*: maximal runs of at least two empty interior seconds. The run that reaches the end
+  of the last window is not a gap but the *session-end lag* (close of the last window minus
+  the last tick), so one hole is never reported twice.
+* *Intervals*: differences between consecutive in-session ticks of the same window (a
+  session break is not an interval), as percentiles in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ghtrader_assets.sessions import SessionWindow
+from ghtrader_assets.validation.arrays import true_runs
+from ghtrader_assets.validation.config import ValidationConfig
+
+NS = 1_000_000_000
+HALF_NS = NS // 2
+#: Gap length buckets in whole seconds (inclusive bounds); runs of one second are not gaps.
+GAP_BUCKETS: tuple[tuple[str, int, float], ...] = (
+    ("2_5", 2, 5),
+    ("6_15", 6, 15),
+    ("16_30", 16, 30),
+    ("over_30", 31, float("inf")),
+)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A run of empty seconds inside one session window (UTC ns bounds, end exclusive)."""
+
+    start_ns: int
+    end_ns: int
+    seconds: int
+    kind: str
+    warn_seconds: float | None
+
+    @property
+    def over_threshold(self) -> bool:
+        return self.warn_seconds is not None and self.seconds > self.warn_seconds
+
+
+@dataclass
+class Coverage:
+    """Coverage figures of one symbol-day (see module doc for definitions)."""
+
+    sessions: int
+    seconds_expected: int = 0
+    seconds_observed: int = 0
+    boundary_seconds_expected: int = 0
+    boundary_seconds_observed: int = 0
+    interior_seconds_with_ticks: int = 0
+    multi_tick_seconds: int = 0
+    half_seconds_expected: int = 0
+    half_seconds_observed: int = 0
+    cadence_mode: str = "none"
+    gaps: list[Gap] = field(default_factory=list)
+    interval_p50_ms: float = float("nan")
+    interval_p95_ms: float = float("nan")
+    interval_p99_ms: float = float("nan")
+    interval_max_ms: float = float("nan")
+    in_session_ticks: int = 0
+    boundary_ticks: int = 0
+    out_of_session_ticks: int = 0
+    out_of_session_seconds: int = 0
+    session_end_lag_seconds: float = float("nan")
+    last_session_end_ns: int | None = None
+    #: Row masks over the input timestamps.
+    in_session: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: Index of the window each row falls in, -1 outside every window.
+    window_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    out_of_session: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: (minute start ns, missing half-seconds) of the worst minutes, for samples.
+    worst_minutes: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def multi_tick_share(self) -> float:
+        n = self.interior_seconds_with_ticks
+        return self.multi_tick_seconds / n if n else float("nan")
+
+    @property
+    def half_seconds_missing_share(self) -> float:
+        """Missing share of expected interior half-seconds; NaN unless the day is fixed."""
+        if self.cadence_mode != "fixed" or not self.half_seconds_expected:
+            return float("nan")
+        return 1.0 - self.half_seconds_observed / self.half_seconds_expected
+
+    @property
+    def missing_day(self) -> bool:
+        return self.sessions > 0 and self.in_session_ticks == 0
+
+    def bucket_counts(self) -> dict[str, int]:
+        return {
+            name: sum(1 for g in self.gaps if lo <= g.seconds <= hi) for name, lo, hi in GAP_BUCKETS
+        }
+
+    def largest_gaps(self, n: int, *, over_threshold_only: bool = True) -> list[Gap]:
+        pool = [g for g in self.gaps if g.over_threshold or not over_threshold_only]
+        return sorted(pool, key=lambda g: (-g.seconds, g.start_ns))[:n]
+
+
+def _ns(ts: object) -> int:
+    return int(ts.as_unit("ns").value)  # type: ignore[attr-defined]
+
+
+def compute_coverage(
+    t: np.ndarray,
+    windows: Sequence[SessionWindow],
+    config: ValidationConfig,
+    exchange: str,
+    product: str,
+) -> Coverage:
+    """Coverage of sorted UTC-ns tick times ``t`` against ``windows``."""
+    if t.size > 1 and np.any(t[1:] < t[:-1]):
+        raise ValueError("compute_coverage needs tick times sorted ascending")
+    ordered = sorted(windows, key=lambda w: w.start)
+    cov = Coverage(sessions=len(ordered))
+    in_session = np.zeros(t.size, dtype=bool)
+    window_of = np.full(t.size, -1, dtype=np.int64)
+    boundary = np.zeros(t.size, dtype=bool)
+    intervals: list[np.ndarray] = []
+    pre = int(config.pre_open_grace_seconds * NS)
+    post = int(config.post_close_grace_seconds * NS)
+    first_day_seen = False
+    last_tick_in_session: int | None = None
+
+    for i, w in enumerate(ordered):
+        s, e = _ns(w.start), _ns(w.end)
+        opening = w.kind == "night" or (w.kind == "day" and not first_day_seen)
+        first_day_seen = first_day_seen or w.kind == "day"
+        lo, hi = np.searchsorted(t, [s, e], side="left")
+        in_session[lo:hi] = True
+        window_of[lo:hi] = i
+        if opening and pre:
+            blo = np.searchsorted(t, s - pre, side="left")
+            boundary[blo:lo] = True
+        if post:
+            bhi = np.searchsorted(t, e + post, side="left")
+            boundary[hi:bhi] = True
+
+        length = -(-(e - s) // NS)
+        cov.seconds_expected += length
+        rel = t[lo:hi] - s
+        counts = np.bincount(rel // NS, minlength=length)
+        cov.seconds_observed += int(np.count_nonzero(counts))
+        edge = [0, length - 1] if length > 1 else [0]
+        cov.boundary_seconds_expected += len(edge)
+        cov.boundary_seconds_observed += int(np.count_nonzero(counts[edge]))
+        if hi > lo:
+            last_tick_in_session = int(t[hi - 1])
+            if hi - lo > 1:
+                intervals.append(np.diff(t[lo:hi]))
+        if length < 3:
+            continue
+        interior = counts[1 : length - 1]
+        cov.interior_seconds_with_ticks += int(np.count_nonzero(interior))
+        cov.multi_tick_seconds += int(np.count_nonzero(interior >= 2))
+
+        halves = np.bincount(rel // HALF_NS, minlength=2 * length)[2 : 2 * length - 2] > 0
+        cov.half_seconds_expected += halves.size
+        cov.half_seconds_observed += int(np.count_nonzero(halves))
+        _collect_worst_minutes(cov, s, halves)
+
+        warn = config.gap_warn_seconds(exchange, product, w.kind)
+        starts, ends = true_runs(interior == 0)
+        is_last = i == len(ordered) - 1
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            if b - a < 2 or (is_last and b == interior.size):
+                continue  # one empty second is normal; the trailing run is the end lag
+            cov.gaps.append(Gap(s + (a + 1) * NS, s + (b + 1) * NS, b - a, w.kind, warn))
+
+    cov.in_session = in_session
+    cov.window_of = window_of
+    boundary &= ~in_session
+    cov.out_of_session = ~(in_session | boundary)
+    cov.in_session_ticks = int(np.count_nonzero(in_session))
+    cov.boundary_ticks = int(np.count_nonzero(boundary))
+    cov.out_of_session_ticks = int(np.count_nonzero(cov.out_of_session))
+    if cov.out_of_session_ticks:
+        cov.out_of_session_seconds = int(np.unique(t[cov.out_of_session] // NS).size)
+    if ordered:
+        cov.last_session_end_ns = _ns(ordered[-1].end)
+        if last_tick_in_session is not None:
+            cov.session_end_lag_seconds = (cov.last_session_end_ns - last_tick_in_session) / NS
+    if cov.interior_seconds_with_ticks:
+        fixed = cov.multi_tick_share >= config.fixed_cadence_min_share
+        cov.cadence_mode = "fixed" if fixed else "event"
+    if intervals:
+        ms = np.concatenate(intervals) / 1e6
+        if ms.size:
+            p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+            cov.interval_p50_ms, cov.interval_p95_ms = float(p50), float(p95)
+            cov.interval_p99_ms, cov.interval_max_ms = float(p99), float(ms.max())
+    cov.worst_minutes = sorted(cov.worst_minutes, key=lambda m: (-m[1], m[0]))[:10]
+    return cov
+
+
+def _collect_worst_minutes(cov: Coverage, start_ns: int, halves: np.ndarray) -> None:
+    """Keep the ten minutes of this window with the most missing half-seconds."""
+    missing = np.flatnonzero(~halves)
+    if not missing.size:
+        return
+    # half-second slot k of the interior starts at start + (k + 2) * 0.5 s
+    minute_of = (missing + 2) // 120
+    per_minute = np.bincount(minute_of)
+    top = np.argsort(-per_minute, kind="stable")[:10]
+    cov.worst_minutes.extend(
+        (start_ns + int(m) * 60 * NS, int(per_minute[m])) for m in top if per_minute[m] > 0
+    )

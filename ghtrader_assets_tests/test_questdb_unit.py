@@ -1,0 +1,720 @@
+"""QuestDB store without a server: DDL, SQL building, batching, retries, bounds, secrets,
+caching and transport choice, against fakes of the ``questdb`` Sender and of PGWire."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from questdb import QuestDBError, QuestDBErrorCode
+
+from ghtrader_assets import schema
+from ghtrader_assets.calendar import TZ, trading_days
+from ghtrader_assets.products import PRODUCTS
+from ghtrader_assets.schema import MANIFESTS, TICKS, TableSpec, conform
+from ghtrader_assets.sessions import session_windows
+from ghtrader_assets.stores.base import StoreError
+from ghtrader_assets.stores.questdb import QuestDBSettings, QuestDBStore, SchemaDriftError
+from ghtrader_assets.stores.questdb import queries as q
+from ghtrader_assets.stores.questdb import registry
+from ghtrader_assets.stores.questdb.ddl import (
+    WRITE_ID_COLUMN,
+    column_defs,
+    create_table_sql,
+    detect_drift,
+    drift_message,
+    table_columns_sql,
+    validate_identifier,
+)
+from ghtrader_assets.stores.questdb.frames import normalise_read, prepare_for_write
+from ghtrader_assets.stores.questdb.qwp import QwpTransport
+from ghtrader_assets.stores.questdb.reader import wait_for_wal
+from ghtrader_assets.stores.questdb.settings import QuestDBSettingsError
+from ghtrader_assets.stores.questdb.writer import IlpHttpWriter, RetryPolicy, is_transient
+
+SYMBOL = "KQ.m@SHFE.cu"
+MONDAY = dt.date(2025, 1, 6)
+ALL_SPECS = [v for v in vars(schema).values() if isinstance(v, TableSpec)]
+
+
+# -- fixtures and fakes --------------------------------------------------------------------
+
+
+def ticks(n: int, day: dt.date = MONDAY, start: str = "09:00") -> pd.DataFrame:
+    """``n`` valid ticks of ``day`` at a 500 ms cadence from ``start`` Shanghai time."""
+    ts = pd.date_range(pd.Timestamp(f"{day} {start}", tz=TZ), periods=n, freq="500ms")
+    ts = ts.tz_convert("UTC").as_unit("ns")
+    rng = np.random.default_rng(0)
+    frame = {
+        "symbol": SYMBOL,
+        "trading_day": day.isoformat(),
+        "ts": ts,
+        "datetime": ts.asi8,
+        "id": np.arange(n, dtype="int64"),
+        "underlying": "SHFE.cu2502",
+        "source": "simulated",
+    }
+    for col in schema.PRICE_COLUMNS + schema.CUMULATIVE_COLUMNS + schema.BOOK_COLUMNS:
+        frame[col] = rng.uniform(1, 100, n)
+    return conform(pd.DataFrame(frame), TICKS)
+
+
+def qdb_error(code: str, msg: str) -> QuestDBError:
+    return QuestDBError(getattr(QuestDBErrorCode, code), msg)
+
+
+class FakeSender:
+    """Records what would be sent; ``failures`` maps a flush number (1-based) to the error
+    that flush raises. Like the real sender, a failed flush clears the buffer."""
+
+    def __init__(self, failures: dict[int, Exception] | None = None) -> None:
+        self.failures = failures or {}
+        self.pending: list[tuple[str, pd.DataFrame, Any, Any]] = []
+        self.flushes: list[list[tuple[str, int]]] = []
+        self.flush_calls = 0
+        self.transactional: list[bool] = []
+        self.established = 0
+        self.closed = 0
+
+    def establish(self) -> None:
+        self.established += 1
+
+    def dataframe(self, df: pd.DataFrame, *, table_name: str, symbols: Any, at: Any) -> None:
+        self.pending.append((table_name, df, symbols, at))
+
+    def flush(self, buffer: Any = None, clear: bool = True, transactional: bool = False) -> None:
+        self.flush_calls += 1
+        self.transactional.append(transactional)
+        batch, self.pending = self.pending, []
+        if self.flush_calls in self.failures:
+            raise self.failures[self.flush_calls]
+        self.flushes.append([(t, len(df)) for t, df, _, _ in batch])
+
+    def close(self, flush: bool = True) -> None:
+        self.closed += 1
+
+
+class FakeSql:
+    """A scripted PGWire: DDL and statements are recorded; queries are answered by kind."""
+
+    def __init__(self, live_columns: dict[str, list[tuple]] | None = None) -> None:
+        self.live_columns = live_columns or {}
+        self.ddl: list[str] = []
+        self.executed: list[q.Query] = []
+        self.fetched: list[q.Query] = []
+        self.counts = {"fresh": None, "stale": 0}
+        self.wal = [(False, 7, 7, None, None)]
+
+    def _columns_for(self, table: str) -> list[tuple]:
+        if table in self.live_columns:
+            return self.live_columns[table]
+        for spec in [*ALL_SPECS, registry.PARTITION_LOG]:
+            if table.endswith(spec.name):
+                return live_rows(spec)
+        raise AssertionError(f"unknown table {table}")
+
+    def fetch(self, query: q.Query) -> list[tuple]:
+        self.fetched.append(query)
+        sql = query.sql
+        if "table_columns(" in sql:
+            return self._columns_for(re.search(r"table_columns\('(\w+)'\)", sql).group(1))
+        if "wal_tables()" in sql:
+            return [self.wal.pop(0) if len(self.wal) > 1 else self.wal[0]]
+        if sql.startswith("SELECT count()"):
+            if '"write_id" !=' in sql:
+                return [(self.counts["stale"],)]
+            return [(self.counts["fresh"],)]
+        return []
+
+    def fetch_df(self, query: q.Query) -> pd.DataFrame:
+        self.fetched.append(query)
+        return pd.DataFrame()
+
+    def execute(self, query: q.Query) -> None:
+        self.executed.append(query)
+
+    def execute_ddl(self, sql: str) -> None:
+        self.ddl.append(sql)
+
+    def close(self) -> None:
+        pass
+
+
+def live_rows(spec: TableSpec) -> list[tuple]:
+    """What ``table_columns()`` returns for a table created from ``spec``."""
+    return [
+        (c.name, c.qdb_type, c.name == spec.timestamp, c.name in spec.dedup_keys)
+        for c in column_defs(spec)
+    ]
+
+
+def make_store(
+    sql: FakeSql | None = None,
+    sender: FakeSender | None = None,
+    connect: Any = None,
+    **settings: Any,
+) -> tuple[QuestDBStore, FakeSql, FakeSender, list[float]]:
+    sql = sql or FakeSql()
+    sender = sender or FakeSender()
+    sleeps: list[float] = []
+    settings.setdefault("transport", "ilp_http")
+    store = QuestDBStore(
+        QuestDBSettings(host="qdb.example", **settings),
+        sql=sql,
+        sender_factory=lambda: sender,
+        qwp_connect=connect,
+        sleep=sleeps.append,
+    )
+    return store, sql, sender, sleeps
+
+
+# -- DDL -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+def test_ddl_for_every_spec_declares_types_timestamp_partitioning_and_dedup(spec: TableSpec) -> None:
+    sql = create_table_sql(spec, f"p_{spec.name}")
+    assert sql.startswith(f'CREATE TABLE IF NOT EXISTS "p_{spec.name}" (')
+    assert f'TIMESTAMP("{spec.timestamp}") PARTITION BY DAY WAL' in sql
+    keys = re.search(r"DEDUP UPSERT KEYS\(([^)]*)\)", sql).group(1)
+    assert [k.strip().strip('"') for k in keys.split(",")] == list(spec.dedup_keys)
+    assert spec.timestamp in spec.dedup_keys
+    for name, col in spec.schema.columns.items():
+        line = re.search(rf'^\s*"{name}" (\w+)', sql, re.M)
+        assert line, f"column {name} missing from DDL"
+        dtype = str(col.dtype)
+        if dtype.startswith("str"):
+            expected = "SYMBOL" if name in spec.symbol_columns else "VARCHAR"
+        else:
+            expected = {"float64": "DOUBLE", "int64": "LONG", "datetime64[ns, UTC]": "TIMESTAMP"}[dtype]
+        assert line.group(1) == expected, name
+    assert re.search(rf'^\s*"{WRITE_ID_COLUMN}" LONG', sql, re.M)
+    assert len(re.findall(r'^\s*"\w+" ', sql, re.M)) == len(spec.columns) + 1
+
+
+def test_tick_dedup_keys_keep_distinct_ticks_with_equal_timestamps_apart() -> None:
+    sql = create_table_sql(TICKS, "ticks")
+    assert 'DEDUP UPSERT KEYS("ts", "symbol", "id")' in sql
+    assert re.search(r'"datetime" LONG', sql)  # exact nanoseconds kept beside TIMESTAMP ts
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['t"; DROP TABLE x; --', "a b", "1abc", "", "ticks'", "t;", "x" * 128, "tick-s", "é"],
+)
+def test_identifier_validation_rejects_injection_and_odd_names(name: str) -> None:
+    with pytest.raises(StoreError, match="invalid QuestDB"):
+        validate_identifier(name)
+    with pytest.raises(StoreError):
+        table_columns_sql(name)
+
+
+def test_table_prefix_is_validated_before_it_can_reach_sql() -> None:
+    with pytest.raises(QuestDBSettingsError, match="table_prefix"):
+        QuestDBSettings(table_prefix='x"; DROP TABLE ticks_main_l5; --')
+    store, *_ = make_store(table_prefix="ghtrader_test_ab12cd34_")
+    assert store.table_name(TICKS) == "ghtrader_test_ab12cd34_ticks_main_l5"
+
+
+# -- schema drift --------------------------------------------------------------------------
+
+
+def test_drift_none_for_a_table_created_from_the_spec() -> None:
+    assert detect_drift(TICKS, live_rows(TICKS)).ok
+
+
+def test_drift_lists_missing_and_mistyped_columns_and_wrong_keys() -> None:
+    rows = [r for r in live_rows(TICKS) if r[0] not in ("ask_price5", "average")]
+    rows = [(n, "INT" if n == "id" else t, d, k and n != "id") for n, t, d, k in rows]
+    drift = detect_drift(TICKS, rows)
+    assert {c.name for c in drift.missing} == {"ask_price5", "average"}
+    assert drift.mistyped == [("id", "LONG", "INT")]
+    assert drift.keys == (["symbol", "ts"], ["id", "symbol", "ts"])
+    msg = drift_message(TICKS, "ticks_main_l5", drift)
+    for part in ("ask_price5 DOUBLE", "average DOUBLE", "id (expected LONG, found INT)", "ticks_main_l5"):
+        assert part in msg
+
+
+def test_store_refuses_a_drifted_table_and_writes_nothing() -> None:
+    rows = [r for r in live_rows(TICKS) if r[0] != "bid_volume3"]
+    sql = FakeSql(live_columns={"ticks_main_l5": rows})
+    store, sql, sender, _ = make_store(sql)
+    with pytest.raises(SchemaDriftError, match="missing columns: bid_volume3 DOUBLE"):
+        store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+    assert sender.flushes == [] and sql.executed == []
+
+
+def test_auto_add_columns_adds_only_missing_columns() -> None:
+    rows = [r for r in live_rows(MANIFESTS) if r[0] != "code_version"]
+    sql = FakeSql(live_columns={"manifests": rows})
+    store, sql, _, _ = make_store(sql, auto_add_columns=True)
+    sql.live_columns = {}  # after ALTER the table matches
+    sql.live_columns["manifests"] = rows  # first check sees the drift ...
+    answers = iter([rows, live_rows(MANIFESTS)])
+    sql._columns_for = lambda table: next(answers)  # type: ignore[method-assign]
+    store.ensure_table(MANIFESTS)
+    assert sql.ddl[-1] == 'ALTER TABLE "manifests" ADD COLUMN "code_version" VARCHAR'
+
+
+# -- batching and retries ------------------------------------------------------------------
+
+
+def test_batches_split_at_batch_rows_with_one_table_per_transactional_flush() -> None:
+    sender = FakeSender()
+    writer = IlpHttpWriter(lambda: sender, 50_000, RetryPolicy(0))
+    frame = pd.DataFrame({"ts": pd.date_range("2025-01-06", periods=120_000, freq="s", tz="UTC")})
+    assert writer.write("t", frame, symbols=[], at="ts", where="w") == 3
+    assert sender.flushes == [[("t", 50_000)], [("t", 50_000)], [("t", 20_000)]]
+    assert sender.transactional == [True, True, True]
+    assert sender.established == 1  # one sender reused for every batch
+    assert writer.write("t", frame.iloc[:100_000], symbols=[], at="ts", where="w") == 2
+    assert writer.write("t", frame.iloc[:0], symbols=[], at="ts", where="w") == 0
+    assert len(sender.flushes) == 5
+
+
+def test_transient_errors_are_retried_with_growing_backoff_and_resent() -> None:
+    sender = FakeSender(
+        {
+            1: qdb_error("SocketError", "Could not flush buffer: io: Connection refused"),
+            2: qdb_error("ServerFlushError", "Could not flush buffer: 503 Service Unavailable"),
+        }
+    )
+    sleeps: list[float] = []
+    writer = IlpHttpWriter(lambda: sender, 10, RetryPolicy(3, 1.0, 60.0), sleep=sleeps.append)
+    frame = pd.DataFrame({"ts": pd.date_range("2025-01-06", periods=10, freq="s", tz="UTC")})
+    writer.write("t", frame, symbols=[], at="ts", where="w")
+    assert sender.flushes == [[("t", 10)]]  # the batch was re-serialised for the 3rd try
+    assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 1.0 and 1.0 <= sleeps[1] <= 2.0
+    assert sender.closed == 2  # a failed connection is dropped, a fresh one made
+
+
+def test_permanent_errors_are_not_retried() -> None:
+    err = qdb_error("ServerFlushError", "cast error from protocol type: STRING to column type: LONG")
+    sender = FakeSender({1: err})
+    sleeps: list[float] = []
+    writer = IlpHttpWriter(lambda: sender, 10, RetryPolicy(5), sleep=sleeps.append)
+    frame = pd.DataFrame({"ts": pd.date_range("2025-01-06", periods=3, freq="s", tz="UTC")})
+    with pytest.raises(StoreError, match="permanent error, not retried"):
+        writer.write("t", frame, symbols=[], at="ts", where="w")
+    assert sleeps == [] and sender.flush_calls == 1
+
+
+def test_retries_stop_after_the_budget() -> None:
+    sender = FakeSender({i: ConnectionResetError("reset") for i in range(1, 10)})
+    sleeps: list[float] = []
+    writer = IlpHttpWriter(lambda: sender, 10, RetryPolicy(2, 0.1, 0.15), sleep=sleeps.append)
+    frame = pd.DataFrame({"ts": pd.date_range("2025-01-06", periods=3, freq="s", tz="UTC")})
+    with pytest.raises(StoreError, match="2 retries exhausted"):
+        writer.write("t", frame, symbols=[], at="ts", where="w")
+    assert sender.flush_calls == 3 and len(sleeps) == 2 and max(sleeps) <= 0.15
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (qdb_error("SocketError", "io: Connection refused"), True),
+        (qdb_error("ProtocolVersionError", "settings url ..., err: io: Connection refused."), True),
+        (qdb_error("ServerFlushError", "Could not flush buffer: internal server error"), True),
+        (qdb_error("ServerFlushError", "cast error ... [id: x, code: invalid, line: 1]"), False),
+        (qdb_error("AuthError", "HTTP endpoint authentication error [code: 401]"), False),
+        (qdb_error("InvalidName", "bad column name"), False),
+        (TimeoutError("slow"), True),
+        (ValueError("bad frame"), False),
+    ],
+)
+def test_error_classification(exc: BaseException, transient: bool) -> None:
+    assert is_transient(exc) is transient
+
+
+def test_failure_mid_write_names_table_partition_and_batch() -> None:
+    err = qdb_error("ServerFlushError", "cast error from protocol type: STRING to column type: LONG")
+    sender = FakeSender({2: err})
+    store, sql, sender, _ = make_store(sender=sender, batch_rows=400)
+    with pytest.raises(StoreError) as info:
+        store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(1000))
+    msg = str(info.value)
+    for part in ("'ticks_main_l5'", SYMBOL, MONDAY.isoformat(), "batch 2/3", "rows 400-799"):
+        assert part in msg
+    assert "batches 1-1 of 3 were committed" in msg
+    assert sql.executed == []  # nothing retired, nothing logged as written
+
+
+# -- SQL building --------------------------------------------------------------------------
+
+EVIL = "KQ.m@SHFE.cu' OR '1'='1"
+
+
+def _builders() -> list[q.Query]:
+    day = MONDAY
+    return [
+        q.select_partition(TICKS, "t", EVIL, day, pruned=True),
+        q.select_partition(MANIFESTS, "m", EVIL, day, pruned=False),
+        q.select_table(TICKS, "t", [EVIL, "KQ.m@DCE.m"], day, day, pruned=True),
+        q.select_table(MANIFESTS, "m", [EVIL], None, day, pruned=False),
+        q.select_tick_bounds(TICKS, "t", [EVIL, "a", "b"]),
+        q.select_latest(TICKS, "t", [EVIL]),
+        q.count_written(TICKS, "t", EVIL, day, 42, pruned=True, stale=True),
+        q.retire_stale(TICKS, "t", EVIL, day, 42, pruned=True),
+        q.wal_status(EVIL),
+        registry.record("log", "t", EVIL, day, 5, 42),
+        registry.days("log", "t", EVIL),
+        registry.day_bounds_by_symbol("log", "t", [EVIL]),
+    ]
+
+
+@pytest.mark.parametrize("query", _builders(), ids=lambda x: x.sql.split()[0] + x.sql[-30:])
+def test_sql_takes_values_only_as_parameters(query: q.Query) -> None:
+    assert EVIL in query.params
+    assert "OR '1'" not in query.sql and "KQ.m" not in query.sql and "2025-" not in query.sql
+    assert query.sql.count("%s") == len(query.params)
+    qwp = query.qwp_sql()
+    assert "%s" not in qwp
+    assert re.findall(r"\$(\d+)", qwp) == [str(i) for i in range(1, len(query.params) + 1)]
+
+
+def test_in_lists_are_padded_to_powers_of_two_for_statement_reuse() -> None:
+    a = q.select_tick_bounds(TICKS, "t", ["a", "b", "c"])
+    b = q.select_tick_bounds(TICKS, "t", ["d", "e", "f", "g"])
+    assert a.sql == b.sql
+    assert a.params[:4] == ("a", "b", "c", "c")
+
+
+def test_partition_reads_bound_ts_and_retired_rows_are_excluded() -> None:
+    query = q.select_partition(TICKS, "t", SYMBOL, MONDAY, pruned=True)
+    assert '"ts" >= %s AND "ts" < %s' in query.sql
+    assert query.params[2:] == q.day_bounds(MONDAY)
+    for query in (q.select_tick_bounds(TICKS, "t", [SYMBOL]), q.select_latest(TICKS, "t", [SYMBOL])):
+        assert '"trading_day" != %s' in query.sql and q.RETIRED_DAY in query.params
+    latest = q.select_latest(TICKS, "t", [SYMBOL]).sql
+    assert latest.index("WHERE") < latest.index("LATEST ON")
+
+
+# -- trading-day bounds --------------------------------------------------------------------
+
+
+def test_monday_bounds_include_friday_night_and_saturday_morning() -> None:
+    lo, hi = q.day_bounds(MONDAY)
+    assert lo == dt.datetime(2025, 1, 3, 18, 0, tzinfo=TZ)  # Friday 18:00 Shanghai
+    assert hi == dt.datetime(2025, 1, 6, 18, 0, tzinfo=TZ)
+    inside = ["2025-01-03 21:00", "2025-01-04 02:29", "2025-01-06 09:00", "2025-01-06 14:59"]
+    outside = ["2025-01-03 15:00", "2025-01-06 21:00"]
+    for t in inside:
+        assert lo <= pd.Timestamp(t, tz=TZ) < hi, t
+    for t in outside:
+        assert not lo <= pd.Timestamp(t, tz=TZ) < hi, t
+
+
+def test_bounds_after_a_holiday_start_on_the_last_trading_day() -> None:
+    lo, _ = q.day_bounds(dt.date(2025, 10, 9))  # first trading day after National Day
+    assert lo.astimezone(TZ).date() == dt.date(2025, 9, 30)
+
+
+def test_bounds_contain_every_session_window_of_every_product() -> None:
+    days = trading_days(dt.date(2024, 12, 30), dt.date(2025, 2, 14))  # spans Spring Festival
+    for exchange, product in PRODUCTS:
+        for day in days:
+            lo, hi = q.day_bounds(day)
+            for w in session_windows(exchange, product, day):
+                assert lo <= w.start and w.end <= hi, (exchange, product, day, w)
+
+
+def test_adjacent_trading_days_have_disjoint_bounds() -> None:
+    days = trading_days(dt.date(2025, 1, 1), dt.date(2025, 3, 1))
+    for a, b in zip(days, days[1:], strict=False):
+        assert q.day_bounds(a)[1] == q.day_bounds(b)[0]
+
+
+# -- frames --------------------------------------------------------------------------------
+
+
+def test_write_rejects_rows_of_another_partition_and_ts_outside_the_day() -> None:
+    frame = ticks(5)
+    frame.loc[2, "symbol"] = "KQ.m@SHFE.au"
+    with pytest.raises(StoreError, match=r"1 rows have symbol \['KQ.m@SHFE.au'\]"):
+        prepare_for_write(TICKS, SYMBOL, MONDAY, frame, pruned=True, where="w")
+    late = ticks(5, start="19:00")  # Monday evening belongs to Tuesday
+    with pytest.raises(StoreError, match="outside trading day 2025-01-06"):
+        prepare_for_write(TICKS, SYMBOL, MONDAY, late, pruned=True, where="w")
+    assert len(prepare_for_write(TICKS, SYMBOL, MONDAY, late, pruned=False, where="w")) == 5
+
+
+def test_duplicate_keys_collapse_to_the_last_row_as_questdb_would(caplog: Any) -> None:
+    frame = pd.concat([ticks(4), ticks(4).iloc[[1]].assign(last_price=999.0)], ignore_index=True)
+    with caplog.at_level(logging.WARNING):
+        out = prepare_for_write(TICKS, SYMBOL, MONDAY, frame, pruned=True, where="w")
+    assert len(out) == 4 and (out["last_price"] == 999.0).sum() == 1
+    assert "1 rows share dedup keys" in caplog.text
+
+
+def test_nanosecond_tick_timestamps_round_trip_through_the_datetime_column() -> None:
+    frame = ticks(4)
+    exact = frame["datetime"].to_numpy() + np.array([0, 1, 999, 123_456])
+    frame["datetime"] = exact
+    frame["ts"] = pd.to_datetime(exact, utc=True)
+    prepared = prepare_for_write(TICKS, SYMBOL, MONDAY, frame, pruned=True, where="w")
+    stored = prepared.copy()  # what QuestDB keeps: ts cut to microseconds
+    stored["ts"] = stored["ts"].dt.floor("us")
+    back = normalise_read(TICKS, stored)
+    pd.testing.assert_frame_equal(back, frame)
+
+
+def test_sub_microsecond_timestamps_without_an_exact_copy_are_refused() -> None:
+    frame = ticks(3)
+    frame.loc[1, "ts"] += pd.Timedelta(1, "ns")  # ts no longer equals datetime
+    with pytest.raises(StoreError, match="sub-microsecond precision"):
+        prepare_for_write(TICKS, SYMBOL, MONDAY, frame, pruned=True, where="w")
+    day_start = registry.day_start(MONDAY)
+    manifest = pd.DataFrame(
+        {c: [None] for c in MANIFESTS.columns}
+        | {"symbol": [SYMBOL], "trading_day": ["2025-01-06"], "ts": [pd.Timestamp(day_start)]}
+        | {"created_at": [pd.Timestamp("2025-01-06 08:00:00.000000001", tz="UTC")]}
+        | {"rows": [1], "checks_passed": [1], "checks_failed": [0]}
+    )
+    with pytest.raises(StoreError, match="created_at"):
+        prepare_for_write(MANIFESTS, SYMBOL, MONDAY, manifest, pruned=False, where="w")
+
+
+def test_read_normalises_qwp_categoricals_and_pgwire_objects_to_schema_dtypes() -> None:
+    frame = ticks(3)
+    raw = frame.sample(frac=1, random_state=1).copy()  # server order is not ours
+    raw["symbol"] = pd.Categorical(raw["symbol"])
+    raw["ts"] = raw["ts"].dt.tz_localize(None).astype("datetime64[us]")
+    raw["source"] = raw["source"].astype(object)
+    raw[WRITE_ID_COLUMN] = 5  # internal column never comes back
+    pd.testing.assert_frame_equal(normalise_read(TICKS, raw), frame)
+
+
+# -- WAL wait ------------------------------------------------------------------------------
+
+
+class ClockSql(FakeSql):
+    pass
+
+
+def test_wal_wait_returns_once_the_writer_reaches_the_sequencer() -> None:
+    sql = FakeSql()
+    sql.wal = [(False, 3, 5, None, None), (False, 4, 6, None, None), (False, 5, 6, None, None)]
+    sleeps: list[float] = []
+    wait_for_wal(sql, "t", 5.0, sleep=sleeps.append)
+    assert len(sleeps) == 2  # target fixed at the first read (5), reached at the third
+
+
+def test_wal_wait_fails_clearly_on_a_suspended_table_and_on_timeout() -> None:
+    sql = FakeSql()
+    sql.wal = [(True, 3, 5, "DISK FULL", "no space left")]
+    with pytest.raises(StoreError, match=r"suspended .*DISK FULL.*RESUME WAL"):
+        wait_for_wal(sql, "t", 5.0, sleep=lambda s: None)
+    sql.wal = [(False, 3, 5, None, None)]
+    now = [0.0]
+
+    def tick(seconds: float) -> None:
+        now[0] += 1.0
+
+    with pytest.raises(StoreError, match="did not catch up within 3s"):
+        wait_for_wal(sql, "t", 3.0, sleep=tick, clock=lambda: now[0])
+
+
+# -- store flow ----------------------------------------------------------------------------
+
+
+def test_write_verifies_rows_retires_stale_ones_and_logs_the_partition() -> None:
+    store, sql, sender, _ = make_store()
+    sql.counts = {"fresh": 10, "stale": 4}
+    stats = store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+    assert stats.rows == 10 and stats.table == "ticks_main_l5"
+    assert sender.flushes == [[("ticks_main_l5", 10)]]
+    sent = sender.pending  # cleared after flush; check what the frame carried instead
+    assert sent == []
+    update, insert = sql.executed
+    assert update.sql.startswith('UPDATE "ticks_main_l5" SET "trading_day" = %s')
+    assert update.params[0] == q.RETIRED_DAY and update.params[1:3] == (SYMBOL, "2025-01-06")
+    assert insert.sql.startswith('INSERT INTO "store_partitions"')
+    assert insert.params[1:5] == ("ticks_main_l5", SYMBOL, "2025-01-06", 10)
+    write_id = update.params[-1]
+    assert insert.params[-1] == write_id
+
+
+def test_rewriting_identical_data_retires_nothing() -> None:
+    store, sql, _, _ = make_store()
+    sql.counts = {"fresh": 10, "stale": 0}
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+    assert [x.sql.split()[0] for x in sql.executed] == ["INSERT"]
+
+
+def test_a_row_count_mismatch_after_the_write_is_an_error() -> None:
+    store, sql, _, _ = make_store()
+    sql.counts = {"fresh": 9, "stale": 0}
+    with pytest.raises(StoreError, match="wrote 10 rows but 9 carry"):
+        store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+
+
+def test_empty_write_retires_the_old_rows_and_still_records_the_day() -> None:
+    store, sql, sender, _ = make_store()
+    sql.counts = {"fresh": 0, "stale": 7}
+    stats = store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(0))
+    assert stats.rows == 0 and sender.flush_calls == 0
+    assert [x.sql.split()[0] for x in sql.executed] == ["UPDATE", "INSERT"]
+
+
+def test_bad_symbol_or_day_is_refused_before_anything_is_sent() -> None:
+    store, sql, sender, _ = make_store()
+    with pytest.raises(StoreError, match="not a main continuous symbol"):
+        store.write_partition(TICKS, "SHFE.cu2502", MONDAY.isoformat(), ticks(3))
+    with pytest.raises(StoreError, match="not an ISO date"):
+        store.write_partition(TICKS, SYMBOL, "2025-1-6", ticks(3))
+    assert sender.flush_calls == 0 and sql.ddl == []
+
+
+def test_coverage_is_cached_until_this_process_writes() -> None:
+    store, sql, _, _ = make_store(cache_ttl=None)
+    sql.counts = {"fresh": 10, "stale": 0}
+
+    def coverage_queries() -> int:
+        return sum("GROUP BY" in x.sql for x in sql.fetched)
+
+    first = store.coverage([SYMBOL, "KQ.m@DCE.m"])
+    store.coverage([SYMBOL, "KQ.m@DCE.m"])
+    assert coverage_queries() == 2  # ticks + partition log, once
+    assert list(first.columns) == ["symbol", "first_day", "last_day", "n_days", "rows", "first_ts", "last_ts"]
+    assert first["n_days"].tolist() == [0, 0] and first["first_ts"].isna().all()
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+    store.coverage([SYMBOL, "KQ.m@DCE.m"])
+    assert coverage_queries() == 4
+
+
+def test_coverage_combines_tick_bounds_and_logged_days() -> None:
+    store, sql, _, _ = make_store()
+    t0 = dt.datetime(2025, 1, 3, 13, 0)
+    t1 = dt.datetime(2025, 1, 7, 7, 0)
+    answers = {
+        '"n_rows"': [(SYMBOL, 120, t0, t1)],
+        '"n_days"': [(SYMBOL, 3, registry.day_start(MONDAY), registry.day_start(dt.date(2025, 1, 8)))],
+    }
+    original = sql.fetch
+
+    def fetch(query: q.Query) -> list[tuple]:
+        for marker, rows in answers.items():
+            if f"AS {marker.strip(chr(34))}" in query.sql:
+                return rows
+        return original(query)
+
+    sql.fetch = fetch  # type: ignore[method-assign]
+    cov = store.coverage([SYMBOL])
+    row = cov.iloc[0]
+    assert (row["first_day"], row["last_day"], row["n_days"], row["rows"]) == ("2025-01-06", "2025-01-08", 3, 120)
+    assert row["first_ts"] == pd.Timestamp(t0, tz="UTC")
+
+
+# -- settings and secrets ------------------------------------------------------------------
+
+PASSWORD = "s3cr3t-Pa55"
+TOKEN = "tok-ABCDEF123456"
+
+
+def test_settings_from_env_and_validation() -> None:
+    env = {
+        "GHTRADER_QDB_HOST": "qdb.internal",
+        "GHTRADER_QDB_ILP_PORT": "19000",
+        "GHTRADER_QDB_PG_PORT": "18812",
+        "GHTRADER_QDB_USER": "ingest",
+        "GHTRADER_QDB_PASSWORD": PASSWORD,
+        "GHTRADER_QDB_TRANSPORT": "QWP",
+        "GHTRADER_QDB_BATCH_ROWS": "75000",
+    }
+    s = QuestDBSettings.from_env(env)
+    assert (s.host, s.ilp_port, s.pg_port, s.user, s.transport, s.batch_rows) == (
+        "qdb.internal", 19000, 18812, "ingest", "qwp", 75000,
+    )
+    assert s.password == PASSWORD and s.token is None
+    with pytest.raises(QuestDBSettingsError, match="GHTRADER_QDB_BATCH_ROWS"):
+        QuestDBSettings.from_env({"GHTRADER_QDB_BATCH_ROWS": "lots"})
+    with pytest.raises(QuestDBSettingsError, match="transport"):
+        QuestDBSettings(transport="udp")
+
+
+def test_secrets_never_appear_in_repr_config_strings_or_errors(caplog: Any) -> None:
+    s = QuestDBSettings(host="h", password=PASSWORD, token=TOKEN)
+    for text in (repr(s), str(s), s.ilp_conf(), repr(QuestDBStore(s, sql=FakeSql()))):
+        assert PASSWORD not in text and TOKEN not in text
+    assert "password=<set>" in repr(s)
+    assert s.redact(f"auth failed for {PASSWORD} / {TOKEN}") == "auth failed for *** / ***"
+
+    err = qdb_error("SocketError", f"connect failed: conf has password={PASSWORD}")
+    sender = FakeSender({i: err for i in range(1, 5)})
+    store, *_ = make_store(sender=sender, password=PASSWORD, max_retries=1)
+    with caplog.at_level(logging.DEBUG), pytest.raises(StoreError) as info:
+        store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(3))
+    assert PASSWORD not in str(info.value) and "password=***" in str(info.value)
+    assert PASSWORD not in caplog.text and "retry 1/1" in caplog.text
+
+    def refuse(settings: QuestDBSettings) -> Any:
+        raise ConnectionRefusedError(f"ws://user:{settings.password}@h refused")
+
+    qwp = QwpTransport(QuestDBSettings(host="h", password=PASSWORD, transport="qwp"), refuse)
+    with pytest.raises(StoreError) as info:
+        qwp.handle()
+    assert PASSWORD not in str(info.value)
+
+
+# -- transport choice ----------------------------------------------------------------------
+
+
+class FakeQwp:
+    def __init__(self) -> None:
+        self.frames: list[tuple[str, int]] = []
+        self.queries: list[tuple[str, list]] = []
+
+    def dataframe(self, df: pd.DataFrame, *, table_name: str, symbols: Any, at: Any) -> None:
+        self.frames.append((table_name, len(df)))
+
+    def close(self, timeout: float | None = None) -> None:
+        pass
+
+
+def test_auto_transport_falls_back_to_ilp_once_when_qwp_connect_fails(caplog: Any) -> None:
+    calls = []
+
+    def refuse(settings: QuestDBSettings) -> Any:
+        calls.append(1)
+        raise qdb_error("HandshakeError", "WebSocket upgrade failed: HTTP status 404")
+
+    store, sql, sender, _ = make_store(connect=refuse, transport="auto")
+    sql.counts = {"fresh": 5, "stale": 0}
+    with caplog.at_level(logging.WARNING):
+        store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(5))
+        sql.counts = {"fresh": 6, "stale": 0}
+        store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(6))
+    assert store.transport == "ilp_http" and len(calls) == 1
+    assert sender.flushes == [[("ticks_main_l5", 5)], [("ticks_main_l5", 6)]]
+    assert caplog.text.count("offers no QWP") == 1
+
+
+def test_auto_transport_uses_qwp_when_available_and_ilp_http_never_tries_it() -> None:
+    fake = FakeQwp()
+    store, sql, sender, _ = make_store(connect=lambda s: fake, transport="auto")
+    sql.counts = {"fresh": 5, "stale": 0}
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(5))
+    assert fake.frames == [("ticks_main_l5", 5)] and sender.flush_calls == 0
+    assert store.transport == "qwp"
+
+    def never(settings: QuestDBSettings) -> Any:
+        raise AssertionError("ilp_http must not try QWP")
+
+    store, sql, sender, _ = make_store(connect=never, transport="ilp_http")
+    sql.counts = {"fresh": 5, "stale": 0}
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(5))
+    assert sender.flushes == [[("ticks_main_l5", 5)]]
+
+
+def test_qwp_transport_required_but_unavailable_is_an_error() -> None:
+    def refuse(settings: QuestDBSettings) -> Any:
+        raise qdb_error("SocketError", "all endpoints unreachable")
+
+    store, *_ = make_store(connect=refuse, transport="qwp")
+    with pytest.raises(StoreError, match="QWP connection failed"):
+        store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(2))
