@@ -20,6 +20,9 @@ from ghtrader_assets import calendar
 from ghtrader_assets.config import Settings, SettingsError
 from ghtrader_assets.metadata import markdown_table
 
+#: Run logs stay in the Dagster instance (the UI shows them); the terminal gets warnings only.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 
 def _prepare_environment(args: argparse.Namespace) -> Settings:
     """Fix data dir and DAGSTER_HOME in the environment so worker processes agree."""
@@ -44,8 +47,8 @@ def _run_day(day: str) -> tuple[str, bool, str]:
         result = execute_job(
             reconstructable(ingest_job),
             instance=instance,
-            partition_key=day,
-            run_config={"execution": {"config": {"in_process": {}}}},
+            tags={"dagster/partition": day},
+            run_config={"execution": {"config": {"in_process": {}}}, **QUIET},
             raise_on_error=False,
         )
         return day, result.success, result.run_id
@@ -67,6 +70,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"ghtrader demo: source={settings.source} store={settings.store}")
     print(f"  symbols: {symbols}")
     print(f"  trading days: {', '.join(days)} ({args.workers} in parallel)")
+    from dagster import DagsterInstance
+
+    # Create the instance's storage once here: worker processes racing to create the same
+    # SQLite schema would collide.
+    DagsterInstance.get().dispose()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(_run_day, days))
     _materialize_coverage()
@@ -89,16 +97,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _materialize_coverage() -> None:
-    from dagster import DagsterInstance, materialize
+    from dagster import DagsterInstance
 
     from ghtrader_assets.assets.coverage import COVERAGE_REPORT_KEY
     from ghtrader_assets.definitions import defs
 
     with DagsterInstance.get() as instance:
-        materialize(
-            [defs.resolve_assets_def(COVERAGE_REPORT_KEY)],
-            instance=instance,
-            resources={"store": defs.resources["store"]},
+        defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=[COVERAGE_REPORT_KEY], run_config=QUIET
         )
 
 

@@ -261,12 +261,14 @@ def test_datetime_disagreeing_with_nanos_is_rejected(small):
     _assert_names(err, path, 9, "datetime")
 
 
-def test_ragged_line_names_the_line(small):
+@pytest.mark.parametrize("cut", [-2, 2], ids=["short", "long"])
+def test_ragged_line_names_the_line(small, cut):
     src, entry, path = small
     lines = _lines(path)
-    lines[14] += ",1.0,2.0"
+    cells = lines[14].split(",")
+    lines[14] = ",".join(cells[:cut] if cut < 0 else cells + ["1.0"] * cut)
     _write_lines(path, lines)
-    with pytest.raises(MalformedInputError) as err:
+    with pytest.raises(MalformedInputError, match=f"saw {len(cells) + cut}$") as err:
         src.ticks(entry)
     _assert_names(err, path, 15, None)
 

@@ -1,6 +1,5 @@
 """The unpartitioned coverage report of the whole universe."""
 
-
 from collections.abc import Sequence
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset

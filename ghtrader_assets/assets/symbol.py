@@ -7,7 +7,6 @@ pass as ingestion with no second read; selecting the summary alone recomputes it
 stored ticks (after a threshold change) without touching the source.
 """
 
-
 import datetime as dt
 import hashlib
 import json
@@ -33,7 +32,7 @@ from dagster import (
     asset,
     multi_asset,
 )
-from dagster._utils.warnings import PreviewWarning
+from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from ghtrader_assets.calendar import TZ
 from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY
@@ -132,15 +131,19 @@ def build_symbol_assets(
             entry = src.roll_entry(symbol, day)
         frame = roll_frame(symbol, context.partition_key, entry.underlying, entry.source)
         digest = str(frame.at[0, "schedule_hash"])
-        return Output(
-            frame,
-            data_version=DataVersion(digest),
-            metadata={
-                "underlying": entry.underlying,
-                "source": entry.source,
-                "schedule_hash": digest,
-            },
-        )
+        # Data versions are a Dagster beta feature; they are what turns a changed roll into
+        # "upstream data changed" on the day's ticks, so we opt in.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BetaWarning)
+            return Output(
+                frame,
+                data_version=DataVersion(digest),
+                metadata={
+                    "underlying": entry.underlying,
+                    "source": entry.source,
+                    "schedule_hash": digest,
+                },
+            )
 
     # Partitioned checks are a Dagster preview feature, and the one that gives each trading
     # day its own check result in the UI (instead of only the latest), so we opt in.

@@ -26,8 +26,9 @@ empty, ``nan`` or ``#N/A`` (what ``DataDownloader`` writes).
 
 Every column must belong to the roll schedule's underlying; a column of another contract
 means the file is not what the schedule says and is rejected. Errors name the file, the
-line and the column. Files are parsed with pandas' C reader; the slower search for the bad
-line only runs after a failure.
+line and the column. Files are parsed with pandas' C reader; one numpy pass over the bytes
+first checks that every line has the header's number of fields (pandas would silently pad
+a short row with NaN), and the slower search for a bad value only runs after a failure.
 
 Tick ids: the format has no tick id, so rows are ordered by ``datetime_nano`` (stable, file
 order breaks ties) and numbered with :func:`synthetic_tick_ids`, a per-day sequence that

@@ -100,7 +100,7 @@ class ValidationConfig:
     exact_duplicates: Threshold = _t(warn=0)
     conflicting_duplicates: Threshold = _t(error=0)
     gap: Threshold = _t(warn=5, error=30)
-    cadence_mode: Threshold = _t(warn=0)
+    event_cadence: Threshold = _t(warn=0)
     half_seconds_missing: Threshold = _t(warn=0.02, error=0.10)
     out_of_session: Threshold = _t(warn=0, error=60)
     missing_day: Threshold = _t(error=0)

@@ -35,12 +35,13 @@ import numpy as np
 import pandas as pd
 
 from ghtrader_assets.calendar import TZ, CalendarError
-from ghtrader_assets.products import UnknownProductError, product_spec
+from ghtrader_assets.products import ProductSpec, UnknownProductError, product_spec
 from ghtrader_assets.schema import (
     VALIDATION_GAPS,
     VALIDATION_OUTLIER_RULES,
     VALIDATION_SUMMARY,
     VALIDATION_VIOLATION_RULES,
+    TableSpec,
     conform,
     empty_frame,
 )
@@ -66,10 +67,10 @@ from ghtrader_assets.validation.model import (
 )
 from ghtrader_assets.validation.outliers import outlier_rules
 from ghtrader_assets.validation.rules import CHECKS, RULES, rules_of
-from ghtrader_assets.validation.verdict import layered_verdict
+from ghtrader_assets.validation.verdict import LayerVerdict, layered_verdict
 
 _NAT = np.iinfo(np.int64).min
-_COVERAGE_RULES = ("gap", "cadence_mode", "half_seconds_missing", "session_end_lag")
+_COVERAGE_RULES = ("gap", "event_cadence", "half_seconds_missing", "session_end_lag")
 
 
 def drop_exact_duplicates(ticks: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -196,12 +197,12 @@ def _tick_times(ticks: pd.DataFrame, where: str) -> np.ndarray:
 
 
 def _sorted(frame: pd.DataFrame, t: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """``frame`` ordered by (ts, id) (stable, so the first of equal rows stays first)."""
-    ids = frame["id"].to_numpy() if "id" in frame.columns else np.zeros(t.size, dtype=np.int64)
-    if ids.dtype.kind not in "iu" or _keys_sorted(t, ids):
-        if ids.dtype.kind in "iu" or t.size < 2 or bool(np.all(t[1:] >= t[:-1])):
-            return frame.reset_index(drop=True), t
-        ids = np.zeros(t.size, dtype=np.int64)
+    """``frame`` ordered by (ts, id); stable, so the first of equal rows stays first."""
+    ids = frame["id"].to_numpy() if "id" in frame.columns else None
+    if ids is None or ids.dtype.kind not in "iu":
+        ids = np.zeros(t.size, dtype=np.int64)  # no usable id: order by time alone
+    if _keys_sorted(t, ids):
+        return frame.reset_index(drop=True), t
     order = np.lexsort((ids, t))  # NaT (int64 min) sorts first
     return frame.iloc[order].reset_index(drop=True), t[order]
 
@@ -280,31 +281,7 @@ def validate_day(
     out_of_session = _expand(cov.out_of_session, valid_ts)
 
     sample = choose_sample(len(frame), symbol, trading_day, config)
-    fq = frame if sample is None else frame.iloc[sample.rows].reset_index(drop=True)
-    block_starts = None if sample is None else sample.block_starts
-    rules: dict[str, RuleResult] = schema_rules(fq)
-    cols = float_columns(fq)
-    row_results, bad = row_rules(
-        cols, config, five_levels=spec.five_levels, limits=limits, segment_starts=block_starts
-    )
-    rules.update(row_results)
-    for name in ("non_positive_price", "negative_volume"):
-        bad[rules[name].rows] = True
-    fq_in_session = in_session if sample is None else in_session[sample.rows]
-    fq_window = window_of if sample is None else window_of[sample.rows]
-    cuts = np.flatnonzero(np.diff(fq_window) != 0) + 1
-    if block_starts is not None:
-        cuts = np.union1d(cuts, block_starts)
-    rules.update(
-        outlier_rules(
-            cols,
-            config,
-            tick_size=spec.tick_size,
-            judged=fq_in_session & ~bad,
-            segments=segments_of(len(fq), cuts),
-            cumulative_segments=segments_of(len(fq), block_starts),
-        )
-    )
+    rules, fq = _field_rules(frame, in_session, window_of, sample, config, spec, limits)
     rules.update(_duplicate_rules(frame, ticks, exact_present, conflicting, duplicates_dropped))
     rules.update(
         _coverage_rules(cov, frame, out_of_session, config, symbol.exchange, symbol.product)
@@ -320,17 +297,18 @@ def validate_day(
     verdict = layered_verdict({r: s for r, s in severities.items() if s}, extra)
     duration = time.perf_counter() - started
     summary = _summary(
-        frame,
-        symbol,
-        trading_day,
-        cov,
-        rules,
-        checks,
-        verdict,
-        config,
-        sample,
-        duplicates_dropped,
-        duration,
+        frame=frame,
+        t=t,
+        symbol=symbol,
+        day=trading_day,
+        cov=cov,
+        rules=rules,
+        checks=checks,
+        verdict=verdict,
+        config=config,
+        sample=sample,
+        dropped=duplicates_dropped,
+        duration=duration,
     )
     return ValidationResult(
         symbol=symbol.raw,
@@ -340,7 +318,47 @@ def validate_day(
         gaps=gaps,
         duration_seconds=duration,
         rules=rules,
+        failed_rules={r: s for r, s in severities.items() if s},
     )
+
+
+def _field_rules(
+    frame: pd.DataFrame,
+    in_session: np.ndarray,
+    window_of: np.ndarray,
+    sample: Sample | None,
+    config: ValidationConfig,
+    spec: ProductSpec,
+    limits: tuple[float, float] | None,
+) -> tuple[dict[str, RuleResult], pd.DataFrame]:
+    """Schema, row, null and outlier rules on the whole day or its sample; returns the
+    results and the frame they were measured on (row positions refer to it)."""
+    fq = frame if sample is None else frame.iloc[sample.rows].reset_index(drop=True)
+    block_starts = None if sample is None else sample.block_starts
+    rules: dict[str, RuleResult] = schema_rules(fq)
+    cols = float_columns(fq)
+    row_results, bad = row_rules(
+        cols, config, five_levels=spec.five_levels, limits=limits, segment_starts=block_starts
+    )
+    rules.update(row_results)
+    for name in ("non_positive_price", "negative_volume"):
+        bad[rules[name].rows] = True
+    if sample is not None:
+        in_session, window_of = in_session[sample.rows], window_of[sample.rows]
+    cuts = np.flatnonzero(np.diff(window_of) != 0) + 1  # session changes
+    if block_starts is not None:
+        cuts = np.union1d(cuts, block_starts)
+    rules.update(
+        outlier_rules(
+            cols,
+            config,
+            tick_size=spec.tick_size,
+            judged=in_session & ~bad,
+            segments=segments_of(len(fq), cuts),
+            cumulative_segments=segments_of(len(fq), block_starts),
+        )
+    )
+    return rules, fq
 
 
 def _expand(values: np.ndarray, valid: np.ndarray, fill: object = False) -> np.ndarray:
@@ -406,7 +424,7 @@ def _coverage_rules(
     )
     expected_event = f"{exchange}.{product}" in config.event_cadence_products
     mode = RuleResult(
-        "cadence_mode",
+        "event_cadence",
         1.0 if cov.cadence_mode == "event" and not expected_event else 0.0,
         metadata={"expected_cadence": "event" if expected_event else "fixed"},
         skipped=no_ticks if cov.missing_day else None,
@@ -481,7 +499,7 @@ def _coverage_rules(
             )
     return {
         "gap": gap,
-        "cadence_mode": mode,
+        "event_cadence": mode,
         "half_seconds_missing": cadence,
         "out_of_session": oos,
         "missing_day": missing,
@@ -514,6 +532,10 @@ def _num(value: float) -> float | int | str:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return round(float(value), 6)
+
+
+def _unit(unit: str) -> str:
+    return "" if unit == "flag" else f" {unit}"
 
 
 def _describe_threshold(t: Threshold) -> str:
@@ -559,7 +581,7 @@ def _check_outcome(
     if failed:
         first = RULES[failed[0]]
         shown = "; ".join(
-            f"{r} = {_num(rules[r].value)} {RULES[r].unit} ({severities[r]}, "
+            f"{r} = {_num(rules[r].value)}{_unit(RULES[r].unit)} ({severities[r]}, "
             f"{_describe_threshold(config.threshold(r))})"
             for r in failed
         )
@@ -660,25 +682,30 @@ def _gaps_frame(
     return conform(pd.DataFrame(rows), VALIDATION_GAPS)
 
 
+def _timestamp(ns: int) -> pd.Timestamp:
+    return pd.Timestamp(int(ns), tz="UTC")
+
+
 def _count(rules: dict[str, RuleResult], name: str) -> int:
     r = rules[name]
     return 0 if r.skipped or math.isnan(r.value) else int(r.value)
 
 
 def _summary(
+    *,
     frame: pd.DataFrame,
+    t: np.ndarray,
     symbol: MainSymbol,
     day: dt.date,
     cov: Coverage,
     rules: dict[str, RuleResult],
     checks: list[CheckOutcome],
-    verdict: dict,
+    verdict: dict[str, LayerVerdict],
     config: ValidationConfig,
     sample: Sample | None,
     dropped: int,
     duration: float,
 ) -> pd.DataFrame:
-    ts = frame["ts"] if len(frame) else pd.Series([], dtype="datetime64[ns, UTC]")
 
     def first_text(column: str) -> str:
         return str(frame[column].iloc[0]) if len(frame) and column in frame.columns else ""
@@ -692,8 +719,8 @@ def _summary(
         "underlying": first_text("underlying"),
         "source": first_text("source"),
         "rows": len(frame),
-        "first_tick": pd.to_datetime(ts, utc=True).min() if len(frame) else pd.NaT,
-        "last_tick": pd.to_datetime(ts, utc=True).max() if len(frame) else pd.NaT,
+        "first_tick": _timestamp(t[t != _NAT].min()) if (t != _NAT).any() else pd.NaT,
+        "last_tick": _timestamp(t.max()) if (t != _NAT).any() else pd.NaT,
         "sessions": cov.sessions,
         "seconds_expected": cov.seconds_expected,
         "seconds_observed": cov.seconds_observed,
@@ -755,7 +782,24 @@ def _summary(
         validation_seconds=duration,
         validated_at=pd.Timestamp.now(tz="UTC"),
     )
-    return conform(pd.DataFrame([row]), VALIDATION_SUMMARY)
+    return one_row_frame(row, VALIDATION_SUMMARY)
+
+
+def one_row_frame(row: dict[str, object], spec: TableSpec) -> pd.DataFrame:
+    """A one-row frame with exactly ``spec``'s columns and dtypes (cheaper than
+    :func:`~ghtrader_assets.schema.conform` on a dict row: no object-dtype detour)."""
+    data: dict[str, object] = {}
+    for name, col in spec.schema.columns.items():
+        if name not in row:
+            raise KeyError(f"{spec.name}: value for column {name!r} is missing")
+        dtype, value = str(col.dtype), row[name]
+        if dtype.startswith("datetime64"):
+            data[name] = pd.DatetimeIndex([value]).tz_convert("UTC").as_unit("ns")
+        elif dtype in ("int64", "float64"):
+            data[name] = np.array([np.nan if value is None else value], dtype=dtype)
+        else:  # the schema's string dtype, exactly as conform() casts it
+            data[name] = pd.array([value], dtype=dtype)
+    return pd.DataFrame(data)
 
 
 # -- many days -------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ class ValidationResult:
     gaps: pd.DataFrame
     duration_seconds: float
     rules: dict[str, RuleResult] = field(repr=False, default_factory=dict)
+    #: Severity of every failed rule (``{"crossed_book": "ERROR", ...}``).
+    failed_rules: dict[str, Severity] = field(default_factory=dict)
 
     @property
     def blocking_failures(self) -> list[str]:

@@ -24,7 +24,7 @@ Severity reasoning (defaults; every threshold and level is configurable):
   trading day, ticks ending long before the close) block, because a consumer of the manifest
   assumes the day is complete.
 * ``cadence``: an event-driven day (most seconds hold one tick) on a product that streams
-  every 500 ms warns (``cadence_mode``): the feed was thinned, but each tick is still valid.
+  every 500 ms warns (``event_cadence``): the feed was thinned, but each tick is still valid.
 * ``out_of_session`` warns on any tick outside the sessions (sources trim to sessions, so
   one is a sign our calendar or trimming is off) and blocks above 60 seconds of them, which
   means whole stretches of data were assigned to the wrong day or the calendar is wrong.
@@ -256,10 +256,10 @@ _RULES: tuple[RuleDef, ...] = (
         "holes in the session: run gap attribution or re-download the day",
     ),
     RuleDef(
-        "cadence_mode",
+        "event_cadence",
         "cadence",
         "source",
-        "days",
+        "flag",
         "1 when the day is event-driven on a product expected to stream every 500 ms",
         "the half-second stream was thinned: re-download, or list the product as event-driven",
     ),
@@ -283,7 +283,7 @@ _RULES: tuple[RuleDef, ...] = (
         "missing_day",
         "completeness",
         "source",
-        "days",
+        "flag",
         "1 when the day has sessions but no tick inside them",
         "no ticks on a trading day: check the roll schedule and the provider, then retry",
     ),
