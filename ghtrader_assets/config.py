@@ -23,6 +23,16 @@ class SettingsError(ValueError):
     """A GHTRADER_* variable holds a value this project cannot use."""
 
 
+def _positive_int(text: str, name: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} must be a positive integer") from None
+    if value < 1:
+        raise SettingsError(f"{name}={text!r} must be a positive integer")
+    return value
+
+
 def default_data_dir() -> Path:
     """``~/.ghtrader`` unless ``GHTRADER_DATA_DIR`` says otherwise."""
     return Path(os.environ.get("GHTRADER_DATA_DIR") or Path.home() / ".ghtrader").expanduser()
@@ -40,6 +50,10 @@ class Settings:
     csv_dir: Path | None = None
     close_time: str = "15:30"
     source_pool_limit: int = 4
+    #: Trading days one run covers in a backfill. 1 (default) gives every day its own check
+    #: results, blocking and retries; more batches writes across days (one sender, fewer
+    #: flushes) at the price of check results folded over the run's days.
+    days_per_run: int = 1
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -58,10 +72,8 @@ class Settings:
             raise SettingsError(f"GHTRADER_SOURCE={source!r}: expected one of {SOURCE_KINDS}")
         data_dir = Path(get("DATA_DIR", str(Path.home() / ".ghtrader"))).expanduser()
         csv_dir = env.get("GHTRADER_CSV_DIR")
-        try:
-            pool_limit = int(get("SOURCE_POOL_LIMIT", "4"))
-        except ValueError:
-            raise SettingsError("GHTRADER_SOURCE_POOL_LIMIT must be an integer") from None
+        pool_limit = _positive_int(get("SOURCE_POOL_LIMIT", "4"), "GHTRADER_SOURCE_POOL_LIMIT")
+        days_per_run = _positive_int(get("DAYS_PER_RUN", "1"), "GHTRADER_DAYS_PER_RUN")
         return cls(
             store=store,
             source=source,
@@ -71,6 +83,7 @@ class Settings:
             csv_dir=Path(csv_dir).expanduser() if csv_dir else None,
             close_time=get("CLOSE_TIME", "15:30"),
             source_pool_limit=pool_limit,
+            days_per_run=days_per_run,
         )
 
     @property

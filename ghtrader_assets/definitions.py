@@ -7,7 +7,7 @@ variables) so the same module serves the demo, tests and production; secrets ent
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import AssetSelection, BackfillPolicy, Definitions, define_asset_job
 
 from ghtrader_assets.assets import SymbolAssetKeys, build_coverage_report_asset, build_symbol_assets
 from ghtrader_assets.config import Settings
@@ -50,7 +50,14 @@ def build_definitions(
     assets: list = []
     manifests = []
     for symbol in settings.universe:
-        assets.extend(build_symbol_assets(symbol, partitions_def, pool=settings.source))
+        assets.extend(
+            build_symbol_assets(
+                symbol,
+                partitions_def,
+                pool=settings.source,
+                backfill_policy=BackfillPolicy.multi_run(settings.days_per_run),
+            )
+        )
         manifests.append(SymbolAssetKeys.of(symbol).manifest)
     assets.append(build_coverage_report_asset(settings.universe, manifests))
     ingest = define_asset_job(

@@ -8,7 +8,6 @@ sends the whole run through one sender in batches. Write figures (rows, bytes, s
 rows/s, location) are attached to the materialization so Dagster plots them.
 """
 
-
 import time
 
 import pandas as pd

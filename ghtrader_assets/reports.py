@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ghtrader_assets import calendar
-from ghtrader_assets.schema import TICKS, VALIDATION_SUMMARY
+from ghtrader_assets.schema import SKIP_LEDGER, TICKS, VALIDATION_SUMMARY
 from ghtrader_assets.stores.base import TickStore
 from ghtrader_assets.symbols import MainSymbol
 
@@ -31,6 +31,8 @@ REPORT_COLUMNS = [
     "gap_seconds",
     "blocking_failure_days",
     "worst_day",
+    "skipped_days",
+    "skip_reasons",
 ]
 
 
@@ -47,6 +49,7 @@ def coverage_report(
     symbols = [s.raw for s in universe]
     bounds = store.coverage(symbols).set_index("symbol")
     summaries = store.read_table(VALIDATION_SUMMARY, symbols=symbols)
+    skips = store.read_table(SKIP_LEDGER, symbols=symbols)
     rows = []
     for sym in symbols:
         present = store.partitions(TICKS, sym)
@@ -76,6 +79,11 @@ def coverage_report(
                 rows=0,
             )
         row.update(_gap_rollup(summaries[summaries["symbol"] == sym]))
+        mine = skips[skips["symbol"] == sym]
+        row["skipped_days"] = int(mine["trading_day"].nunique())
+        row["skip_reasons"] = ", ".join(
+            f"{reason} x{n}" for reason, n in mine["reason"].value_counts().sort_index().items()
+        )
         rows.append(row)
     return pd.DataFrame(rows, columns=REPORT_COLUMNS)
 

@@ -7,23 +7,19 @@ pass as ingestion with no second read; selecting the summary alone recomputes it
 stored ticks (after a threshold change) without touching the source.
 """
 
-import datetime as dt
-import hashlib
 import json
-import time
 import warnings
 from dataclasses import dataclass
 
 import pandas as pd
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
     AssetOut,
     AssetsDefinition,
+    BackfillPolicy,
     DataVersion,
     Failure,
     MetadataValue,
@@ -34,19 +30,19 @@ from dagster import (
 )
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
-from ghtrader_assets.calendar import TZ
+from ghtrader_assets.assets.ingest import (
+    check_results,
+    day_start_utc,
+    fetch_roll,
+    ingest_day,
+)
 from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY
 from ghtrader_assets.manifest import build_manifest, manifest_json, manifest_path, write_json_atomic
-from ghtrader_assets.metadata import column_schema, sample_table
+from ghtrader_assets.metadata import column_schema
 from ghtrader_assets.resources import SourceResource, StoreResource
-from ghtrader_assets.schema import MANIFESTS, ROLL_SCHEDULE, TICKS, VALIDATION_SUMMARY, conform
+from ghtrader_assets.schema import MANIFESTS, TICKS, VALIDATION_SUMMARY
 from ghtrader_assets.symbols import MainSymbol
-from ghtrader_assets.validation import (
-    CHECKS,
-    ValidationConfig,
-    drop_exact_duplicates,
-    validate_day,
-)
+from ghtrader_assets.validation import CHECKS, ValidationConfig
 
 IO_MANAGER_KEY = "store_io_manager"
 
@@ -71,41 +67,19 @@ class SymbolAssetKeys:
         )
 
 
-def day_start_utc(trading_day: str) -> pd.Timestamp:
-    """Midnight of the trading day in Shanghai, as UTC: the designated ``ts`` of per-day rows."""
-    return pd.Timestamp(trading_day).tz_localize(TZ).tz_convert("UTC")
-
-
-def roll_frame(symbol: MainSymbol, trading_day: str, underlying: str, source: str) -> pd.DataFrame:
-    """The one-row roll-schedule partition with a hash of the mapping it states."""
-    digest = hashlib.sha256(f"{symbol.raw}|{trading_day}|{underlying}".encode()).hexdigest()[:16]
-    row = {
-        "symbol": symbol.raw,
-        "trading_day": trading_day,
-        "ts": day_start_utc(trading_day),
-        "underlying": underlying,
-        "source": source,
-        "schedule_hash": digest,
-    }
-    return conform(pd.DataFrame([row]), ROLL_SCHEDULE)
-
-
-def _with_lineage(summary: pd.DataFrame, underlying: str, source: str) -> pd.DataFrame:
-    """Fill underlying/source from the roll schedule when the day had no ticks to tell."""
-    out = summary.copy()
-    for column, value in (("underlying", underlying), ("source", source)):
-        if not str(out.at[0, column] or "").strip() or pd.isna(out.at[0, column]):
-            out.at[0, column] = value
-    return out
-
-
 def build_symbol_assets(
     symbol: MainSymbol,
     partitions_def: PartitionsDefinition,
     *,
     pool: str,
+    backfill_policy: BackfillPolicy | None = None,
 ) -> list[AssetsDefinition]:
-    """The four daily-partitioned assets (and ticks checks) of one main symbol."""
+    """The four daily-partitioned assets (and ticks checks) of one main symbol.
+
+    ``pool`` caps concurrent source calls across runs (the TqSdk account); the backfill
+    policy decides how many trading days one run covers (see ``GHTRADER_DAYS_PER_RUN``).
+    """
+    backfill_policy = backfill_policy or BackfillPolicy.multi_run(1)
     keys = SymbolAssetKeys.of(symbol)
     group = symbol.exchange
     meta = {SYMBOL_METADATA_KEY: symbol.raw}
@@ -114,6 +88,7 @@ def build_symbol_assets(
     @asset(
         key=keys.roll_schedule,
         partitions_def=partitions_def,
+        backfill_policy=backfill_policy,
         group_name=group,
         metadata=meta,
         tags=tags,
@@ -124,12 +99,19 @@ def build_symbol_assets(
         "version is the mapping's hash, so a changed roll marks that day's ticks stale.",
     )
     def roll_schedule(
-        context: AssetExecutionContext, source: SourceResource
+        context: AssetExecutionContext, source: SourceResource, store: StoreResource
     ) -> Output[pd.DataFrame]:
-        day = dt.date.fromisoformat(context.partition_key)
-        with source.open(symbol, day) as src:
-            entry = src.roll_entry(symbol, day)
-        frame = roll_frame(symbol, context.partition_key, entry.underlying, entry.source)
+        frames = [
+            fetch_roll(source, symbol, day, store.get_store()) for day in context.partition_keys
+        ]
+        frame = pd.concat(frames, ignore_index=True)
+        metadata = {
+            "underlying": ", ".join(sorted(set(frame["underlying"]))),
+            "source": source.kind,
+            "days": len(frame),
+        }
+        if len(frame) > 1:
+            return Output(frame, metadata=metadata)
         digest = str(frame.at[0, "schedule_hash"])
         # Data versions are a Dagster beta feature; they are what turns a changed roll into
         # "upstream data changed" on the day's ticks, so we opt in.
@@ -138,11 +120,7 @@ def build_symbol_assets(
             return Output(
                 frame,
                 data_version=DataVersion(digest),
-                metadata={
-                    "underlying": entry.underlying,
-                    "source": entry.source,
-                    "schedule_hash": digest,
-                },
+                metadata={**metadata, "schedule_hash": digest},
             )
 
     # Partitioned checks are a Dagster preview feature, and the one that gives each trading
@@ -193,6 +171,7 @@ def build_symbol_assets(
         },
         check_specs=check_specs,
         partitions_def=partitions_def,
+        backfill_policy=backfill_policy,
         can_subset=True,
         pool=pool,
     )
@@ -202,80 +181,63 @@ def build_symbol_assets(
         source: SourceResource,
         store: StoreResource,
     ):
-        trading_day = context.partition_key
-        day = dt.date.fromisoformat(trading_day)
-        if roll.empty:
+        wanted = set(context.partition_keys)
+        missing = wanted - set(roll["trading_day"])
+        if missing:
             raise Failure(
-                f"{symbol.raw} {trading_day}: no roll-schedule entry; materialize the roll schedule first"
+                f"{symbol.raw}: no roll-schedule entry for {', '.join(sorted(missing))}; "
+                "materialize the roll schedule first"
             )
-        underlying = str(roll.at[0, "underlying"])
-        ingest = keys.ticks in context.selected_asset_keys
-        figures: dict[str, float] = {}
-        if ingest:
-            from ghtrader_assets.sources.base import RollEntry
-
-            entry = RollEntry(symbol, day, underlying, str(roll.at[0, "source"]))
-            started = time.perf_counter()
-            with source.open(symbol, day) as src:
-                raw = src.ticks(entry)
-            figures["download_seconds"] = time.perf_counter() - started
-            ticks, dropped = drop_exact_duplicates(raw)
-        else:
-            ticks = store.get_store().read_partition(TICKS, symbol.raw, trading_day)
-            dropped = 0
-        result = validate_day(
-            ticks, symbol, day, ValidationConfig.from_env(), duplicates_dropped=dropped
-        )
-        summary = _with_lineage(result.summary, underlying, str(roll.at[0, "source"]))
-        if ingest:
-            seconds = max(figures["download_seconds"], 1e-9)
+        download = keys.ticks in context.selected_asset_keys
+        config = ValidationConfig.from_env()
+        days = [
+            ingest_day(symbol, row, source, store.get_store(), config, download=download)
+            for _, row in roll.sort_values("trading_day").iterrows()
+            if row["trading_day"] in wanted
+        ]
+        ticks = pd.concat([d.ticks for d in days], ignore_index=True)
+        summary = pd.concat([d.summary for d in days], ignore_index=True)
+        validation_seconds = sum(d.validation.duration_seconds for d in days)
+        gap_count = int(summary["gap_count"].sum())
+        if download:
+            seconds = max(sum(d.download_seconds for d in days), 1e-9)
             yield Output(
                 ticks,
                 output_name="ticks",
                 metadata={
                     "dagster/row_count": len(ticks),
-                    "underlying": underlying,
-                    "source": str(roll.at[0, "source"]),
-                    "download_seconds": round(figures["download_seconds"], 4),
+                    "underlying": ", ".join(sorted(set(roll["underlying"]))),
+                    "source": source.kind,
+                    "days": len(days),
+                    "download_seconds": round(seconds, 4),
                     "rows_per_second": round(len(ticks) / seconds, 1),
-                    "duplicates_dropped": dropped,
-                    "gap_count": int(summary.at[0, "gap_count"]),
-                    "validation_seconds": round(result.duration_seconds, 4),
+                    "duplicates_dropped": sum(d.duplicates_dropped for d in days),
+                    "gap_count": gap_count,
+                    "validation_seconds": round(validation_seconds, 4),
                     "first_tick": str(ticks["ts"].min()) if len(ticks) else "",
                     "last_tick": str(ticks["ts"].max()) if len(ticks) else "",
                 },
             )
         if keys.validation_summary in context.selected_asset_keys:
+            blocking = sorted({f for d in days for f in d.validation.blocking_failures})
             yield Output(
                 summary,
                 output_name="validation_summary",
                 metadata={
                     "dagster/row_count": len(ticks),
-                    "gap_count": int(summary.at[0, "gap_count"]),
-                    "validation_seconds": round(result.duration_seconds, 4),
-                    "blocking_failures": ", ".join(result.blocking_failures) or "none",
-                    "recomputed_from_store": not ingest,
+                    "gap_count": gap_count,
+                    "validation_seconds": round(validation_seconds, 4),
+                    "blocking_failures": ", ".join(blocking) or "none",
+                    "recomputed_from_store": not download,
                 },
             )
-        selected_checks = {k.name for k in context.selected_asset_check_keys}
-        for outcome in result.checks:
-            if outcome.name not in selected_checks:
-                continue
-            metadata: dict[str, object] = dict(outcome.metadata)
-            if outcome.sample is not None and len(outcome.sample):
-                metadata["sample"] = sample_table(outcome.sample)
-            yield AssetCheckResult(
-                asset_key=keys.ticks,
-                check_name=outcome.name,
-                passed=bool(outcome.passed),
-                severity=AssetCheckSeverity(outcome.severity),
-                description=outcome.description,
-                metadata=metadata,
-            )
+        selected = {k.name for k in context.selected_asset_check_keys}
+        yield from check_results(keys.ticks, days, selected)
 
     @asset(
         key=keys.manifest,
         partitions_def=partitions_def,
+        backfill_policy=backfill_policy,
         group_name=group,
         metadata={**meta, "dagster/column_schema": column_schema(MANIFESTS)},
         tags=tags,
@@ -290,42 +252,56 @@ def build_symbol_assets(
     def manifest(
         context: AssetExecutionContext, summary: pd.DataFrame, store: StoreResource
     ) -> Output[pd.DataFrame]:
-        trading_day = context.partition_key
-        if summary.empty:
+        missing = set(context.partition_keys) - set(summary["trading_day"])
+        if missing:
             raise Failure(
-                f"{symbol.raw} {trading_day}: no validation summary stored; materialize the ticks first"
+                f"{symbol.raw}: no validation summary stored for {', '.join(sorted(missing))}; "
+                "materialize the ticks first"
             )
-        row = summary.iloc[0]
-        outcomes = json.loads(str(row["check_outcomes"]))
-        blocked = sorted(n for n, o in outcomes.items() if o["blocking"] and not o["passed"])
-        if blocked:
+        frames, paths, blocked_days = [], [], []
+        for _, row in summary.sort_values("trading_day").iterrows():
+            trading_day = str(row["trading_day"])
+            outcomes = json.loads(str(row["check_outcomes"]))
+            blocked = sorted(n for n, o in outcomes.items() if o["blocking"] and not o["passed"])
+            if blocked:
+                blocked_days.append(f"{trading_day} ({', '.join(blocked)})")
+                continue
+            frame = build_manifest(
+                symbol=symbol.raw,
+                trading_day=trading_day,
+                day_start=day_start_utc(trading_day),
+                underlying=str(row["underlying"]),
+                source=str(row["source"]),
+                rows=int(row["rows"]),
+                first_tick=row["first_tick"] if pd.notna(row["first_tick"]) else None,
+                last_tick=row["last_tick"] if pd.notna(row["last_tick"]) else None,
+                check_outcomes=outcomes,
+            )
+            paths.append(
+                write_json_atomic(
+                    manifest_path(store.manifest_dir, symbol.key, trading_day),
+                    manifest_json(frame),
+                )
+            )
+            frames.append(frame)
+        if blocked_days:
+            # Dagster already skips this step after a blocking check fails in the same run;
+            # this guards a manifest materialized on its own (another run, a backfill).
             raise Failure(
-                f"{symbol.raw} {trading_day}: manifest not written because blocking checks failed: "
-                f"{', '.join(blocked)}",
-                metadata={"blocking_failures": ", ".join(blocked)},
+                f"{symbol.raw}: manifest not written because blocking checks failed on "
+                f"{'; '.join(blocked_days)}",
+                metadata={"blocked_days": "; ".join(blocked_days)},
+                allow_retries=False,
             )
-        frame = build_manifest(
-            symbol=symbol.raw,
-            trading_day=trading_day,
-            day_start=day_start_utc(trading_day),
-            underlying=str(row["underlying"]),
-            source=str(row["source"]),
-            rows=int(row["rows"]),
-            first_tick=row["first_tick"] if pd.notna(row["first_tick"]) else None,
-            last_tick=row["last_tick"] if pd.notna(row["last_tick"]) else None,
-            check_outcomes=outcomes,
-        )
-        path = write_json_atomic(
-            manifest_path(store.manifest_dir, symbol.key, trading_day), manifest_json(frame)
-        )
+        out = pd.concat(frames, ignore_index=True)
         return Output(
-            frame,
+            out,
             metadata={
-                "rows": int(row["rows"]),
-                "schema_hash": str(frame.at[0, "schema_hash"]),
-                "code_version": str(frame.at[0, "code_version"]),
-                "checks_failed": int(frame.at[0, "checks_failed"]),
-                "json": MetadataValue.path(str(path)),
+                "rows": int(out["rows"].sum()),
+                "schema_hash": str(out.at[0, "schema_hash"]),
+                "code_version": str(out.at[0, "code_version"]),
+                "checks_failed": int(out["checks_failed"].sum()),
+                "json": MetadataValue.path(str(paths[-1])),
             },
         )
 

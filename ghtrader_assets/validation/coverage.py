@@ -21,6 +21,9 @@ Definitions (all per session window ``[start, end)`` from
   have ticks have two or more (the exchange's 500 ms snapshot stream), else ``event``
   (ticks only on change). The missing share of expected half-seconds is judged on fixed days
   only; on event days an empty half-second is normal.
+* *Half-seconds*: the interior's half-second slots; those inside a gap above its threshold
+  or inside the session-end lag are left out of the missing share (they are reported by
+  the gap and lag rules), so one hole never fails two rules.
 * *Gaps*: maximal runs of at least two empty interior seconds. The run that reaches the end
   of the last window is not a gap but the *session-end lag* (close of the last window minus
   the last tick), so one hole is never reported twice.
@@ -78,6 +81,9 @@ class Coverage:
     multi_tick_seconds: int = 0
     half_seconds_expected: int = 0
     half_seconds_observed: int = 0
+    #: Expected half-seconds left out of the share because they lie in a reported gap or
+    #: in the session-end lag (one hole fails one rule).
+    half_seconds_in_holes: int = 0
     cadence_mode: str = "none"
     gaps: list[Gap] = field(default_factory=list)
     interval_p50_ms: float = float("nan")
@@ -181,18 +187,27 @@ def compute_coverage(
         cov.interior_seconds_with_ticks += int(np.count_nonzero(interior))
         cov.multi_tick_seconds += int(np.count_nonzero(interior >= 2))
 
-        halves = np.bincount(rel // HALF_NS, minlength=2 * length)[2 : 2 * length - 2] > 0
-        cov.half_seconds_expected += halves.size
-        cov.half_seconds_observed += int(np.count_nonzero(halves))
-        _collect_worst_minutes(cov, s, halves)
-
         warn = config.gap_warn_seconds(exchange, product, w.kind)
         starts, ends = true_runs(interior == 0)
         is_last = i == len(ordered) - 1
+        judged = np.ones(interior.size, dtype=bool)  # seconds the half-second share judges
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-            if b - a < 2 or (is_last and b == interior.size):
-                continue  # one empty second is normal; the trailing run is the end lag
-            cov.gaps.append(Gap(s + (a + 1) * NS, s + (b + 1) * NS, b - a, w.kind, warn))
+            if is_last and b == interior.size:
+                judged[a:b] = False  # the trailing run is the session-end lag
+                continue
+            if b - a < 2:
+                continue  # one empty second is normal
+            gap = Gap(s + (a + 1) * NS, s + (b + 1) * NS, b - a, w.kind, warn)
+            cov.gaps.append(gap)
+            if gap.over_threshold:
+                judged[a:b] = False  # reported as a gap already
+
+        halves = np.bincount(rel // HALF_NS, minlength=2 * length)[2 : 2 * length - 2] > 0
+        judged_halves = np.repeat(judged, 2)
+        cov.half_seconds_expected += int(np.count_nonzero(judged_halves))
+        cov.half_seconds_observed += int(np.count_nonzero(halves & judged_halves))
+        cov.half_seconds_in_holes += int(judged_halves.size - np.count_nonzero(judged_halves))
+        _collect_worst_minutes(cov, s, halves | ~judged_halves)
 
     cov.in_session = in_session
     cov.window_of = window_of

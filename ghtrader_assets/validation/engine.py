@@ -281,7 +281,13 @@ def validate_day(
     out_of_session = _expand(cov.out_of_session, valid_ts)
 
     sample = choose_sample(len(frame), symbol, trading_day, config)
-    rules, fq = _field_rules(frame, in_session, window_of, sample, config, spec, limits)
+    # the first tick after a reported gap is not judged against the ticks before the hole:
+    # what accumulated during the hole would show as a price jump or a volume spike
+    after_hole = np.zeros(len(frame), dtype=bool)
+    holes = [g.end_ns for g in cov.gaps if g.over_threshold]
+    starts = np.searchsorted(t, np.asarray(holes, dtype=np.int64), side="left")
+    after_hole[starts[starts < len(frame)]] = True
+    rules, fq = _field_rules(frame, in_session, window_of, after_hole, sample, config, spec, limits)
     rules.update(_duplicate_rules(frame, ticks, exact_present, conflicting, duplicates_dropped))
     rules.update(
         _coverage_rules(cov, frame, out_of_session, config, symbol.exchange, symbol.product)
@@ -326,6 +332,7 @@ def _field_rules(
     frame: pd.DataFrame,
     in_session: np.ndarray,
     window_of: np.ndarray,
+    after_hole: np.ndarray,
     sample: Sample | None,
     config: ValidationConfig,
     spec: ProductSpec,
@@ -345,7 +352,9 @@ def _field_rules(
         bad[rules[name].rows] = True
     if sample is not None:
         in_session, window_of = in_session[sample.rows], window_of[sample.rows]
-    cuts = np.flatnonzero(np.diff(window_of) != 0) + 1  # session changes
+        after_hole = after_hole[sample.rows]
+    # outlier statistics never compare across a session break, a gap or a sample cut
+    cuts = np.union1d(np.flatnonzero(np.diff(window_of) != 0) + 1, np.flatnonzero(after_hole))
     if block_starts is not None:
         cuts = np.union1d(cuts, block_starts)
     rules.update(
@@ -445,6 +454,7 @@ def _coverage_rules(
             "multi_tick_share": _num(cov.multi_tick_share),
             "half_seconds_expected": cov.half_seconds_expected,
             "half_seconds_observed": cov.half_seconds_observed,
+            "half_seconds_in_holes": cov.half_seconds_in_holes,
         },
         sample=_minutes_sample(cov),
         skipped=no_ticks
@@ -794,7 +804,7 @@ def one_row_frame(row: dict[str, object], spec: TableSpec) -> pd.DataFrame:
             raise KeyError(f"{spec.name}: value for column {name!r} is missing")
         dtype, value = str(col.dtype), row[name]
         if dtype.startswith("datetime64"):
-            data[name] = pd.DatetimeIndex([value]).tz_convert("UTC").as_unit("ns")
+            data[name] = pd.to_datetime([value], utc=True).as_unit("ns")
         elif dtype in ("int64", "float64"):
             data[name] = np.array([np.nan if value is None else value], dtype=dtype)
         else:  # the schema's string dtype, exactly as conform() casts it

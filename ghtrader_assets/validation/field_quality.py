@@ -134,13 +134,20 @@ def schema_rules(df: pd.DataFrame) -> dict[str, RuleResult]:
         "schema",
         float(len(schema_cases)),
         sample=sample,
-        metadata={
-            "schema_failed_columns": ", ".join(sorted(set(schema_cases["column"].astype(str))))
-        }
+        metadata={"schema_failed_columns": _failed_columns(schema_cases)}
         if len(schema_cases)
         else {},
     )
     return out
+
+
+def _failed_columns(cases: pd.DataFrame) -> str:
+    """Column names behind schema failures; frame-level failures (a missing or an
+    unexpected column) carry the column name as their failure case."""
+    frame_level = cases["check"].astype(str).isin(("column_in_dataframe", "column_in_schema"))
+    names = set(cases.loc[~frame_level, "column"].astype(str))
+    names |= set(cases.loc[frame_level, "failure_case"].astype(str))
+    return ", ".join(sorted(names))
 
 
 def row_rules(

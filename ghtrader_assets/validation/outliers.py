@@ -15,7 +15,8 @@ ticks before it, never with itself.
 * **Volume spike**: the volume traded by a tick (cumulative volume minus the running max of
   earlier ticks) exceeds ``volume_spike_factor`` (10) times the rolling median of the
   previous ``volume_spike_window`` ticks, the median floored at
-  ``volume_spike_min_median`` lots.
+  ``volume_spike_min_median`` lots. The first tick after a session break or a reported gap
+  is not judged: it carries the volume of the whole break or hole.
 * **Spread anomaly**: ``ask1 - bid1`` exceeds ``spread_anomaly_factor`` (3) times the day's
   95th-percentile spread, floored at one tick size.
 """
@@ -89,6 +90,8 @@ def _volume_spikes(
     with np.errstate(invalid="ignore"):
         traded = volume - prev_running_max(volume, cumulative_segments)
         traded[traded < 0] = np.nan  # a decrease is a field-quality error, not a spike
+    # the first tick of a segment carries what traded during the break or hole before it
+    traded[np.flatnonzero(np.diff(seg, prepend=seg[:1] - 1) != 0)] = np.nan
     idx = np.flatnonzero(judged & np.isfinite(traded))
     if idx.size < 2:
         return RuleResult("volume_spike", 0.0, rows=np.zeros(0, np.int64), columns=("volume",))

@@ -1,0 +1,200 @@
+"""The work behind the per-symbol assets, free of Dagster decorators so it is easy to test.
+
+One trading day at a time: ask the source for the roll entry and ticks, drop exact duplicate
+rows, validate, and turn validation outcomes into asset-check results. A run may cover
+several days (a backfill policy with more than one partition per run): the functions here
+take one day, the assets loop, and :func:`check_results` folds several days into one result
+per check because Dagster records one check evaluation per step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, Failure
+
+from ghtrader_assets.calendar import TZ
+from ghtrader_assets.metadata import sample_table
+from ghtrader_assets.resources import SourceResource
+from ghtrader_assets.schema import ROLL_SCHEDULE, conform
+from ghtrader_assets.sources.base import MalformedInputError, RollEntry, SourceError
+from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipLedger
+from ghtrader_assets.stores.base import TickStore
+from ghtrader_assets.symbols import MainSymbol
+from ghtrader_assets.validation import (
+    ValidationConfig,
+    ValidationResult,
+    drop_exact_duplicates,
+    validate_day,
+)
+
+
+def day_start_utc(trading_day: str) -> pd.Timestamp:
+    """Midnight of the trading day in Shanghai, as UTC: the designated ``ts`` of per-day rows."""
+    return pd.Timestamp(trading_day).tz_localize(TZ).tz_convert("UTC")
+
+
+def roll_frame(symbol: MainSymbol, trading_day: str, underlying: str, source: str) -> pd.DataFrame:
+    """The one-row roll-schedule partition with a hash of the mapping it states."""
+    digest = hashlib.sha256(f"{symbol.raw}|{trading_day}|{underlying}".encode()).hexdigest()[:16]
+    row = {
+        "symbol": symbol.raw,
+        "trading_day": trading_day,
+        "ts": day_start_utc(trading_day),
+        "underlying": underlying,
+        "source": source,
+        "schedule_hash": digest,
+    }
+    return conform(pd.DataFrame([row]), ROLL_SCHEDULE)
+
+
+class SourceFailure(Failure):
+    """A source error turned into a Dagster failure with a message a user can act on."""
+
+
+def source_failure(symbol: MainSymbol, trading_day: str, exc: SourceError) -> SourceFailure:
+    """Name symbol, day and cause; malformed input and unknown symbols are not retried."""
+    retry = not isinstance(exc, MalformedInputError | DaySkippedError)
+    return SourceFailure(
+        description=f"{symbol.raw} {trading_day}: {type(exc).__name__}: {exc}",
+        metadata={"error": type(exc).__name__, "symbol": symbol.raw, "trading_day": trading_day},
+        allow_retries=retry,
+    )
+
+
+def fetch_roll(
+    source: SourceResource, symbol: MainSymbol, trading_day: str, store: TickStore
+) -> pd.DataFrame:
+    """The roll-schedule row of one day; a skipped day goes to the skip ledger."""
+    day = dt.date.fromisoformat(trading_day)
+    try:
+        with source.open(symbol, day) as src:
+            entry = src.roll_entry(symbol, day)
+    except DaySkippedError as exc:
+        SkipLedger(store).record_error(exc, source=source.kind)
+        raise source_failure(symbol, trading_day, exc) from None
+    except SourceError as exc:
+        raise source_failure(symbol, trading_day, exc) from None
+    return roll_frame(symbol, trading_day, entry.underlying, entry.source)
+
+
+@dataclass
+class DayIngest:
+    """What one trading day produced: stored ticks, validation, and timing figures."""
+
+    trading_day: str
+    ticks: pd.DataFrame
+    validation: ValidationResult
+    summary: pd.DataFrame
+    download_seconds: float
+    duplicates_dropped: int
+
+
+def ingest_day(
+    symbol: MainSymbol,
+    roll_row: pd.Series,
+    source: SourceResource,
+    store: TickStore,
+    config: ValidationConfig,
+    *,
+    download: bool,
+) -> DayIngest:
+    """Download (or, with ``download=False``, read back from the store) and validate one day."""
+    from ghtrader_assets.schema import TICKS
+
+    trading_day = str(roll_row["trading_day"])
+    day = dt.date.fromisoformat(trading_day)
+    underlying, source_name = str(roll_row["underlying"]), str(roll_row["source"])
+    seconds, dropped = 0.0, 0
+    if download:
+        entry = RollEntry(symbol, day, underlying, source_name)
+        started = time.perf_counter()
+        try:
+            with source.open(symbol, day) as src:
+                raw = src.ticks(entry)
+        except DaySkippedError as exc:
+            SkipLedger(store).record_error(exc, source=source.kind)
+            raise source_failure(symbol, trading_day, exc) from None
+        except SourceError as exc:
+            raise source_failure(symbol, trading_day, exc) from None
+        seconds = time.perf_counter() - started
+        ticks, dropped = drop_exact_duplicates(raw)
+        SkipLedger(store).clear(symbol, day)
+    else:
+        ticks = store.read_partition(TICKS, symbol.raw, trading_day)
+    result = validate_day(ticks, symbol, day, config, duplicates_dropped=dropped)
+    summary = _with_lineage(result.summary, underlying, source_name)
+    return DayIngest(trading_day, ticks, result, summary, seconds, dropped)
+
+
+def _with_lineage(summary: pd.DataFrame, underlying: str, source: str) -> pd.DataFrame:
+    """Fill underlying/source from the roll schedule when the day had no ticks to tell."""
+    out = summary.copy()
+    for column, value in (("underlying", underlying), ("source", source)):
+        current = out.at[0, column]
+        if pd.isna(current) or not str(current).strip():
+            out.at[0, column] = value
+    return out
+
+
+def check_results(
+    asset_key: AssetKey, days: Sequence[DayIngest], selected: set[str]
+) -> Iterator[AssetCheckResult]:
+    """One result per selected check: a day's own outcome, or several days folded together.
+
+    Folding keeps the worst severity, fails if any day failed, and names the failing days;
+    per-day figures stay exact in each day's validation summary.
+    """
+    names = [c.name for c in days[0].validation.checks if c.name in selected]
+    for name in names:
+        outcomes = [(d.trading_day, _outcome(d.validation, name)) for d in days]
+        if len(outcomes) == 1:
+            outcome = outcomes[0][1]
+            metadata: dict[str, object] = dict(outcome.metadata)
+            if outcome.sample is not None and len(outcome.sample):
+                metadata["sample"] = sample_table(outcome.sample)
+            yield AssetCheckResult(
+                asset_key=asset_key,
+                check_name=name,
+                passed=bool(outcome.passed),
+                severity=AssetCheckSeverity(outcome.severity),
+                description=outcome.description,
+                metadata=metadata,
+            )
+            continue
+        failed = [(day, o) for day, o in outcomes if not o.passed]
+        severity = (
+            AssetCheckSeverity.ERROR
+            if any(o.severity == "ERROR" for _, o in failed)
+            else AssetCheckSeverity.WARN
+        )
+        metadata = {"days": len(outcomes), "days_failed": len(failed)}
+        if failed:
+            metadata["failed_days"] = ", ".join(day for day, _ in failed)
+            first_day, first = failed[0]
+            if first.sample is not None and len(first.sample):
+                metadata[f"sample ({first_day})"] = sample_table(first.sample)
+        yield AssetCheckResult(
+            asset_key=asset_key,
+            check_name=name,
+            passed=not failed,
+            severity=severity,
+            description=(
+                f"{len(failed)} of {len(outcomes)} days failed: {failed[0][1].description}"
+                if failed
+                else f"all {len(outcomes)} days passed"
+            ),
+            metadata=metadata,
+        )
+
+
+def _outcome(result: ValidationResult, name: str):
+    for outcome in result.checks:
+        if outcome.name == name:
+            return outcome
+    raise KeyError(f"validation produced no outcome for check {name!r}")
