@@ -10,7 +10,12 @@ as on real data) is written ``--repeats`` times by each path; the median time is
   same frame, both with pyarrow's defaults and with the store's settings (zstd, row groups
   of ``ROW_GROUP_ROWS``); the latter isolates the store's own overhead. The bare paths
   include ``pa.Table.from_pandas`` since both start from the same DataFrame.
-* ``questdb``: not written yet (another module adds it; keep one function per mode).
+* ``questdb`` (needs ``GHTRADER_QDB_HOST`` and the other ``GHTRADER_QDB_*`` settings): our
+  ``QuestDBStore.write_partition`` over ILP/HTTP and over QWP (conform, checks, batched
+  send, WAL-apply wait, row-count verification, partition log) vs the bare clients writing
+  the same frame into an identical table: ``Sender.dataframe`` + one flush (ILP/HTTP) and
+  ``questdb.connect().dataframe`` (QWP). Also times ``read_partition`` over QWP and over
+  PGWire. Tables are named ``ghtrader_bench_<uuid8>_*`` and dropped afterwards.
 
 Figures are printed, never asserted.
 """
@@ -139,8 +144,83 @@ def bench_embedded(frame: pd.DataFrame, repeats: int, workdir: Path) -> None:
 
 
 def bench_questdb(frame: pd.DataFrame, repeats: int, workdir: Path) -> None:
-    """Placeholder: the QuestDB store's module adds this mode."""
-    raise SystemExit("bench/ingest.py: --store questdb is not implemented yet")
+    """QuestDBStore write path (ILP/HTTP and QWP) vs the bare clients, same frame."""
+    import dataclasses
+    import os
+    import uuid
+
+    import questdb
+    from questdb import Sender
+
+    from ghtrader_assets.stores.questdb import QuestDBSettings, QuestDBStore
+    from ghtrader_assets.stores.questdb.ddl import create_table_sql
+    from ghtrader_assets.stores.questdb.registry import PARTITION_LOG
+
+    if not os.environ.get("GHTRADER_QDB_HOST", "").strip():
+        raise SystemExit(
+            "bench/ingest.py --store questdb: set GHTRADER_QDB_HOST (and GHTRADER_QDB_*)"
+        )
+    base = dataclasses.replace(
+        QuestDBSettings.from_env(), table_prefix=f"ghtrader_bench_{uuid.uuid4().hex[:8]}_"
+    )
+    ilp = QuestDBStore(dataclasses.replace(base, transport="ilp_http"))
+    qwp = QuestDBStore(dataclasses.replace(base, transport="auto"))
+    bare_table = f"{base.table_prefix}bare_ticks"
+    ilp.pg.execute_ddl(create_table_sql(TICKS, bare_table))
+    sender = Sender.from_conf(
+        base.ilp_conf(), max_buf_size=max(100 * 2**20, len(frame) * 2048), **base.auth_kwargs()
+    )
+    sender.establish()
+    symbols = list(TICKS.symbol_columns)
+
+    def bare_ilp() -> None:
+        sender.dataframe(frame, table_name=bare_table, symbols=symbols, at="ts")
+        sender.flush(transactional=True)
+
+    paths: dict[str, Callable[[], object]] = {
+        "QuestDBStore.write_partition (ILP/HTTP)": lambda: ilp.write_partition(
+            TICKS, SYMBOL, DAY, frame
+        ),
+        "bare Sender.dataframe + flush (ILP/HTTP)": bare_ilp,
+    }
+    db = None
+    if qwp.transport == "qwp":
+        db = questdb.connect(host=base.host, port=base.ilp_port, tls=base.tls, **base.auth_kwargs())
+        frame_us = frame.assign(ts=frame["ts"].dt.floor("us").astype("datetime64[us, UTC]"))
+        paths["QuestDBStore.write_partition (QWP)"] = lambda: qwp.write_partition(
+            TICKS, SYMBOL, DAY, frame
+        )
+        paths["bare connect().dataframe (QWP)"] = lambda: db.dataframe(
+            frame_us, table_name=bare_table, symbols=symbols, at="ts"
+        )
+    else:
+        print("  (server offers no QWP: QWP paths skipped)")
+    try:
+        timings = interleaved_medians(paths, repeats)
+        reads = {"read_partition (PGWire binary)": lambda: ilp.read_partition(TICKS, SYMBOL, DAY)}
+        if db is not None:
+            reads["read_partition (QWP to_pandas)"] = lambda: qwp.read_partition(TICKS, SYMBOL, DAY)
+        read_timings = interleaved_medians(reads, repeats)
+    finally:
+        sender.close()
+        if db is not None:
+            db.close()
+        for spec in (TICKS, PARTITION_LOG):
+            ilp.drop_table(spec)
+        ilp.pg.execute_ddl(f'DROP TABLE IF EXISTS "{bare_table}"')
+        ilp.close()
+        qwp.close()
+
+    rows = len(frame)
+    print(f"questdb ingest ({base.host}): {rows} rows x {frame.shape[1]} cols, median of {repeats}")
+    print("  (store paths include the WAL-apply wait, row verification and partition log)")
+    for name, secs in {**timings, **read_timings}.items():
+        print(f"  {name:<45} {secs * 1e3:8.1f} ms  {rows / secs / 1e6:6.2f} M rows/s")
+    names = list(timings)
+    print(f"  ratio store / bare (ILP/HTTP): {timings[names[0]] / timings[names[1]]:.2f}")
+    if db is not None:
+        print(f"  ratio store / bare (QWP): {timings[names[2]] / timings[names[3]]:.2f}")
+        print(f"  store QWP / store ILP/HTTP: {timings[names[2]] / timings[names[0]]:.2f}")
 
 
 MODES: dict[str, Callable[[pd.DataFrame, int, Path], None]] = {

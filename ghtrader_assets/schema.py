@@ -361,3 +361,29 @@ VALIDATION_GAPS = TableSpec(
     dedup_keys=("ts", "symbol"),
     symbol_columns=("symbol", "trading_day", "session", "severity", "attribution"),
 )
+
+#: Ingestion and validation figures, one row per (symbol, trading day, asset, metric), so a
+#: trend query ("rows/s of SHFE.cu over the last month") is one filtered read. The same
+#: figures are Dagster materialization metadata; this table keeps them queryable outside
+#: Dagster. Written by :mod:`ghtrader_assets.metrics`.
+METRICS = TableSpec(
+    name="ingest_metrics",
+    schema=pa.DataFrameSchema(
+        {
+            "symbol": _str(),
+            "trading_day": _str(),
+            "ts": _ts(),  # the trading day's midnight, Asia/Shanghai, in UTC
+            "asset": _str(),  # ticks | validation_summary | roll_schedule
+            "metric": _str(),  # e.g. download_rows_per_second, validation_seconds
+            "value": pa.Column("float64", nullable=False),
+            "run_id": _str(),
+            "recorded_at": _ts(),
+        },
+        strict=True,
+        ordered=True,
+        name="ingest_metrics",
+    ),
+    timestamp="ts",
+    dedup_keys=("ts", "symbol", "asset", "metric"),
+    symbol_columns=("symbol", "trading_day", "asset", "metric"),
+)

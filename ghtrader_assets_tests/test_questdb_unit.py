@@ -704,6 +704,7 @@ class FakeQwp:
 
     def dataframe(self, df: pd.DataFrame, *, table_name: str, symbols: Any, at: Any) -> None:
         self.frames.append((table_name, len(df)))
+        self.ts_dtypes = {str(df[at].dtype)}
 
     def close(self, timeout: float | None = None) -> None:
         pass
@@ -733,6 +734,7 @@ def test_auto_transport_uses_qwp_when_available_and_ilp_http_never_tries_it() ->
     sql.counts = {"fresh": 5, "stale": 0}
     store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(5))
     assert fake.frames == [("ticks_main_l5", 5)] and sender.flush_calls == 0
+    assert fake.ts_dtypes == {"datetime64[us, UTC]"}  # QWP gets the TIMESTAMP column's own type
     assert store.transport == "qwp"
 
     def never(settings: QuestDBSettings) -> Any:

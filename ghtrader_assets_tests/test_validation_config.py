@@ -46,7 +46,11 @@ def test_defaults_match_the_documented_policy():
     assert c.sample_threshold_rows == 1_000_000 and not c.attribution_enabled
     assert c.open_interest_decrease.level == "INFO"
     assert {r for r in RULES if c.threshold(r).level == "ERROR"} >= {
-        "crossed_book", "bid_ladder", "ask_ladder", "negative_volume", "cumulative_decrease",
+        "crossed_book",
+        "bid_ladder",
+        "ask_ladder",
+        "negative_volume",
+        "cumulative_decrease",
     }
 
 
@@ -147,7 +151,9 @@ def test_thresholds_and_severities_from_configuration_take_effect():
     assert validate_day(gap_day, CU, DAY, day_only).failed_rules == {"gap": "WARN"}
 
     crossed = defective("crossed_book", rows=5)
-    warn = ValidationConfig().with_overrides({"crossed_book": {"warn_above": 0, "error_above": None}})
+    warn = ValidationConfig().with_overrides(
+        {"crossed_book": {"warn_above": 0, "error_above": None}}
+    )
     assert validate_day(crossed, CU, DAY, warn).check("book_integrity").severity == "WARN"
     tolerant = ValidationConfig().with_overrides({"crossed_book.error_above": 5})
     assert validate_day(crossed, CU, DAY, tolerant).failed_rules == {}

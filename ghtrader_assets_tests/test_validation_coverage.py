@@ -85,7 +85,12 @@ def test_gaps_are_counted_in_buckets_and_the_largest_stored():
         frame = drop_between(frame, start, seconds)
     result = validate_day(frame, CU, DAY)
     row = result.summary.iloc[0]
-    assert (row["gaps_2_5"], row["gaps_6_15"], row["gaps_16_30"], row["gaps_over_30"]) == (1, 1, 1, 1)
+    assert (row["gaps_2_5"], row["gaps_6_15"], row["gaps_16_30"], row["gaps_over_30"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
     assert row["gap_count"] == 4 and row["gap_seconds_total"] == 73 and row["max_gap_seconds"] == 40
     assert row["gaps_over_threshold"] == 3  # 3 s is under the 5 s threshold
     assert result.failed_rules == {"gap": "ERROR"}
@@ -112,7 +117,9 @@ def test_a_missing_night_session_is_one_blocking_night_gap():
     result = validate_day(frame, CU, DAY)
     assert result.failed_rules == {"gap": "ERROR"}
     worst = result.gaps.sort_values("seconds").iloc[-1]
-    assert worst["session"] == "night" and worst["seconds"] == 4 * 3600 - 2  # boundary seconds apart
+    assert (
+        worst["session"] == "night" and worst["seconds"] == 4 * 3600 - 2
+    )  # boundary seconds apart
 
 
 def test_trailing_hole_is_session_end_lag_not_a_gap():

@@ -133,7 +133,9 @@ def test_figures_of_coverage_defects():
     assert gap.summary.at[0, "gaps_over_30"] == 1 and gap.summary.at[0, "gap_count"] == 1
     stored = gap.gaps.iloc[0]
     assert stored["session"] == "night" and stored["severity"] == "ERROR"
-    assert inj["gap"].detail["start"] <= stored["ts"] < stored["gap_end"] <= inj["gap"].detail["end"]
+    assert (
+        inj["gap"].detail["start"] <= stored["ts"] < stored["gap_end"] <= inj["gap"].detail["end"]
+    )
 
     frame, _ = simulate(CU, day, "out_of_session", rows=3)
     oos = validate_day(frame, CU, day)
@@ -179,7 +181,9 @@ def test_unsorted_input_gives_the_same_figures():
     a, b = validate_day(frame, CU, day), validate_day(shuffled, CU, day)
     assert b.failed_rules == {}
     volatile = ["validation_seconds", "validated_at"]
-    pd.testing.assert_frame_equal(a.summary.drop(columns=volatile), b.summary.drop(columns=volatile))
+    pd.testing.assert_frame_equal(
+        a.summary.drop(columns=volatile), b.summary.drop(columns=volatile)
+    )
 
 
 def test_summary_and_gaps_conform_to_their_tables():
@@ -283,3 +287,16 @@ def test_malformed_columns_fail_the_schema_rule_not_the_call():
     failed = result.check("field_quality").metadata["schema_failed_columns"]
     assert "volume" in failed and "bid_price5" in failed and "ts" in failed
     assert result.summary.at[0, "verdict_engineering"] == "error"
+
+
+@pytest.mark.parametrize("defect", ["gap", "sparse", "empty_day", "null_run", "duplicates"])
+def test_check_metadata_holds_plain_values_for_dagster(defect):
+    frame, _ = simulate(CU, dt.date(2025, 3, 4), defect)
+    result = validate_day(frame, CU, dt.date(2025, 3, 4))
+    for outcome in result.checks:
+        assert outcome.severity in ("WARN", "ERROR")
+        for key, value in outcome.metadata.items():
+            assert type(value) in (int, float, str), (outcome.name, key, type(value))
+            assert not (isinstance(value, float) and np.isnan(value)), (outcome.name, key)
+    with pytest.raises(KeyError, match="no check named"):
+        result.check("speed")

@@ -28,8 +28,9 @@ import math
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -281,10 +282,11 @@ def validate_day(
     out_of_session = _expand(cov.out_of_session, valid_ts)
 
     sample = choose_sample(len(frame), symbol, trading_day, config)
-    # the first tick after a reported gap is not judged against the ticks before the hole:
-    # what accumulated during the hole would show as a price jump or a volume spike
+    # the first tick after a gap (>= 2 empty seconds, above its threshold or not) is not
+    # judged against the ticks before the hole: what accumulated during the hole would
+    # show as a price jump or a volume spike
     after_hole = np.zeros(len(frame), dtype=bool)
-    holes = [g.end_ns for g in cov.gaps if g.over_threshold]
+    holes = [g.end_ns for g in cov.gaps]
     starts = np.searchsorted(t, np.asarray(holes, dtype=np.int64), side="left")
     after_hole[starts[starts < len(frame)]] = True
     rules, fq = _field_rules(frame, in_session, window_of, after_hole, sample, config, spec, limits)
@@ -828,6 +830,17 @@ class ValidationRangeError(RuntimeError):
         super().__init__(f"{len(failures)} day(s) failed validation: {listed}{more}")
 
 
+def _load_and_validate(
+    loader: Callable[[dt.date], pd.DataFrame],
+    symbol: MainSymbol,
+    day: dt.date,
+    config: ValidationConfig,
+    limits: tuple[float, float] | None,
+) -> ValidationResult:
+    """One day of :func:`validate_range` (module level so worker processes can run it)."""
+    return validate_day(loader(day), symbol, day, config, limits=limits)
+
+
 def validate_range(
     days: Sequence[dt.date],
     loader: Callable[[dt.date], pd.DataFrame],
@@ -836,29 +849,36 @@ def validate_range(
     *,
     max_workers: int = 2,
     limits: Callable[[dt.date], tuple[float, float] | None] | None = None,
+    executor: Literal["thread", "process"] = "thread",
 ) -> dict[dt.date, ValidationResult]:
     """Validate ``days`` of ``symbol`` from stored ticks (``loader(day)``), in parallel.
 
-    Threads, not processes: loading (Parquet/DuckDB/PGWire) and most numpy/pandas work
-    release the GIL and a day's frame never has to be pickled; ``bench/validate.py`` prints
-    the measured speed-up. Inside Dagster, days are partitions and the executor already
-    runs them in parallel within its limits; this is for the CLI and re-validation after a
-    threshold change. Every day is attempted; failures are raised together at the end
-    (:class:`ValidationRangeError`) with the results of the days that succeeded.
+    ``executor="thread"`` (default) suits loaders that wait on I/O (PGWire, object
+    stores) and needs nothing picklable; validation itself is mostly pandas/pandera Python
+    code that holds the GIL, so threads barely speed up CPU-bound days
+    (``bench/validate.py`` prints both). ``executor="process"`` scales with cores; it needs
+    a picklable ``loader`` (a module-level function or ``functools.partial``) that reads
+    the day inside the worker, so only the small result travels back. Inside Dagster,
+    days are partitions and the executor already runs them in parallel within its limits;
+    this is for the CLI and re-validation after a threshold change. Every day is
+    attempted; failures are raised together at the end (:class:`ValidationRangeError`)
+    with the results of the days that succeeded.
     """
     config = config or ValidationConfig()
     if max_workers < 1:
         raise ValueError(f"max_workers must be >= 1, got {max_workers}")
-
-    def one(day: dt.date) -> ValidationResult:
-        return validate_day(
-            loader(day), symbol, day, config, limits=limits(day) if limits else None
-        )
-
+    if executor not in ("thread", "process"):
+        raise ValueError(f"executor must be 'thread' or 'process', got {executor!r}")
+    pool_type = ThreadPoolExecutor if executor == "thread" else ProcessPoolExecutor
     results: dict[dt.date, ValidationResult] = {}
     failures: dict[dt.date, BaseException] = {}
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="validate") as pool:
-        futures = {day: pool.submit(one, day) for day in days}
+    with pool_type(max_workers=max_workers) as pool:
+        futures = {
+            day: pool.submit(
+                _load_and_validate, loader, symbol, day, config, limits(day) if limits else None
+            )
+            for day in days
+        }
         for day, fut in futures.items():
             try:
                 results[day] = fut.result()

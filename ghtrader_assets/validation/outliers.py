@@ -10,13 +10,14 @@ ticks before it, never with itself.
   ``price_jump_window`` changes, floored at one tick size. Within one day the price level
   barely moves, so price changes are returns up to a constant; the one-tick floor stops a
   quiet stretch (all changes zero, standard deviation zero) from flagging any one-tick move.
-  Changes across a session break (the opening move after lunch or the night) are not
-  judged: they are real gaps, not data errors.
+  Changes across a session break (the opening move after lunch or the night) or across a
+  gap of two or more empty seconds are not judged: the first is a real market gap, the
+  second is already reported as a gap.
 * **Volume spike**: the volume traded by a tick (cumulative volume minus the running max of
   earlier ticks) exceeds ``volume_spike_factor`` (10) times the rolling median of the
   previous ``volume_spike_window`` ticks, the median floored at
-  ``volume_spike_min_median`` lots. The first tick after a session break or a reported gap
-  is not judged: it carries the volume of the whole break or hole.
+  ``volume_spike_min_median`` lots. The first tick after a session break or a gap (two or
+  more empty seconds) is not judged: it carries the volume of the whole break or hole.
 * **Spread anomaly**: ``ask1 - bid1`` exceeds ``spread_anomaly_factor`` (3) times the day's
   95th-percentile spread, floored at one tick size.
 """

@@ -63,7 +63,7 @@ def prepare_for_write(
     day = trading_day.isoformat()
     for col, want in (("symbol", symbol), ("trading_day", day)):
         if col in frame.columns:
-            bad = frame[col] != want
+            bad = (frame[col] != want).fillna(True).astype(bool)  # a missing value is wrong too
             if bad.any():
                 sample = sorted(set(frame.loc[bad, col].astype(str)))[:3]
                 raise StoreError(

@@ -94,7 +94,7 @@ class PgClient:
     def fetch(self, query: Query) -> list[tuple[Any, ...]]:
         def run(conn: Any) -> list[tuple[Any, ...]]:
             with conn.cursor(binary=True) as cur:
-                cur.execute(query.sql, query.params, prepare=True)
+                cur.execute(query.sql, _params(query), prepare=True)
                 return cur.fetchall()
 
         return self._run(_describe(query), run)
@@ -102,7 +102,7 @@ class PgClient:
     def fetch_df(self, query: Query) -> pd.DataFrame:
         def run(conn: Any) -> pd.DataFrame:
             with conn.cursor(binary=True) as cur:
-                cur.execute(query.sql, query.params, prepare=True)
+                cur.execute(query.sql, _params(query), prepare=True)
                 rows = cur.fetchall()
                 columns = [d.name for d in cur.description or ()]
             return pd.DataFrame.from_records(rows, columns=columns)
@@ -112,7 +112,7 @@ class PgClient:
     def execute(self, query: Query) -> None:
         def run(conn: Any) -> None:
             with conn.cursor() as cur:
-                cur.execute(query.sql, query.params)
+                cur.execute(query.sql, _params(query))
 
         self._run(_describe(query), run)
 
@@ -130,6 +130,17 @@ class PgClient:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+
+def _params(query: Query) -> tuple[object, ...]:
+    """Bind values as psycopg should send them: every Python ``int`` as ``int8``, since
+    psycopg would otherwise pick ``int2``/``int4`` for small values and all our integer
+    columns are ``LONG``."""
+    from psycopg.types.numeric import Int8
+
+    return tuple(
+        Int8(p) if isinstance(p, int) and not isinstance(p, bool) else p for p in query.params
+    )
 
 
 def _describe(query: Query) -> str:

@@ -145,6 +145,8 @@ class QuestDBStore(TickStore):
                         col.qdb_type,
                     )
                     self._sql.execute_ddl(add_column_sql(table, col))
+                # On a WAL table the change goes through the sequencer: wait until applied.
+                wait_for_wal(self._sql, table, self.settings.wal_timeout)
                 drift = detect_drift(spec, self._sql.fetch(q.Query(table_columns_sql(table))))
             if not drift.ok:
                 raise SchemaDriftError(drift_message(spec, table, drift))
@@ -157,6 +159,12 @@ class QuestDBStore(TickStore):
         self._sql.execute(q.drop_table(table))
         self._ensured.discard(table)
         self._cache.invalidate()
+
+    @property
+    def pg(self) -> SqlRunner:
+        """The PGWire runner (parameterised :class:`~.queries.Query` only), for tooling,
+        benchmarks and tests that inspect tables directly."""
+        return self._sql
 
     @property
     def transport(self) -> str:

@@ -237,4 +237,21 @@ class QwpWriter(BatchWriter):
         self._handle = handle_getter
 
     def _send(self, table: str, batch: pd.DataFrame, symbols: list[str], at: str) -> None:
-        self._handle().dataframe(batch, table_name=table, symbols=symbols, at=at)
+        self._handle().dataframe(micros(batch), table_name=table, symbols=symbols, at=at)
+
+
+def micros(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with nanosecond timestamp columns as microseconds.
+
+    QWP is typed: ``datetime64[ns]`` travels as TIMESTAMP_NANOS, ``datetime64[us]`` as
+    TIMESTAMP, the type of our columns. Sending the column's own type leaves the server no
+    conversion to refuse; the values lose nothing it would keep (TIMESTAMP is microseconds,
+    and exact tick nanoseconds travel in the ``datetime`` LONG column).
+    """
+    out = frame
+    for name, dtype in frame.dtypes.items():
+        if isinstance(dtype, pd.DatetimeTZDtype) and dtype.unit == "ns":
+            if out is frame:
+                out = frame.copy(deep=False)
+            out[name] = frame[name].dt.floor("us").astype("datetime64[us, UTC]")
+    return out
