@@ -100,7 +100,8 @@ def report(kind: str, label: str, ms: np.ndarray) -> None:
 
 def run(kind: str, cached: TickStore, uncached: TickStore, symbols: list[str], n: int) -> None:
     first = uncached.coverage(symbols)
-    assert first["n_days"].gt(0).all(), "the fill did not reach the store"
+    if not first["n_days"].gt(0).all():
+        raise SystemExit(f"{kind}: the fill did not reach the store:\n{first}")
     report(kind, "uncached", latencies(lambda: uncached.coverage(symbols), n))
     cached.coverage(symbols)  # warm-up fills the cache
     report(kind, "cached", latencies(lambda: cached.coverage(symbols), n))

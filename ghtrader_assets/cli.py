@@ -1,4 +1,4 @@
-"""``ghtrader``: run the demo, print coverage.
+"""``ghtrader``: run the demo, print coverage and status.
 
 ``ghtrader demo`` materializes real partitions (the last N trading days of the universe)
 through the same Dagster definitions the UI loads, runs the days in parallel processes,
@@ -147,6 +147,23 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Per symbol: last ingested day, freshness, last check outcomes, ingestion rate."""
+    settings = _prepare_environment(args)
+    from ghtrader_assets.definitions import build_resources
+    from ghtrader_assets.partitions import resolve_close
+    from ghtrader_assets.status import status_table
+
+    close = resolve_close(settings.close_time)
+    store = build_resources(settings)["store"].get_store()
+    table = status_table(store, settings.universe, close=close)
+    as_of = calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ), close)
+    print(f"ghtrader status: store={settings.store} ({settings.data_dir}), as of {as_of} close")
+    print()
+    print(markdown_table(table))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ghtrader", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -161,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=cmd_demo)
     cov = sub.add_parser("coverage", help="print the coverage table of the store")
     cov.set_defaults(func=cmd_coverage)
+    status = sub.add_parser(
+        "status", help="per symbol: last ingested day, freshness, checks, ingestion rate"
+    )
+    status.set_defaults(func=cmd_status)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from dagster import AssetSelection, BackfillPolicy, Definitions, define_asset_job
 
 from ghtrader_assets.assets import SymbolAssetKeys, build_coverage_report_asset, build_symbol_assets
+from ghtrader_assets.automation import AutomationSettings, build_sensors, with_automation
 from ghtrader_assets.config import Settings
 from ghtrader_assets.io_managers import StoreIOManager
+from ghtrader_assets.metrics import exporter_settings
 from ghtrader_assets.partitions import trading_day_partitions
 from ghtrader_assets.resources import SourceResource, StoreResource, env_int_or, env_or
 
@@ -46,7 +48,8 @@ def build_definitions(
 ) -> Definitions:
     """The full code location for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
-    partitions_def = trading_day_partitions(settings.start_date)
+    partitions_def = trading_day_partitions(settings.start_date, settings.close_time)
+    automation = AutomationSettings.from_env()
     assets: list = []
     manifests = []
     for symbol in settings.universe:
@@ -60,6 +63,14 @@ def build_definitions(
         )
         manifests.append(SymbolAssetKeys.of(symbol).manifest)
     assets.append(build_coverage_report_asset(settings.universe, manifests))
+    assets = with_automation(assets, automation.lookback)
+    sensors = build_sensors(
+        settings.universe,
+        partitions_def,
+        automation,
+        days_per_run=settings.days_per_run,
+        exporter=exporter_settings(),
+    )
     ingest = define_asset_job(
         INGEST_JOB,
         selection=AssetSelection.all() - AssetSelection.assets("coverage_report"),
@@ -67,7 +78,7 @@ def build_definitions(
         "every symbol for one trading day.",
     )
     resources = {**build_resources(settings), **resource_overrides}
-    return Definitions(assets=assets, jobs=[ingest], resources=resources)
+    return Definitions(assets=assets, jobs=[ingest], sensors=sensors, resources=resources)
 
 
 defs = build_definitions()

@@ -16,6 +16,7 @@ from typing import Any
 
 from dagster import ConfigurableResource, EnvVar
 
+from ghtrader_assets.metrics import TimedStore
 from ghtrader_assets.sources.base import TickSource
 from ghtrader_assets.stores.base import TickStore
 from ghtrader_assets.symbols import MainSymbol
@@ -63,7 +64,12 @@ class StoreResource(ConfigurableResource):
         return Path(self.data_dir) / "reports"
 
     def get_store(self) -> TickStore:
-        """The store for this configuration, created once per process."""
+        """The store for this configuration, created once per process.
+
+        It is wrapped in :class:`~ghtrader_assets.metrics.TimedStore`, which times every
+        call (query latency P50/P95/P99, Prometheus) and keeps recent write figures for the
+        metrics table; everything else passes through to the real store.
+        """
         key = (
             self.kind,
             self.data_dir,
@@ -80,7 +86,7 @@ class StoreResource(ConfigurableResource):
         with _STORES_LOCK:
             store = _STORES.get(key)
             if store is None:
-                store = _STORES[key] = self._create()
+                store = _STORES[key] = TimedStore(self._create())
             return store
 
     def _create(self) -> TickStore:

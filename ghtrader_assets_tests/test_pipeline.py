@@ -13,7 +13,7 @@ from ghtrader_assets.assets import SymbolAssetKeys
 from ghtrader_assets.config import Settings
 from ghtrader_assets.definitions import INGEST_JOB, build_definitions
 from ghtrader_assets.resources import SourceResource
-from ghtrader_assets.schema import MANIFESTS, TICKS, VALIDATION_SUMMARY
+from ghtrader_assets.schema import MANIFESTS, TICKS, VALIDATION_GAPS, VALIDATION_SUMMARY
 from ghtrader_assets.symbols import parse_universe
 
 CU, M = parse_universe("KQ.m@SHFE.cu,KQ.m@DCE.m")
@@ -138,3 +138,23 @@ def test_coverage_report_asset(tmp_path, instance):
     assert by_symbol[CU.raw]["days_present"] == 2
     assert by_symbol[CU.raw]["missing_days"] == 0
     assert by_symbol[CU.raw]["first_day"] == DAYS[0]
+
+
+def test_gaps_stored_and_duplicate_count_survives_recompute(tmp_path, instance):
+    day = DAYS[0]
+    defects = {CU.raw: {day: {"duplicates": {"rows": 4}, "gap": {"seconds": 20}}}}
+    defs = build_definitions(_settings(tmp_path), source=SourceResource(simulated_defects=defects))
+    _run(defs, day, instance)
+    store = defs.resources["store"].get_store()
+    gaps = store.read_partition(VALIDATION_GAPS, CU.raw, day)
+    assert len(gaps) >= 1 and gaps["seconds"].max() >= 15
+    first = store.read_partition(VALIDATION_SUMMARY, CU.raw, day)
+    assert first.at[0, "duplicates_dropped"] == 4
+    keys = SymbolAssetKeys.of(CU)
+    job = defs.resolve_implicit_global_asset_job_def()
+    job.execute_in_process(
+        partition_key=day, instance=instance, asset_selection=[keys.validation_summary]
+    )
+    again = store.read_partition(VALIDATION_SUMMARY, CU.raw, day)
+    assert again.at[0, "duplicates_dropped"] == 4
+    assert again.at[0, "max_gap_seconds"] == first.at[0, "max_gap_seconds"]

@@ -35,6 +35,7 @@ from ghtrader_assets.stores.questdb.qwp import QwpTransport
 from ghtrader_assets.stores.questdb.reader import wait_for_wal
 from ghtrader_assets.stores.questdb.settings import QuestDBSettingsError
 from ghtrader_assets.stores.questdb.writer import IlpHttpWriter, RetryPolicy, is_transient
+from ghtrader_assets_tests.fake_questdb import FakeQuestDB
 
 SYMBOL = "KQ.m@SHFE.cu"
 MONDAY = dt.date(2025, 1, 6)
@@ -462,6 +463,13 @@ def test_write_rejects_rows_of_another_partition_and_ts_outside_the_day() -> Non
     assert len(prepare_for_write(TICKS, SYMBOL, MONDAY, late, pruned=False, where="w")) == 5
 
 
+def test_a_missing_designated_timestamp_is_refused() -> None:
+    frame = ticks(3)
+    frame.loc[1, "ts"] = pd.NaT
+    with pytest.raises(StoreError, match="1 rows have no ts"):
+        prepare_for_write(TICKS, SYMBOL, MONDAY, frame, pruned=True, where="w")
+
+
 def test_duplicate_keys_collapse_to_the_last_row_as_questdb_would(caplog: Any) -> None:
     frame = pd.concat([ticks(4), ticks(4).iloc[[1]].assign(last_price=999.0)], ignore_index=True)
     with caplog.at_level(logging.WARNING):
@@ -606,6 +614,14 @@ def test_coverage_is_cached_until_this_process_writes() -> None:
     store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
     store.coverage([SYMBOL, "KQ.m@DCE.m"])
     assert coverage_queries() == 4
+
+
+def test_coverage_and_latest_of_no_symbols_ask_nothing() -> None:
+    store, sql, _, _ = make_store()
+    cov = store.coverage([])
+    assert cov.empty and list(cov.columns)[:2] == ["symbol", "first_day"]
+    assert store.latest([]).empty and list(store.latest([]).columns) == TICKS.columns
+    assert sql.fetched == [] and sql.ddl == []
 
 
 def test_coverage_combines_tick_bounds_and_logged_days() -> None:
@@ -753,3 +769,151 @@ def test_qwp_transport_required_but_unavailable_is_an_error() -> None:
     store, *_ = make_store(connect=refuse, transport="qwp")
     with pytest.raises(StoreError, match="QWP connection failed"):
         store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(2))
+
+
+# -- end to end against an in-memory QuestDB -----------------------------------------------
+
+
+def fake_store(db: FakeQuestDB, transport: str, **settings: Any) -> QuestDBStore:
+    return QuestDBStore(
+        QuestDBSettings(host="qdb.example", transport=transport, **settings),
+        sql=db,
+        sender_factory=db.sender,
+        qwp_connect=lambda s: db.qwp(),
+        sleep=lambda s: None,
+    )
+
+
+def edge_frame() -> pd.DataFrame:
+    """Ticks with nanosecond timestamps, two ticks sharing a timestamp, NaN levels and a
+    Friday-night tick that belongs to Monday."""
+    frame = ticks(6)
+    exact = frame["datetime"].to_numpy().copy()
+    exact[0] = pd.Timestamp("2025-01-03 21:00:00.25", tz=TZ).value  # Friday night
+    exact[2] = exact[1]  # same instant as the previous tick, another id
+    exact[3] += 123_456_789  # nanoseconds
+    frame["datetime"] = exact
+    frame["ts"] = pd.to_datetime(exact, utc=True)
+    frame.loc[1, ["bid_price5", "ask_volume4"]] = np.nan
+    return frame
+
+
+def sorted_like_reads(frame: pd.DataFrame) -> pd.DataFrame:
+    return conform(frame, TICKS).sort_values(["symbol", "ts", "id"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("transport", ["ilp_http", "qwp"])
+def test_end_to_end_replace_semantics_and_exact_reads(transport: str) -> None:
+    db = FakeQuestDB()
+    store = fake_store(db, transport)
+    day = MONDAY.isoformat()
+    frame = pd.concat([edge_frame(), ticks(500, start="10:00")], ignore_index=True)
+    frame["id"] = np.arange(len(frame), dtype="int64")
+    store.write_partition(TICKS, SYMBOL, day, frame)
+    assert store.transport == transport
+    pd.testing.assert_frame_equal(
+        store.read_partition(TICKS, SYMBOL, day), sorted_like_reads(frame), check_exact=True
+    )
+    ticks_rows = lambda: len(db.tables["ticks_main_l5"].rows)  # noqa: E731
+    store.write_partition(TICKS, SYMBOL, day, frame)  # re-materialize: same rows
+    assert ticks_rows() == len(frame)
+
+    shrunk = frame.iloc[50:].assign(last_price=frame["last_price"].iloc[50:] + 1)
+    store.write_partition(TICKS, SYMBOL, day, shrunk)
+    pd.testing.assert_frame_equal(
+        store.read_partition(TICKS, SYMBOL, day), sorted_like_reads(shrunk)
+    )
+    assert ticks_rows() == len(frame)  # retired, never duplicated
+    assert store.coverage([SYMBOL])["rows"].tolist() == [len(shrunk)]
+    latest = store.latest([SYMBOL])
+    assert latest["id"].tolist() == [sorted_like_reads(shrunk)["id"].iloc[-1]]
+
+    store.write_partition(TICKS, SYMBOL, day, frame)  # the rows come back
+    pd.testing.assert_frame_equal(
+        store.read_partition(TICKS, SYMBOL, day), sorted_like_reads(frame)
+    )
+    store.write_partition(TICKS, SYMBOL, day, frame.iloc[:0])
+    assert store.read_partition(TICKS, SYMBOL, day).empty
+    assert store.partitions(TICKS, SYMBOL) == [day]
+    assert ticks_rows() == len(frame)
+
+
+@pytest.mark.parametrize("transport", ["ilp_http", "qwp"])
+def test_end_to_end_coverage_latest_and_ranges_for_many_symbols(transport: str) -> None:
+    db = FakeQuestDB()
+    store = fake_store(db, transport)
+    tuesday = dt.date(2025, 1, 7)
+    written: dict[str, list[pd.DataFrame]] = {}
+    for sym in (SYMBOL, "KQ.m@SHFE.au", "KQ.m@DCE.m"):
+        for day in (MONDAY, tuesday):
+            frame = ticks(40, day).assign(symbol=sym)
+            store.write_partition(TICKS, sym, day.isoformat(), frame)
+            written.setdefault(sym, []).append(frame)
+    store.write_partition(TICKS, "KQ.m@DCE.m", "2025-01-08", ticks(0))
+    cov = store.coverage([SYMBOL, "KQ.m@DCE.m", "KQ.m@CZCE.SR"]).set_index("symbol")
+    assert cov.loc[SYMBOL, ["first_day", "last_day", "n_days", "rows"]].tolist() == [
+        "2025-01-06",
+        "2025-01-07",
+        2,
+        80,
+    ]
+    assert cov.loc["KQ.m@DCE.m", ["last_day", "n_days", "rows"]].tolist() == ["2025-01-08", 3, 80]
+    assert cov.at[SYMBOL, "first_ts"] == written[SYMBOL][0]["ts"].min()
+    assert cov.at[SYMBOL, "last_ts"] == written[SYMBOL][1]["ts"].max()
+    assert cov.at["KQ.m@CZCE.SR", "n_days"] == 0 and pd.isna(cov.at["KQ.m@CZCE.SR", "last_ts"])
+
+    latest = store.latest(["KQ.m@DCE.m", SYMBOL, "KQ.m@CZCE.SR"])
+    assert latest["symbol"].tolist() == ["KQ.m@DCE.m", SYMBOL]
+    assert (latest["ts"] == written[SYMBOL][1]["ts"].max()).all()
+
+    part = store.read_table(TICKS, symbols=[SYMBOL, "KQ.m@DCE.m"], start_day="2025-01-07")
+    assert set(part["trading_day"]) == {"2025-01-07"} and len(part) == 80
+    assert len(store.read_table(TICKS, end_day="2025-01-06")) == 120
+
+
+def test_end_to_end_failure_mid_batch_then_rematerialize_leaves_no_duplicates() -> None:
+    db = FakeQuestDB()
+    failing = db.sender()
+    failing.fail_at = 2
+    broken = QuestDBStore(
+        QuestDBSettings(host="h", transport="ilp_http", batch_rows=40),
+        sql=db,
+        sender_factory=lambda: failing,
+        sleep=lambda s: None,
+    )
+    frame = ticks(100)
+    with pytest.raises(StoreError, match=r"batch 2/3 .*batches 1-1 of 3 were committed"):
+        broken.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), frame)
+    healthy = fake_store(db, "ilp_http", batch_rows=40)
+    assert len(healthy.read_partition(TICKS, SYMBOL, MONDAY.isoformat())) == 40
+    healthy.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), frame)
+    pd.testing.assert_frame_equal(
+        healthy.read_partition(TICKS, SYMBOL, MONDAY.isoformat()), sorted_like_reads(frame)
+    )
+    assert len(db.tables["ticks_main_l5"].rows) == 100
+
+
+def test_end_to_end_per_day_table_with_null_timestamps_and_json() -> None:
+    db = FakeQuestDB()
+    store = fake_store(db, "ilp_http")
+    row = {c: None for c in MANIFESTS.columns} | {
+        "symbol": SYMBOL,
+        "trading_day": "2025-01-06",
+        "ts": pd.Timestamp(registry.day_start(MONDAY)),
+        "underlying": "SHFE.cu2502",
+        "source": "test",
+        "rows": 0,
+        "first_tick": pd.NaT,
+        "last_tick": pd.NaT,
+        "schema_hash": "abc",
+        "code_version": "v1",
+        "checks_passed": 3,
+        "checks_failed": 1,
+        "check_outcomes": '{"gaps": {"passed": false}}',
+        "created_at": pd.Timestamp("2025-01-06 08:00:01.123456", tz="UTC"),
+    }
+    manifest = conform(pd.DataFrame([row]), MANIFESTS)
+    store.write_partition(MANIFESTS, SYMBOL, "2025-01-06", manifest)
+    back = store.read_partition(MANIFESTS, SYMBOL, "2025-01-06")
+    pd.testing.assert_frame_equal(back, manifest, check_exact=True)
+    pd.testing.assert_frame_equal(store.read_table(MANIFESTS, symbols=[SYMBOL]), manifest)

@@ -300,3 +300,13 @@ def test_check_metadata_holds_plain_values_for_dagster(defect):
             assert not (isinstance(value, float) and np.isnan(value)), (outcome.name, key)
     with pytest.raises(KeyError, match="no check named"):
         result.check("speed")
+
+
+def test_validation_never_modifies_the_callers_frame():
+    day = dt.date(2025, 3, 4)
+    frame, _ = simulate(CU, day, "duplicates")
+    shuffled = frame.sample(frac=1.0, random_state=1)
+    before = shuffled.copy()
+    validate_day(shuffled, CU, day)
+    drop_exact_duplicates(shuffled)
+    pd.testing.assert_frame_equal(shuffled, before)

@@ -21,7 +21,13 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, Failure
 from ghtrader_assets.calendar import TZ
 from ghtrader_assets.metadata import sample_table
 from ghtrader_assets.resources import SourceResource
-from ghtrader_assets.schema import ROLL_SCHEDULE, conform
+from ghtrader_assets.schema import (
+    ROLL_SCHEDULE,
+    TICKS,
+    VALIDATION_GAPS,
+    VALIDATION_SUMMARY,
+    conform,
+)
 from ghtrader_assets.sources.base import MalformedInputError, RollEntry, SourceError
 from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipLedger
 from ghtrader_assets.stores.base import TickStore
@@ -105,8 +111,6 @@ def ingest_day(
     download: bool,
 ) -> DayIngest:
     """Download (or, with ``download=False``, read back from the store) and validate one day."""
-    from ghtrader_assets.schema import TICKS
-
     trading_day = str(roll_row["trading_day"])
     day = dt.date.fromisoformat(trading_day)
     underlying, source_name = str(roll_row["underlying"]), str(roll_row["source"])
@@ -127,9 +131,20 @@ def ingest_day(
         SkipLedger(store).clear(symbol, day)
     else:
         ticks = store.read_partition(TICKS, symbol.raw, trading_day)
+        # Exact duplicates were dropped before storing; keep the count the first pass saw.
+        previous = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
+        dropped = int(previous.at[0, "duplicates_dropped"]) if len(previous) else 0
     result = validate_day(ticks, symbol, day, config, duplicates_dropped=dropped)
     summary = _with_lineage(result.summary, underlying, source_name)
     return DayIngest(trading_day, ticks, result, summary, seconds, dropped)
+
+
+def store_gaps(store: TickStore, symbol: MainSymbol, days: Sequence[DayIngest]) -> int:
+    """Persist each day's largest gaps next to its summary; returns rows written."""
+    return sum(
+        store.write_partition(VALIDATION_GAPS, symbol.raw, d.trading_day, d.validation.gaps).rows
+        for d in days
+    )
 
 
 def _with_lineage(summary: pd.DataFrame, underlying: str, source: str) -> pd.DataFrame:

@@ -8,6 +8,7 @@ stored ticks (after a threshold change) without touching the source.
 """
 
 import json
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -35,10 +36,12 @@ from ghtrader_assets.assets.ingest import (
     day_start_utc,
     fetch_roll,
     ingest_day,
+    store_gaps,
 )
 from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY
 from ghtrader_assets.manifest import build_manifest, manifest_json, manifest_path, write_json_atomic
 from ghtrader_assets.metadata import column_schema
+from ghtrader_assets.metrics import record_day_metrics, write_mark
 from ghtrader_assets.resources import SourceResource, StoreResource
 from ghtrader_assets.schema import MANIFESTS, TICKS, VALIDATION_SUMMARY
 from ghtrader_assets.symbols import MainSymbol
@@ -101,14 +104,17 @@ def build_symbol_assets(
     def roll_schedule(
         context: AssetExecutionContext, source: SourceResource, store: StoreResource
     ) -> Output[pd.DataFrame]:
+        started = time.perf_counter()
         frames = [
             fetch_roll(source, symbol, day, store.get_store()) for day in context.partition_keys
         ]
+        download_seconds = time.perf_counter() - started
         frame = pd.concat(frames, ignore_index=True)
         metadata = {
             "underlying": ", ".join(sorted(set(frame["underlying"]))),
             "source": source.kind,
             "days": len(frame),
+            "download_seconds": round(download_seconds, 4),
         }
         if len(frame) > 1:
             return Output(frame, metadata=metadata)
@@ -199,6 +205,7 @@ def build_symbol_assets(
         summary = pd.concat([d.summary for d in days], ignore_index=True)
         validation_seconds = sum(d.validation.duration_seconds for d in days)
         gap_count = int(summary["gap_count"].sum())
+        mark = write_mark(store.get_store())  # the IO manager writes when outputs are yielded
         if download:
             seconds = max(sum(d.download_seconds for d in days), 1e-9)
             yield Output(
@@ -219,6 +226,7 @@ def build_symbol_assets(
                 },
             )
         if keys.validation_summary in context.selected_asset_keys:
+            gap_rows = store_gaps(store.get_store(), symbol, days)
             blocking = sorted({f for d in days for f in d.validation.blocking_failures})
             yield Output(
                 summary,
@@ -229,8 +237,19 @@ def build_symbol_assets(
                     "validation_seconds": round(validation_seconds, 4),
                     "blocking_failures": ", ".join(blocking) or "none",
                     "recomputed_from_store": not download,
+                    "gaps_stored": gap_rows,
                 },
             )
+        record_day_metrics(
+            store,
+            symbol,
+            days,
+            ingested=download,
+            summarized=keys.validation_summary in context.selected_asset_keys,
+            mark=mark,
+            run_id=context.run_id,
+            log=context.log,
+        )
         selected = {k.name for k in context.selected_asset_check_keys}
         yield from check_results(keys.ticks, days, selected)
 

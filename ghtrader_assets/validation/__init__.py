@@ -10,19 +10,14 @@ rules and the reasoning behind each severity, :mod:`.config` for thresholds.
 
 from ghtrader_assets.validation.attribution import AttributionBudget, attribute_gaps
 from ghtrader_assets.validation.config import Threshold, ValidationConfig, ValidationConfigError
-from ghtrader_assets.validation.engine import (
-    ValidationRangeError,
-    choose_sample,
-    drop_exact_duplicates,
-    pending_days,
-    validate_day,
-    validate_range,
-)
+from ghtrader_assets.validation.duplicates import drop_exact_duplicates
+from ghtrader_assets.validation.engine import choose_sample, validate_day
 from ghtrader_assets.validation.model import (
     CheckOutcome,
     ValidationInputError,
     ValidationResult,
 )
+from ghtrader_assets.validation.ranges import ValidationRangeError, pending_days, validate_range
 from ghtrader_assets.validation.rules import CHECK_NAMES, CHECKS, RULES, CheckDef, RuleDef
 
 __all__ = [

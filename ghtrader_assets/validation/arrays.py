@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 Segments = list[tuple[int, int]]
+#: ``NaT`` as int64 nanoseconds.
+NAT_NS = np.iinfo(np.int64).min
 
 
 def segments_of(n: int, starts: np.ndarray | None) -> Segments:

@@ -17,6 +17,8 @@ Environment variables (all optional):
 * ``GHTRADER_VALIDATION_GAP_THRESHOLDS``: per-product/per-session gap warn thresholds in
   seconds, ``SHFE.cu:night=10,DCE.m=8,:night=6`` (``EXCHANGE.product``, optional
   ``:day``/``:night``; a bare ``:night`` applies to every product's night session).
+* ``GHTRADER_VALIDATION_EVENT_CADENCE_PRODUCTS``: products whose ticks only arrive on
+  change, e.g. ``DCE.jd,CZCE.PK`` (an event-driven day is normal for them).
 
 An unknown ``GHTRADER_VALIDATION_*`` variable is an error, so a typo never silently leaves a
 default in force. :meth:`ValidationConfig.config_hash` goes into each validation summary, so

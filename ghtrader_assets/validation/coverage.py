@@ -33,14 +33,19 @@ Definitions (all per session window ``[start, end)`` from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
+from ghtrader_assets.calendar import TZ
 from ghtrader_assets.sessions import SessionWindow
 from ghtrader_assets.validation.arrays import true_runs
 from ghtrader_assets.validation.config import ValidationConfig
+from ghtrader_assets.validation.model import SAMPLE_ROWS, MetadataValue, RuleResult
+from ghtrader_assets.validation.samples import rows_sample
 
 NS = 1_000_000_000
 HALF_NS = NS // 2
@@ -247,3 +252,145 @@ def _collect_worst_minutes(cov: Coverage, start_ns: int, halves: np.ndarray) -> 
     cov.worst_minutes.extend(
         (start_ns + int(m) * 60 * NS, int(per_minute[m])) for m in top if per_minute[m] > 0
     )
+
+
+def gap_sample(gaps: Iterable) -> pd.DataFrame:
+    rows = [
+        {
+            "start": pd.Timestamp(g.start_ns, tz="UTC").tz_convert(TZ),
+            "end": pd.Timestamp(g.end_ns, tz="UTC").tz_convert(TZ),
+            "seconds": g.seconds,
+            "session": g.kind,
+        }
+        for g in gaps
+    ]
+    return pd.DataFrame(rows)
+
+
+def minutes_sample(cov: Coverage) -> pd.DataFrame | None:
+    if not cov.worst_minutes:
+        return None
+    return pd.DataFrame(
+        {
+            "minute": [pd.Timestamp(m, tz="UTC").tz_convert(TZ) for m, _ in cov.worst_minutes],
+            "half_seconds_missing": [k for _, k in cov.worst_minutes],
+        }
+    )
+
+
+def coverage_rules(
+    cov: Coverage,
+    frame: pd.DataFrame,
+    out_of_session: np.ndarray,
+    config: ValidationConfig,
+    exchange: str,
+    product: str,
+) -> dict[str, RuleResult]:
+    """The coverage rules (gap, cadence, out of session, completeness) with their figures
+    and samples. On a day without in-session ticks only ``missing_day`` is judged."""
+    buckets = cov.bucket_counts()
+    no_ticks = "no ticks inside the sessions (see completeness)"
+    largest = cov.largest_gaps(SAMPLE_ROWS, over_threshold_only=False)
+    gap_meta: dict[str, MetadataValue] = {
+        "gap_count": len(cov.gaps),
+        **{f"gaps_{k}": v for k, v in buckets.items()},
+        "gap_seconds_total": sum(g.seconds for g in cov.gaps),
+        "gaps_over_threshold": sum(1 for g in cov.gaps if g.over_threshold),
+    }
+    if largest:
+        worst = largest[0]
+        gap_meta.update(
+            worst_gap_start=str(pd.Timestamp(worst.start_ns, tz="UTC").tz_convert(TZ)),
+            worst_gap_session=worst.kind,
+        )
+    gap = RuleResult(
+        "gap",
+        float(largest[0].seconds) if largest else 0.0,
+        sample=gap_sample(largest) if largest else None,
+        metadata=gap_meta,
+        skipped=no_ticks if cov.missing_day else None,
+    )
+    expected_event = f"{exchange}.{product}" in config.event_cadence_products
+    mode = RuleResult(
+        "event_cadence",
+        1.0 if cov.cadence_mode == "event" and not expected_event else 0.0,
+        metadata={"expected_cadence": "event" if expected_event else "fixed"},
+        skipped=no_ticks if cov.missing_day else None,
+    )
+    if mode.value:
+        mode.sample = pd.DataFrame(
+            {
+                "cadence_mode": [cov.cadence_mode],
+                "multi_tick_share": [cov.multi_tick_share],
+                "interval_p50_ms": [cov.interval_p50_ms],
+            }
+        )
+    cadence = RuleResult(
+        "half_seconds_missing",
+        cov.half_seconds_missing_share,
+        metadata={
+            "cadence_mode": cov.cadence_mode,
+            "multi_tick_share": cov.multi_tick_share,
+            "half_seconds_expected": cov.half_seconds_expected,
+            "half_seconds_observed": cov.half_seconds_observed,
+            "half_seconds_in_holes": cov.half_seconds_in_holes,
+        },
+        sample=minutes_sample(cov),
+        skipped=no_ticks
+        if cov.missing_day
+        else (
+            None
+            if cov.cadence_mode == "fixed"
+            else "event-driven cadence: empty half-seconds are normal"
+        ),
+    )
+    oos_rows = np.flatnonzero(out_of_session)
+    oos = RuleResult(
+        "out_of_session",
+        float(cov.out_of_session_seconds),
+        metadata={
+            "out_of_session_ticks": cov.out_of_session_ticks,
+            "boundary_ticks": cov.boundary_ticks,
+            "in_session_ticks": cov.in_session_ticks,
+        },
+        sample=rows_sample(frame, oos_rows, ("last_price", "volume")) if oos_rows.size else None,
+    )
+    missing = RuleResult(
+        "missing_day",
+        1.0 if cov.missing_day else 0.0,
+        metadata={
+            "sessions": cov.sessions,
+            "seconds_expected": cov.seconds_expected,
+            "seconds_observed": cov.seconds_observed,
+        },
+    )
+    if cov.missing_day:
+        missing.sample = pd.DataFrame(
+            {"rule": ["missing_day"], "sessions": [cov.sessions], "rows": [len(frame)]}
+        )
+    lag = RuleResult(
+        "session_end_lag",
+        cov.session_end_lag_seconds,
+        skipped=no_ticks if cov.missing_day else None,
+    )
+    if cov.last_session_end_ns is not None:
+        end = pd.Timestamp(cov.last_session_end_ns, tz="UTC")
+        lag.metadata["last_session_end"] = str(end.tz_convert(TZ))
+        if not math.isnan(cov.session_end_lag_seconds):
+            last = end - pd.Timedelta(seconds=cov.session_end_lag_seconds)
+            lag.sample = pd.DataFrame(
+                {
+                    "rule": ["session_end_lag"],
+                    "last_tick": [last],
+                    "session_end": [end],
+                    "lag_seconds": [cov.session_end_lag_seconds],
+                }
+            )
+    return {
+        "gap": gap,
+        "event_cadence": mode,
+        "half_seconds_missing": cadence,
+        "out_of_session": oos,
+        "missing_day": missing,
+        "session_end_lag": lag,
+    }

@@ -38,6 +38,15 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
+class Sample:
+    """Row positions of the field-quality sample of a large day and where its blocks start."""
+
+    rows: np.ndarray
+    block_starts: np.ndarray
+    population: int
+
+
+@dataclass(frozen=True)
 class CheckOutcome:
     """One asset check result for one symbol-day.
 

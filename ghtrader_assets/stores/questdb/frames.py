@@ -70,6 +70,12 @@ def prepare_for_write(
                     f"{where}: {int(bad.sum())} rows have {col} {sample}, expected {want!r}; "
                     "nothing was written"
                 )
+    missing_ts = frame[spec.timestamp].isna()
+    if missing_ts.any():
+        raise StoreError(
+            f"{where}: {int(missing_ts.sum())} rows have no {spec.timestamp} (the designated "
+            "timestamp cannot be null); nothing was written"
+        )
     _check_timestamps(spec, frame, where)
     if pruned and len(frame):
         lo, hi = day_bounds(trading_day)

@@ -15,9 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 TRANSPORTS = ("auto", "qwp", "ilp_http")
-#: A tick day is 50-70k rows: 100k keeps a whole day in one ILP/HTTP request, hence one WAL
-#: transaction, so a re-materialized day replaces atomically in the common case.
-DEFAULT_BATCH_ROWS = 100_000
+#: A tick day is 50-70k rows: 75k keeps a whole day in one ILP/HTTP request, hence one WAL
+#: transaction, so a re-materialized day replaces atomically in the common case. It is also
+#: the ``questdb`` client's own auto-flush size, i.e. a request size servers are known to take
+#: (~65 MB of ILP text for 34 tick columns).
+DEFAULT_BATCH_ROWS = 75_000
 #: QuestDB's published out-of-the-box PGWire password (not a secret: it is in QuestDB's
 #: documentation). Used only when no password is configured, so a stock development server
 #: works with nothing set; production servers set ``pg.password`` and GHTRADER_QDB_PASSWORD.

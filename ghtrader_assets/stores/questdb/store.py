@@ -17,7 +17,8 @@ Write path (:meth:`QuestDBStore.write_partition`):
    affected, and a partition of at most ``batch_rows`` rows replaces its surviving rows in
    one transaction. Retired rows keep their disk space until the partition is rewritten
    (QuestDB has no row delete).
-6. Invalidate the coverage cache (also on failure).
+6. Record the partition in the partition log (:mod:`.registry`), empty days included.
+7. Invalidate the coverage cache (also on failure).
 
 Reads use ``ts`` bounds from the trading calendar on the ticks table (which enforces them
 on write), so QuestDB touches only the one or two ``DAY`` partitions of a trading day;
