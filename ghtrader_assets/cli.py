@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -19,9 +18,7 @@ import pandas as pd
 from ghtrader_assets import calendar
 from ghtrader_assets.config import Settings, SettingsError
 from ghtrader_assets.metadata import markdown_table
-
-#: Run logs stay in the Dagster instance (the UI shows them); the terminal gets warnings only.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+from ghtrader_assets.runner import QUIET, ensure_dagster_home, run_days
 
 
 def _prepare_environment(args: argparse.Namespace) -> Settings:
@@ -30,28 +27,8 @@ def _prepare_environment(args: argparse.Namespace) -> Settings:
         os.environ["GHTRADER_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
     settings = Settings.from_env()
     os.environ.setdefault("GHTRADER_DATA_DIR", str(settings.data_dir))
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home")
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch(exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
+    ensure_dagster_home(settings.data_dir / "dagster_home")
     return settings
-
-
-def _run_day(day: str) -> tuple[str, bool, str]:
-    """Materialize every symbol's chain for one trading day in a Dagster run."""
-    from dagster import DagsterInstance, execute_job, reconstructable
-
-    from ghtrader_assets.definitions import ingest_job
-
-    with DagsterInstance.get() as instance:
-        result = execute_job(
-            reconstructable(ingest_job),
-            instance=instance,
-            tags={"dagster/partition": day},
-            run_config={"execution": {"config": {"in_process": {}}}, **QUIET},
-            raise_on_error=False,
-        )
-        return day, result.success, result.run_id
 
 
 def _demo_days(settings: Settings, n: int) -> list[str]:
@@ -70,21 +47,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"ghtrader demo: source={settings.source} store={settings.store}")
     print(f"  symbols: {symbols}")
     print(f"  trading days: {', '.join(days)} ({args.workers} in parallel)")
-    from dagster import DagsterInstance
-
-    # Create the instance's storage once here: worker processes racing to create the same
-    # SQLite schema would collide.
-    DagsterInstance.get().dispose()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        results = list(pool.map(_run_day, days))
+    results = run_days(days, args.workers)
     _materialize_coverage()
     summary = _demo_summary(settings, days)
     print()
     print(markdown_table(summary))
-    ok = all(success for _, success, _ in results)
+    ok = all(r.success for r in results)
     print()
-    for day, success, run_id in results:
-        print(f"  run {run_id} ({day}): {'success' if success else 'FAILED'}")
+    for r in results:
+        print(f"  run {r.run_id} ({r.trading_day}): {'success' if r.success else 'FAILED'}")
     print()
     print(
         f"Data:      {settings.data_dir / 'store'}  (Parquet: <table>/symbol=<SYM>/trading_day=<DAY>/)"

@@ -33,6 +33,16 @@ def _positive_int(text: str, name: str) -> int:
     return value
 
 
+def _non_negative_float(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} must be a number >= 0") from None
+    if value < 0:
+        raise SettingsError(f"{name}={text!r} must be a number >= 0")
+    return value
+
+
 def default_data_dir() -> Path:
     """``~/.ghtrader`` unless ``GHTRADER_DATA_DIR`` says otherwise."""
     return Path(os.environ.get("GHTRADER_DATA_DIR") or Path.home() / ".ghtrader").expanduser()
@@ -54,6 +64,8 @@ class Settings:
     #: results, blocking and retries; more batches writes across days (one sender, fewer
     #: flushes) at the price of check results folded over the run's days.
     days_per_run: int = 1
+    #: Seconds added to each day's download (benchmarks that mimic TqSdk latency).
+    source_latency_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -84,6 +96,9 @@ class Settings:
             close_time=get("CLOSE_TIME", "15:30"),
             source_pool_limit=pool_limit,
             days_per_run=days_per_run,
+            source_latency_seconds=_non_negative_float(
+                get("SOURCE_LATENCY_SECONDS", "0"), "GHTRADER_SOURCE_LATENCY_SECONDS"
+            ),
         )
 
     @property

@@ -39,6 +39,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         csv_dir=str(settings.csv_dir or ""),
         tq_user=env_or("GHTRADER_TQ_USER", ""),
         tq_password=env_or("GHTRADER_TQ_PASSWORD", ""),
+        latency_seconds=settings.source_latency_seconds,
     )
     return {"store": store, "source": source, "store_io_manager": StoreIOManager(store=store)}
 

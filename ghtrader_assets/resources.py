@@ -132,9 +132,19 @@ class SourceResource(ConfigurableResource):
     tq_user: str = ""
     tq_password: str = ""
     simulated_defects: dict[str, dict[str, dict[str, Any]]] = {}
+    #: Extra seconds per day's download, to mimic TqSdk in benchmarks (0 = off).
+    latency_seconds: float = 0.0
 
     def open(self, symbol: MainSymbol, trading_day: dt.date) -> TickSource:
         """A fresh source for one step: TqApi is not thread-safe, so nothing is shared."""
+        source = self._open(symbol, trading_day)
+        if self.latency_seconds > 0:
+            from ghtrader_assets.sources.latency import LatencySource
+
+            return LatencySource(source, self.latency_seconds)
+        return source
+
+    def _open(self, symbol: MainSymbol, trading_day: dt.date) -> TickSource:
         from ghtrader_assets.sources.registry import make_source
 
         if self.kind == "simulated":
