@@ -32,7 +32,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         qdb_password=env_or("GHTRADER_QDB_PASSWORD", ""),
         qdb_token=env_or("GHTRADER_QDB_TOKEN", ""),
         qdb_transport=env_or("GHTRADER_QDB_TRANSPORT", "auto"),
-        qdb_batch_rows=env_int_or("GHTRADER_QDB_BATCH_ROWS", 50_000),
+        qdb_batch_rows=env_int_or("GHTRADER_QDB_BATCH_ROWS", 75_000),
     )
     source = SourceResource(
         kind=settings.source,
@@ -79,6 +79,9 @@ def build_definitions(
         "every symbol for one trading day.",
     )
     resources = {**build_resources(settings), **resource_overrides}
+    if "store" in resource_overrides and "store_io_manager" not in resource_overrides:
+        # The IO manager must write through the same (overridden) store.
+        resources["store_io_manager"] = StoreIOManager(store=resources["store"])
     return Definitions(assets=assets, jobs=[ingest], sensors=sensors, resources=resources)
 
 

@@ -51,7 +51,7 @@ class StoreResource(ConfigurableResource):
     qdb_password: str = ""
     qdb_token: str = ""
     qdb_transport: str = "auto"
-    qdb_batch_rows: int = 50_000
+    qdb_batch_rows: int = 75_000
     qdb_table_prefix: str = ""
 
     @property
