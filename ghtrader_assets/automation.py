@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 
 from dagster import (
     AssetKey,
-    AssetSelection,
     AssetsDefinition,
+    AssetSelection,
     AssetSpec,
     AutomationCondition,
     AutomationConditionSensorDefinition,
@@ -192,9 +192,7 @@ def with_automation(
     """``assets`` with their automation conditions attached (see the module docstring)."""
     return [
         a.map_asset_specs(
-            lambda spec: spec.replace_attributes(
-                automation_condition=condition_for(spec, lookback)
-            )
+            lambda spec: spec.replace_attributes(automation_condition=condition_for(spec, lookback))
         )
         for a in assets
     ]
@@ -418,9 +416,7 @@ def build_universe_sensor(
 # --------------------------------------------------------------------------- exporter sensor
 
 
-def build_exporter_sensor(
-    universe: Sequence[MainSymbol], port: int, addr: str
-) -> SensorDefinition:
+def build_exporter_sensor(universe: Sequence[MainSymbol], port: int, addr: str) -> SensorDefinition:
     """Keeps the Prometheus endpoint up in the Dagster code server process.
 
     The code server is the one long-lived process of a deployment that loads this code

@@ -131,7 +131,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     as_of = calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ), close)
     print(f"ghtrader status: store={settings.store} ({settings.data_dir}), as of {as_of} close")
     print()
-    print(markdown_table(table))
+    shown = table.assign(
+        ingest_rows_per_second=table["ingest_rows_per_second"].round(0),
+        write_mb_per_second=table["write_mb_per_second"].round(1),
+        validation_seconds=table["validation_seconds"].round(3),
+    )
+    print(markdown_table(shown.astype(object).fillna("")))
     return 0
 
 

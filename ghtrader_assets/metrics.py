@@ -214,7 +214,9 @@ class TimedStore(TickStore):
         with self._lock:
             return self._mark
 
-    def writes_since(self, mark: int, table: str, symbol: str, trading_day: str) -> WriteStats | None:
+    def writes_since(
+        self, mark: int, table: str, symbol: str, trading_day: str
+    ) -> WriteStats | None:
         """The latest write of that partition made after ``mark``, if this process made one."""
         with self._lock:
             found = self._writes.get((table, symbol, trading_day))

@@ -55,13 +55,20 @@ class StoreResource(ConfigurableResource):
     qdb_table_prefix: str = ""
 
     @property
+    def _data_path(self) -> Path:
+        """``data_dir``, or the default data directory when none is configured."""
+        from ghtrader_assets.config import default_data_dir
+
+        return Path(self.data_dir) if self.data_dir else default_data_dir()
+
+    @property
     def manifest_dir(self) -> Path:
         """Manifests are also written as JSON files here, whatever the store kind."""
-        return Path(self.data_dir) / "manifests"
+        return self._data_path / "manifests"
 
     @property
     def reports_dir(self) -> Path:
-        return Path(self.data_dir) / "reports"
+        return self._data_path / "reports"
 
     def get_store(self) -> TickStore:
         """The store for this configuration, created once per process.

@@ -98,7 +98,9 @@ def status_table(
             {
                 "symbol": sym,
                 "last_day": last_day,
-                "last_tick": "" if pd.isna(last_ts) else str(last_ts.tz_convert(calendar.TZ)),
+                "last_tick": ""
+                if pd.isna(last_ts)
+                else last_ts.tz_convert(calendar.TZ).strftime("%Y-%m-%d %H:%M:%S"),
                 "days_behind": behind,
                 "freshness": freshness(behind),
                 "rows": int(summary.iloc[0]["rows"]) if len(summary) else 0,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,11 @@ from ghtrader_assets.schema import MANIFESTS, TICKS, TableSpec, conform
 from ghtrader_assets.sessions import session_windows
 from ghtrader_assets.stores.base import StoreError
 from ghtrader_assets.stores.questdb import QuestDBSettings, QuestDBStore, SchemaDriftError, registry
+from ghtrader_assets.stores.questdb import frames as frames_module
 from ghtrader_assets.stores.questdb import queries as q
+from ghtrader_assets.stores.questdb import qwp as qwp_module
+from ghtrader_assets.stores.questdb import store as store_module
+from ghtrader_assets.stores.questdb import writer as writer_module
 from ghtrader_assets.stores.questdb.ddl import (
     WRITE_ID_COLUMN,
     column_defs,
@@ -62,6 +67,27 @@ def ticks(n: int, day: dt.date = MONDAY, start: str = "09:00") -> pd.DataFrame:
     for col in schema.PRICE_COLUMNS + schema.CUMULATIVE_COLUMNS + schema.BOOK_COLUMNS:
         frame[col] = rng.uniform(1, 100, n)
     return conform(pd.DataFrame(frame), TICKS)
+
+
+@pytest.fixture
+def qdb_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog wired to this package's module loggers directly.
+
+    ``import tqsdk`` (through shinny_structlog) replaces logging's root logger and manager,
+    so loggers created before that import no longer reach the root that caplog listens on
+    when another test module imported tqsdk first."""
+    loggers = [frames_module.logger, qwp_module.logger, writer_module.logger, store_module.logger]
+    saved = [(lg, lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(caplog.handler)
+        lg.setLevel(logging.DEBUG)
+        lg.propagate = False  # each record once, whichever root caplog is on
+    caplog.handler.setLevel(logging.DEBUG)
+    yield caplog
+    for lg, level, propagate in saved:
+        lg.removeHandler(caplog.handler)
+        lg.setLevel(level)
+        lg.propagate = propagate
 
 
 def qdb_error(code: str, msg: str) -> QuestDBError:
@@ -470,12 +496,12 @@ def test_a_missing_designated_timestamp_is_refused() -> None:
         prepare_for_write(TICKS, SYMBOL, MONDAY, frame, pruned=True, where="w")
 
 
-def test_duplicate_keys_collapse_to_the_last_row_as_questdb_would(caplog: Any) -> None:
+def test_duplicate_keys_collapse_to_the_last_row_as_questdb_would(qdb_logs: Any) -> None:
     frame = pd.concat([ticks(4), ticks(4).iloc[[1]].assign(last_price=999.0)], ignore_index=True)
-    with caplog.at_level(logging.WARNING):
+    with qdb_logs.at_level(logging.WARNING):
         out = prepare_for_write(TICKS, SYMBOL, MONDAY, frame, pruned=True, where="w")
     assert len(out) == 4 and (out["last_price"] == 999.0).sum() == 1
-    assert "1 rows share dedup keys" in caplog.text
+    assert "1 rows share dedup keys" in qdb_logs.text
 
 
 def test_nanosecond_tick_timestamps_round_trip_through_the_datetime_column() -> None:
@@ -686,7 +712,7 @@ def test_settings_from_env_and_validation() -> None:
         QuestDBSettings(transport="udp")
 
 
-def test_secrets_never_appear_in_repr_config_strings_or_errors(caplog: Any) -> None:
+def test_secrets_never_appear_in_repr_config_strings_or_errors(qdb_logs: Any) -> None:
     s = QuestDBSettings(host="h", password=PASSWORD, token=TOKEN)
     for text in (repr(s), str(s), s.ilp_conf(), repr(QuestDBStore(s, sql=FakeSql()))):
         assert PASSWORD not in text and TOKEN not in text
@@ -696,10 +722,10 @@ def test_secrets_never_appear_in_repr_config_strings_or_errors(caplog: Any) -> N
     err = qdb_error("SocketError", f"connect failed: conf has password={PASSWORD}")
     sender = FakeSender({i: err for i in range(1, 5)})
     store, *_ = make_store(sender=sender, password=PASSWORD, max_retries=1)
-    with caplog.at_level(logging.DEBUG), pytest.raises(StoreError) as info:
+    with pytest.raises(StoreError) as info:
         store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(3))
     assert PASSWORD not in str(info.value) and "password=***" in str(info.value)
-    assert PASSWORD not in caplog.text and "retry 1/1" in caplog.text
+    assert PASSWORD not in qdb_logs.text and "retry 1/1" in qdb_logs.text
 
     def refuse(settings: QuestDBSettings) -> Any:
         raise ConnectionRefusedError(f"ws://user:{settings.password}@h refused")
@@ -726,7 +752,7 @@ class FakeQwp:
         pass
 
 
-def test_auto_transport_falls_back_to_ilp_once_when_qwp_connect_fails(caplog: Any) -> None:
+def test_auto_transport_falls_back_to_ilp_once_when_qwp_connect_fails(qdb_logs: Any) -> None:
     calls = []
 
     def refuse(settings: QuestDBSettings) -> Any:
@@ -735,13 +761,13 @@ def test_auto_transport_falls_back_to_ilp_once_when_qwp_connect_fails(caplog: An
 
     store, sql, sender, _ = make_store(connect=refuse, transport="auto")
     sql.counts = {"fresh": 5, "stale": 0}
-    with caplog.at_level(logging.WARNING):
+    with qdb_logs.at_level(logging.WARNING):
         store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(5))
         sql.counts = {"fresh": 6, "stale": 0}
         store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(6))
     assert store.transport == "ilp_http" and len(calls) == 1
     assert sender.flushes == [[("ticks_main_l5", 5)], [("ticks_main_l5", 6)]]
-    assert caplog.text.count("offers no QWP") == 1
+    assert qdb_logs.text.count("offers no QWP") == 1
 
 
 def test_auto_transport_uses_qwp_when_available_and_ilp_http_never_tries_it() -> None:
@@ -814,7 +840,10 @@ def test_end_to_end_replace_semantics_and_exact_reads(transport: str) -> None:
     pd.testing.assert_frame_equal(
         store.read_partition(TICKS, SYMBOL, day), sorted_like_reads(frame), check_exact=True
     )
-    ticks_rows = lambda: len(db.tables["ticks_main_l5"].rows)  # noqa: E731
+
+    def ticks_rows() -> int:  # physical rows, retired ones included
+        return len(db.tables["ticks_main_l5"].rows)
+
     store.write_partition(TICKS, SYMBOL, day, frame)  # re-materialize: same rows
     assert ticks_rows() == len(frame)
 
