@@ -18,7 +18,7 @@ import pandas as pd
 from ghtrader_assets import calendar
 from ghtrader_assets.config import Settings, SettingsError
 from ghtrader_assets.metadata import markdown_table
-from ghtrader_assets.runner import QUIET, ensure_dagster_home, run_days
+from ghtrader_assets.runner import QUIET, ensure_dagster_home, run_days, set_pool_limit
 
 
 def _prepare_environment(args: argparse.Namespace) -> Settings:
@@ -29,6 +29,14 @@ def _prepare_environment(args: argparse.Namespace) -> Settings:
     os.environ.setdefault("GHTRADER_DATA_DIR", str(settings.data_dir))
     ensure_dagster_home(settings.data_dir / "dagster_home")
     return settings
+
+
+def default_workers(settings: Settings) -> int:
+    """TqSdk downloads wait on the network, so the pool limit decides; offline sources are
+    CPU-bound, so also the CPU count."""
+    if settings.source == "tqsdk":
+        return settings.source_pool_limit
+    return max(1, min(settings.source_pool_limit, os.cpu_count() or 1))
 
 
 def _demo_days(settings: Settings, n: int) -> list[str]:
@@ -46,8 +54,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     symbols = ", ".join(s.raw for s in settings.universe)
     print(f"ghtrader demo: source={settings.source} store={settings.store}")
     print(f"  symbols: {symbols}")
-    print(f"  trading days: {', '.join(days)} ({args.workers} in parallel)")
-    results = run_days(days, args.workers)
+    workers = args.workers or default_workers(settings)
+    print(f"  trading days: {', '.join(days)} ({workers} in parallel)")
+    set_pool_limit(settings.source, settings.source_pool_limit)
+    results = run_days(days, workers)
     _materialize_coverage()
     summary = _demo_summary(settings, days)
     print()
@@ -149,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="materialize the last trading days of the universe")
     demo.add_argument("--days", type=int, default=5, help="how many trading days (default 5)")
     demo.add_argument(
-        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="days run in parallel"
+        "--workers",
+        type=int,
+        default=0,
+        help="days run in parallel (default: the source pool limit, at most the CPU count "
+        "for offline sources)",
     )
     demo.set_defaults(func=cmd_demo)
     cov = sub.add_parser("coverage", help="print the coverage table of the store")

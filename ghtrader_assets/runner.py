@@ -54,6 +54,18 @@ def run_day(day: str) -> DayRun:
         return DayRun(day, result.success, result.run_id)
 
 
+def set_pool_limit(pool: str, limit: int) -> None:
+    """Cap concurrent steps of ``pool`` in the instance at ``$DAGSTER_HOME`` (all runs).
+
+    The same as ``dagster instance concurrency set POOL LIMIT``; it also creates the
+    instance's storage once, before worker processes race to create the same SQLite schema.
+    """
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        instance.event_log_storage.set_concurrency_slots(pool, limit)
+
+
 def run_days(days: Sequence[str], workers: int) -> list[DayRun]:
     """Run ``days`` with at most ``workers`` runs at once; results in the order of ``days``."""
     from dagster import DagsterInstance
