@@ -49,6 +49,9 @@ from ghtrader_assets.validation import CHECKS, ValidationConfig
 
 IO_MANAGER_KEY = "store_io_manager"
 
+# Backfill policies are a Dagster beta feature; they are how one run covers several days.
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWarning)
+
 
 @dataclass(frozen=True)
 class SymbolAssetKeys:
@@ -247,7 +250,7 @@ def build_symbol_assets(
             ingested=download,
             summarized=keys.validation_summary in context.selected_asset_keys,
             mark=mark,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             log=context.log,
         )
         selected = {k.name for k in context.selected_asset_check_keys}
