@@ -313,6 +313,12 @@ def trading_days_of(ts: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray
     return labels[inverse.reshape(-1)]
 
 
+def day_start_utc(d: DateLike) -> pd.Timestamp:
+    """Midnight of trading day ``d`` in Shanghai, as UTC: the designated ``ts`` of every
+    per-day row (roll schedule, summaries, manifests, ledgers, metrics)."""
+    return pd.Timestamp(_as_date(d)).tz_localize(TZ).tz_convert("UTC")
+
+
 def last_completed_trading_day(
     now: pd.Timestamp | dt.datetime, close: dt.time = DEFAULT_CLOSE
 ) -> dt.date:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ghtrader_assets.symbols import MainSymbol, parse_universe
 
@@ -23,23 +24,15 @@ class SettingsError(ValueError):
     """A GHTRADER_* variable holds a value this project cannot use."""
 
 
-def _positive_int(text: str, name: str) -> int:
+def _number(text: str, name: str, cast: type[int] | type[float], minimum: float) -> Any:
+    """Parse a numeric setting; the error names the variable and what it must be."""
+    what = f"{'an integer' if cast is int else 'a number'} >= {minimum:g}"
     try:
-        value = int(text)
+        value = cast(text)
     except ValueError:
-        raise SettingsError(f"{name}={text!r} must be a positive integer") from None
-    if value < 1:
-        raise SettingsError(f"{name}={text!r} must be a positive integer")
-    return value
-
-
-def _non_negative_float(text: str, name: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise SettingsError(f"{name}={text!r} must be a number >= 0") from None
-    if value < 0:
-        raise SettingsError(f"{name}={text!r} must be a number >= 0")
+        raise SettingsError(f"{name}={text!r} must be {what}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={text!r} must be {what}")
     return value
 
 
@@ -84,8 +77,8 @@ class Settings:
             raise SettingsError(f"GHTRADER_SOURCE={source!r}: expected one of {SOURCE_KINDS}")
         data_dir = Path(get("DATA_DIR", str(Path.home() / ".ghtrader"))).expanduser()
         csv_dir = env.get("GHTRADER_CSV_DIR")
-        pool_limit = _positive_int(get("SOURCE_POOL_LIMIT", "4"), "GHTRADER_SOURCE_POOL_LIMIT")
-        days_per_run = _positive_int(get("DAYS_PER_RUN", "1"), "GHTRADER_DAYS_PER_RUN")
+        pool_limit = _number(get("SOURCE_POOL_LIMIT", "4"), "GHTRADER_SOURCE_POOL_LIMIT", int, 1)
+        days_per_run = _number(get("DAYS_PER_RUN", "1"), "GHTRADER_DAYS_PER_RUN", int, 1)
         return cls(
             store=store,
             source=source,
@@ -96,8 +89,8 @@ class Settings:
             close_time=get("CLOSE_TIME", "15:30"),
             source_pool_limit=pool_limit,
             days_per_run=days_per_run,
-            source_latency_seconds=_non_negative_float(
-                get("SOURCE_LATENCY_SECONDS", "0"), "GHTRADER_SOURCE_LATENCY_SECONDS"
+            source_latency_seconds=_number(
+                get("SOURCE_LATENCY_SECONDS", "0"), "GHTRADER_SOURCE_LATENCY_SECONDS", float, 0
             ),
         )
 

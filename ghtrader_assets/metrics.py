@@ -42,7 +42,7 @@ from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from ghtrader_assets.calendar import TZ
+from ghtrader_assets.calendar import day_start_utc
 from ghtrader_assets.config import SettingsError
 from ghtrader_assets.schema import METRICS, TICKS, VALIDATION_SUMMARY, TableSpec, conform
 from ghtrader_assets.stores.base import StoreError, TickStore, WriteStats
@@ -341,7 +341,7 @@ def metrics_frame(
     recorded_at: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Rows of :data:`METRICS` for one symbol-day; NaN figures (unknown) are left out."""
-    ts = pd.Timestamp(trading_day).tz_localize(TZ).tz_convert("UTC")
+    ts = day_start_utc(trading_day)
     stamp = recorded_at if recorded_at is not None else pd.Timestamp.now(tz="UTC")
     rows = []
     for asset, values in figures.items():

@@ -29,10 +29,14 @@ class DayRun:
 
 
 def ensure_dagster_home(default: Path) -> Path:
-    """Use ``$DAGSTER_HOME`` or create ``default`` with an empty dagster.yaml, and export it."""
+    """Use ``$DAGSTER_HOME`` or create ``default`` with a minimal dagster.yaml, and export it."""
     home = Path(os.environ.get("DAGSTER_HOME") or default).expanduser()
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch(exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(
+            "# Created by ghtrader; see infra/dagster/dagster.yaml\ntelemetry:\n  enabled: false\n"
+        )
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, Failure
 
-from ghtrader_assets.calendar import TZ
+from ghtrader_assets.calendar import day_start_utc
 from ghtrader_assets.metadata import sample_table
 from ghtrader_assets.resources import SourceResource
 from ghtrader_assets.schema import (
@@ -38,11 +38,6 @@ from ghtrader_assets.validation import (
     drop_exact_duplicates,
     validate_day,
 )
-
-
-def day_start_utc(trading_day: str) -> pd.Timestamp:
-    """Midnight of the trading day in Shanghai, as UTC: the designated ``ts`` of per-day rows."""
-    return pd.Timestamp(trading_day).tz_localize(TZ).tz_convert("UTC")
 
 
 def roll_frame(symbol: MainSymbol, trading_day: str, underlying: str, source: str) -> pd.DataFrame:

@@ -33,11 +33,11 @@ from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from ghtrader_assets.assets.ingest import (
     check_results,
-    day_start_utc,
     fetch_roll,
     ingest_day,
     store_gaps,
 )
+from ghtrader_assets.calendar import day_start_utc
 from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY
 from ghtrader_assets.manifest import build_manifest, manifest_json, manifest_path, write_json_atomic
 from ghtrader_assets.metadata import column_schema

@@ -24,7 +24,7 @@ from enum import Enum
 
 import pandas as pd
 
-from ghtrader_assets.calendar import TZ
+from ghtrader_assets.calendar import day_start_utc
 from ghtrader_assets.schema import SKIP_LEDGER, conform
 from ghtrader_assets.sources.base import NoDataError
 from ghtrader_assets.sources.retry import Clock, system_clock
@@ -117,12 +117,6 @@ def _day_iso(day: dt.date | str) -> str:
         raise ValueError(f"skip ledger: trading_day {day!r} is not an ISO date") from None
 
 
-def _day_ts(day_iso: str) -> pd.Timestamp:
-    """The trading day's local midnight in UTC: the table's designated timestamp."""
-    midnight = dt.datetime.combine(dt.date.fromisoformat(day_iso), dt.time(), tzinfo=TZ)
-    return pd.Timestamp(midnight).tz_convert("UTC")
-
-
 class SkipLedger:
     """Records, lists and clears skipped days in a :class:`TickStore`."""
 
@@ -155,7 +149,7 @@ class SkipLedger:
             {
                 "symbol": [sym],
                 "trading_day": [day],
-                "ts": [_day_ts(day)],
+                "ts": [day_start_utc(day)],
                 "source": [source],
                 "reason": [code],
                 "message": [message],

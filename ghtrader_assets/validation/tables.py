@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ghtrader_assets.calendar import TZ
+from ghtrader_assets.calendar import day_start_utc
 from ghtrader_assets.schema import (
     VALIDATION_GAPS,
     VALIDATION_OUTLIER_RULES,
@@ -30,11 +30,6 @@ from ghtrader_assets.validation.verdict import LayerVerdict
 
 #: Coverage rules skip themselves on an empty day; that is not worth listing as skipped.
 _COVERAGE_RULES = ("gap", "event_cadence", "half_seconds_missing", "session_end_lag")
-
-
-def day_start_utc(trading_day: dt.date) -> pd.Timestamp:
-    """Midnight of the trading day in Shanghai, as UTC (the ``ts`` of per-day rows)."""
-    return pd.Timestamp(trading_day).tz_localize(TZ).tz_convert("UTC")
 
 
 def gaps_frame(

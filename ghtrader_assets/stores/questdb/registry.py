@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import pandera.pandas as pa
 
-from ghtrader_assets.calendar import TZ
+from ghtrader_assets.calendar import TZ, day_start_utc
 from ghtrader_assets.schema import TableSpec
 from ghtrader_assets.stores.questdb.ddl import WRITE_ID_COLUMN, quote
 from ghtrader_assets.stores.questdb.queries import Query, in_list
@@ -48,8 +48,8 @@ PARTITION_LOG_PARTITION_BY = "MONTH"
 
 
 def day_start(day: dt.date) -> dt.datetime:
-    """Midnight of ``day`` in Asia/Shanghai, as an aware UTC datetime."""
-    return dt.datetime.combine(day, dt.time(0, 0), tzinfo=TZ).astimezone(dt.timezone.utc)
+    """Midnight of ``day`` in Asia/Shanghai, as an aware UTC datetime (for SQL binds)."""
+    return day_start_utc(day).to_pydatetime()
 
 
 def day_of(ts: dt.datetime) -> str:
