@@ -158,3 +158,42 @@ def test_gaps_stored_and_duplicate_count_survives_recompute(tmp_path, instance):
     again = store.read_partition(VALIDATION_SUMMARY, CU.raw, day)
     assert again.at[0, "duplicates_dropped"] == 4
     assert again.at[0, "max_gap_seconds"] == first.at[0, "max_gap_seconds"]
+
+
+class _CountingSource(SourceResource):
+    """The simulated source, counting how often each day's ticks are downloaded."""
+
+    def open(self, symbol, trading_day):
+        source = super().open(symbol, trading_day)
+        inner = source.ticks
+
+        def ticks(entry):
+            DOWNLOADS.append((symbol.raw, entry.trading_day.isoformat()))
+            return inner(entry)
+
+        source.ticks = ticks
+        return source
+
+
+DOWNLOADS: list[tuple[str, str]] = []
+
+
+def test_gap_attribution_asks_the_source_again_when_enabled(tmp_path, instance, monkeypatch):
+    day = DAYS[0]
+    defects = {CU.raw: {day: {"gap": {"seconds": 20}}}}
+    source = _CountingSource(simulated_defects=defects)
+    DOWNLOADS.clear()
+    defs = build_definitions(_settings(tmp_path), source=source)
+    assert _run(defs, day, instance).success  # a 20 s gap warns, it does not block
+    store = defs.resources["store"].get_store()
+    assert set(store.read_partition(VALIDATION_GAPS, CU.raw, day)["attribution"]) == {
+        "unattributed"
+    }
+    assert DOWNLOADS.count((CU.raw, day)) == 1
+    monkeypatch.setenv("GHTRADER_VALIDATION_ATTRIBUTION_ENABLED", "true")
+    assert _run(defs, day, instance).success
+    # The simulated provider has the same hole, so the gap is the provider's.
+    gaps = store.read_partition(VALIDATION_GAPS, CU.raw, day)
+    assert set(gaps["attribution"]) == {"provider_missing"}
+    assert DOWNLOADS.count((CU.raw, day)) == 3  # two ingests + one re-ask for attribution
+    assert DOWNLOADS.count((M.raw, day)) == 2  # a day without gaps is not re-asked

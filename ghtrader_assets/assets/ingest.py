@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, Failure
@@ -28,11 +29,12 @@ from ghtrader_assets.schema import (
     VALIDATION_SUMMARY,
     conform,
 )
-from ghtrader_assets.sources.base import MalformedInputError, RollEntry, SourceError
+from ghtrader_assets.sources.base import MalformedInputError, RollEntry, SourceError, TickSource
 from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipLedger
 from ghtrader_assets.stores.base import TickStore
 from ghtrader_assets.symbols import MainSymbol
 from ghtrader_assets.validation import (
+    AttributionBudget,
     ValidationConfig,
     ValidationResult,
     drop_exact_duplicates,
@@ -54,6 +56,9 @@ def roll_frame(symbol: MainSymbol, trading_day: str, underlying: str, source: st
     return conform(pd.DataFrame([row]), ROLL_SCHEDULE)
 
 
+T = TypeVar("T")
+
+
 class SourceFailure(Failure):
     """A source error turned into a Dagster failure with a message a user can act on."""
 
@@ -68,19 +73,35 @@ def source_failure(symbol: MainSymbol, trading_day: str, exc: SourceError) -> So
     )
 
 
-def fetch_roll(
-    source: SourceResource, symbol: MainSymbol, trading_day: str, store: TickStore
-) -> pd.DataFrame:
-    """The roll-schedule row of one day; a skipped day goes to the skip ledger."""
+def call_source(
+    source: SourceResource,
+    symbol: MainSymbol,
+    trading_day: str,
+    store: TickStore,
+    call: Callable[[TickSource], T],
+) -> T:
+    """Open a source for one day, make one call, close it on every path.
+
+    Source errors become Dagster failures naming symbol and day; a day the source skipped
+    on purpose is also written to the skip ledger.
+    """
     day = dt.date.fromisoformat(trading_day)
     try:
         with source.open(symbol, day) as src:
-            entry = src.roll_entry(symbol, day)
+            return call(src)
     except DaySkippedError as exc:
         SkipLedger(store).record_error(exc, source=source.kind)
         raise source_failure(symbol, trading_day, exc) from None
     except SourceError as exc:
         raise source_failure(symbol, trading_day, exc) from None
+
+
+def fetch_roll(
+    source: SourceResource, symbol: MainSymbol, trading_day: str, store: TickStore
+) -> pd.DataFrame:
+    """The roll-schedule row of one day."""
+    day = dt.date.fromisoformat(trading_day)
+    entry = call_source(source, symbol, trading_day, store, lambda src: src.roll_entry(symbol, day))
     return roll_frame(symbol, trading_day, entry.underlying, entry.source)
 
 
@@ -104,23 +125,21 @@ def ingest_day(
     config: ValidationConfig,
     *,
     download: bool,
+    attribution_budget: AttributionBudget | None = None,
 ) -> DayIngest:
     """Download (or, with ``download=False``, read back from the store) and validate one day."""
     trading_day = str(roll_row["trading_day"])
     day = dt.date.fromisoformat(trading_day)
     underlying, source_name = str(roll_row["underlying"]), str(roll_row["source"])
+    entry = RollEntry(symbol, day, underlying, source_name)
+
+    def download_ticks() -> pd.DataFrame:
+        return call_source(source, symbol, trading_day, store, lambda src: src.ticks(entry))
+
     seconds, dropped = 0.0, 0
     if download:
-        entry = RollEntry(symbol, day, underlying, source_name)
         started = time.perf_counter()
-        try:
-            with source.open(symbol, day) as src:
-                raw = src.ticks(entry)
-        except DaySkippedError as exc:
-            SkipLedger(store).record_error(exc, source=source.kind)
-            raise source_failure(symbol, trading_day, exc) from None
-        except SourceError as exc:
-            raise source_failure(symbol, trading_day, exc) from None
+        raw = download_ticks()
         seconds = time.perf_counter() - started
         ticks, dropped = drop_exact_duplicates(raw)
         SkipLedger(store).clear(symbol, day)
@@ -129,7 +148,17 @@ def ingest_day(
         # Exact duplicates were dropped before storing; keep the count the first pass saw.
         previous = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
         dropped = int(previous.at[0, "duplicates_dropped"]) if len(previous) else 0
-    result = validate_day(ticks, symbol, day, config, duplicates_dropped=dropped)
+    # With attribution on, a day with gaps re-asks the source (once, within the run's budget)
+    # whether it has data in the gap windows.
+    result = validate_day(
+        ticks,
+        symbol,
+        day,
+        config,
+        duplicates_dropped=dropped,
+        refetch=download_ticks if config.attribution_enabled else None,
+        attribution_budget=attribution_budget,
+    )
     summary = _with_lineage(result.summary, underlying, source_name)
     return DayIngest(trading_day, ticks, result, summary, seconds, dropped)
 

@@ -45,7 +45,7 @@ from ghtrader_assets.metrics import record_day_metrics, write_mark
 from ghtrader_assets.resources import SourceResource, StoreResource
 from ghtrader_assets.schema import MANIFESTS, TICKS, VALIDATION_SUMMARY
 from ghtrader_assets.symbols import MainSymbol
-from ghtrader_assets.validation import CHECKS, ValidationConfig
+from ghtrader_assets.validation import CHECKS, AttributionBudget, ValidationConfig
 
 IO_MANAGER_KEY = "store_io_manager"
 
@@ -199,11 +199,27 @@ def build_symbol_assets(
             )
         download = keys.ticks in context.selected_asset_keys
         config = ValidationConfig.from_env()
-        days = [
-            ingest_day(symbol, row, source, store.get_store(), config, download=download)
-            for _, row in roll.sort_values("trading_day").iterrows()
-            if row["trading_day"] in wanted
+        budget = AttributionBudget(config.attribution_max_days)
+        rows = [
+            r for _, r in roll.sort_values("trading_day").iterrows() if r["trading_day"] in wanted
         ]
+        days = []
+        for i, row in enumerate(rows, start=1):
+            day = ingest_day(
+                symbol,
+                row,
+                source,
+                store.get_store(),
+                config,
+                download=download,
+                attribution_budget=budget,
+            )
+            days.append(day)
+            context.log.info(
+                f"{symbol.raw} {day.trading_day} ({i}/{len(rows)}): {len(day.ticks)} rows, "
+                f"{'downloaded' if download else 'read from the store'} and validated; "
+                f"failed checks: {', '.join(c.name for c in day.validation.checks if not c.passed) or 'none'}"
+            )
         ticks = pd.concat([d.ticks for d in days], ignore_index=True)
         summary = pd.concat([d.summary for d in days], ignore_index=True)
         validation_seconds = sum(d.validation.duration_seconds for d in days)
