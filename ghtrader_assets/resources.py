@@ -122,7 +122,9 @@ class StoreResource(ConfigurableResource):
                 cache_ttl=self.cache_ttl_seconds,
                 table_prefix=self.qdb_table_prefix,
             )
-            return QuestDBStore(settings)
+            store = QuestDBStore(settings)
+            store.ensure_tables()  # idempotent: CREATE TABLE IF NOT EXISTS + drift check
+            return store
         raise ValueError(f"unknown store kind {self.kind!r}: expected 'embedded' or 'questdb'")
 
 

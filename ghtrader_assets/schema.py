@@ -387,3 +387,8 @@ METRICS = TableSpec(
     dedup_keys=("ts", "symbol", "asset", "metric"),
     symbol_columns=("symbol", "trading_day", "asset", "metric"),
 )
+
+
+def all_tables() -> tuple[TableSpec, ...]:
+    """Every table this module defines, in definition order (stores create them at start-up)."""
+    return tuple(v for v in globals().values() if isinstance(v, TableSpec))

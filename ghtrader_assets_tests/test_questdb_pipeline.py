@@ -49,13 +49,15 @@ class FakeQuestDBResource(StoreResource):
         from ghtrader_assets_tests.fake_questdb import FakeQuestDB
 
         db = FakeQuestDB()
-        return QuestDBStore(
+        store = QuestDBStore(
             QuestDBSettings(host=self.qdb_host, transport=self.qdb_transport, cache_ttl=None),
             sql=db,
             sender_factory=db.sender,
             qwp_connect=lambda _settings: db.qwp(),
             sleep=lambda _seconds: None,
         )
+        store.ensure_tables()  # as StoreResource does for a real server
+        return store
 
 
 @pytest.fixture(params=["fake-qwp", pytest.param("live", marks=[pytest.mark.questdb, LIVE])])
@@ -115,6 +117,11 @@ def test_pipeline_materializes_and_rematerializes_on_questdb(tmp_path, store_res
     defs = build_definitions(settings, store=resource)
     job = defs.resolve_job_def(INGEST_JOB)
     store = resource.get_store()
+    if isinstance(resource, FakeQuestDBResource):  # every table exists before any write
+        from ghtrader_assets.schema import all_tables
+
+        created = set(store.inner._sql.tables)
+        assert {store.inner.table_name(spec) for spec in all_tables()} <= created
     with DagsterInstance.ephemeral() as instance:
         for day in days:
             assert job.execute_in_process(partition_key=day, instance=instance).success

@@ -154,6 +154,14 @@ class QuestDBStore(TickStore):
             self._ensured.add(table)
         return table
 
+    def ensure_tables(self, specs: Sequence[TableSpec] | None = None) -> list[str]:
+        """Create (if absent) and check every table at start-up, so schema drift is reported
+        before the first write rather than in the middle of a backfill."""
+        from ghtrader_assets.schema import all_tables
+
+        wanted = [*(specs if specs is not None else all_tables()), PARTITION_LOG]
+        return list(dict.fromkeys(self.ensure_table(spec) for spec in wanted))
+
     def drop_table(self, spec: TableSpec) -> None:
         """Drop ``spec``'s table (tests and tooling; production never calls it)."""
         table = self.table_name(spec)
