@@ -8,7 +8,6 @@ run in one process) reuses one store, and with it one QuestDB sender and connect
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import threading
 from pathlib import Path
@@ -144,22 +143,29 @@ class SourceResource(ConfigurableResource):
     #: Extra seconds per day's download, to mimic TqSdk in benchmarks (0 = off).
     latency_seconds: float = 0.0
 
-    def open(self, symbol: MainSymbol, trading_day: dt.date) -> TickSource:
-        """A fresh source for one step: TqApi is not thread-safe, so nothing is shared."""
-        source = self._open(symbol, trading_day)
+    def open(self, symbol: MainSymbol) -> TickSource:
+        """A fresh source for one step, used for all its days and closed at its end.
+
+        One step, one source: TqApi is not thread-safe and logging in per day would strain
+        the account, so a step opens exactly one and nothing is shared between steps.
+        """
+        source = self._open(symbol)
         if self.latency_seconds > 0:
             from ghtrader_assets.sources.latency import LatencySource
 
             return LatencySource(source, self.latency_seconds)
         return source
 
-    def _open(self, symbol: MainSymbol, trading_day: dt.date) -> TickSource:
+    def _open(self, symbol: MainSymbol) -> TickSource:
         from ghtrader_assets.sources.registry import make_source
 
         if self.kind == "simulated":
-            per_day = self.simulated_defects.get(symbol.raw, {})
-            defects = per_day.get(trading_day.isoformat()) or per_day.get("*") or None
-            return make_source("simulated", seed=self.seed, defects=defects)
+            per_day = self.simulated_defects.get(symbol.raw)
+            if per_day:
+                from ghtrader_assets.sources.defects import DefectRouter
+
+                return DefectRouter(self.seed, per_day)
+            return make_source("simulated", seed=self.seed)
         if self.kind == "csv":
             if not self.csv_dir:
                 raise ValueError("GHTRADER_SOURCE=csv needs GHTRADER_CSV_DIR")

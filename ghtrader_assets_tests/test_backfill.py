@@ -124,12 +124,12 @@ class _SkippingSource(TickSource):
 
 
 class SkippingSourceResource(SourceResource):
-    def open(self, symbol, trading_day):
+    def open(self, symbol):
         return _SkippingSource()
 
 
 class UnknownSourceResource(SourceResource):
-    def open(self, symbol, trading_day):
+    def open(self, symbol):
         source = SimulatedSource()
 
         def fail(*_args):
@@ -175,3 +175,28 @@ def test_manifest_json_matches_stored_manifest(tmp_path, instance):
     assert doc["code_version"] == stored.at[0, "code_version"]
     assert pd.Timestamp(doc["first_tick"]) == stored.at[0, "first_tick"]
     assert set(doc["check_outcomes"]) >= {"field_quality", "book_integrity", "gaps"}
+
+
+OPENED: list[str] = []
+
+
+class OpenCountingResource(SourceResource):
+    def open(self, symbol):
+        OPENED.append(symbol.raw)
+        return super().open(symbol)
+
+
+def test_a_step_opens_one_source_for_all_its_days(tmp_path, instance):
+    OPENED.clear()
+    defs = build_definitions(
+        _settings(tmp_path, days_per_run=5), source=OpenCountingResource(kind="simulated")
+    )
+    assert _run_range(defs, DAYS[0], DAYS[-1], instance).success
+    assert OPENED == [CU.raw, CU.raw]  # the roll-schedule step and the ticks step, 5 days each
+    OPENED.clear()
+    job = defs.resolve_implicit_global_asset_job_def()
+    keys = SymbolAssetKeys.of(CU)
+    assert job.execute_in_process(
+        partition_key=DAYS[0], instance=instance, asset_selection=[keys.validation_summary]
+    ).success
+    assert OPENED == []  # recomputing a summary never opens the source

@@ -90,7 +90,7 @@ def test_latency_source_delays_each_download(monkeypatch):
     resource = SourceResource(latency_seconds=1.5)
     cu = parse_main_symbol("KQ.m@SHFE.cu")
     day = dt.date(2026, 3, 2)
-    with resource.open(cu, day) as source:
+    with resource.open(cu) as source:
         assert isinstance(source, LatencySource) and source.name == "simulated"
         entry = source.roll_entry(cu, day)
         assert slept == []

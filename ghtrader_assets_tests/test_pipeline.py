@@ -163,8 +163,8 @@ def test_gaps_stored_and_duplicate_count_survives_recompute(tmp_path, instance):
 class _CountingSource(SourceResource):
     """The simulated source, counting how often each day's ticks are downloaded."""
 
-    def open(self, symbol, trading_day):
-        source = super().open(symbol, trading_day)
+    def open(self, symbol):
+        source = super().open(symbol)
         inner = source.ticks
 
         def ticks(entry):

@@ -73,35 +73,47 @@ def source_failure(symbol: MainSymbol, trading_day: str, exc: SourceError) -> So
     )
 
 
-def call_source(
-    source: SourceResource,
-    symbol: MainSymbol,
-    trading_day: str,
-    store: TickStore,
-    call: Callable[[TickSource], T],
-) -> T:
-    """Open a source for one day, make one call, close it on every path.
+class StepSource:
+    """The one source a step uses for all its days, opened on first use, closed at the end.
 
-    Source errors become Dagster failures naming symbol and day; a day the source skipped
-    on purpose is also written to the skip ledger.
+    One login per step instead of one per day (TqSdk), and a summary-only recompute never
+    opens it at all. Source errors become Dagster failures naming symbol and day; a day the
+    source skipped on purpose is also written to the skip ledger.
     """
-    day = dt.date.fromisoformat(trading_day)
-    try:
-        with source.open(symbol, day) as src:
-            return call(src)
-    except DaySkippedError as exc:
-        SkipLedger(store).record_error(exc, source=source.kind)
-        raise source_failure(symbol, trading_day, exc) from None
-    except SourceError as exc:
-        raise source_failure(symbol, trading_day, exc) from None
+
+    def __init__(self, resource: SourceResource, symbol: MainSymbol, store: TickStore) -> None:
+        self.resource = resource
+        self.symbol = symbol
+        self.store = store
+        self._source: TickSource | None = None
+
+    def call(self, trading_day: str, fn: Callable[[TickSource], T]) -> T:
+        try:
+            if self._source is None:
+                self._source = self.resource.open(self.symbol)
+            return fn(self._source)
+        except DaySkippedError as exc:
+            SkipLedger(self.store).record_error(exc, source=self.resource.kind)
+            raise source_failure(self.symbol, trading_day, exc) from None
+        except SourceError as exc:
+            raise source_failure(self.symbol, trading_day, exc) from None
+
+    def close(self) -> None:
+        if self._source is not None:
+            source, self._source = self._source, None
+            source.close()
+
+    def __enter__(self) -> StepSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def fetch_roll(
-    source: SourceResource, symbol: MainSymbol, trading_day: str, store: TickStore
-) -> pd.DataFrame:
+def fetch_roll(source: StepSource, trading_day: str) -> pd.DataFrame:
     """The roll-schedule row of one day."""
-    day = dt.date.fromisoformat(trading_day)
-    entry = call_source(source, symbol, trading_day, store, lambda src: src.roll_entry(symbol, day))
+    symbol, day = source.symbol, dt.date.fromisoformat(trading_day)
+    entry = source.call(trading_day, lambda src: src.roll_entry(symbol, day))
     return roll_frame(symbol, trading_day, entry.underlying, entry.source)
 
 
@@ -118,23 +130,22 @@ class DayIngest:
 
 
 def ingest_day(
-    symbol: MainSymbol,
+    source: StepSource,
     roll_row: pd.Series,
-    source: SourceResource,
-    store: TickStore,
     config: ValidationConfig,
     *,
     download: bool,
     attribution_budget: AttributionBudget | None = None,
 ) -> DayIngest:
     """Download (or, with ``download=False``, read back from the store) and validate one day."""
+    symbol, store = source.symbol, source.store
     trading_day = str(roll_row["trading_day"])
     day = dt.date.fromisoformat(trading_day)
     underlying, source_name = str(roll_row["underlying"]), str(roll_row["source"])
     entry = RollEntry(symbol, day, underlying, source_name)
 
     def download_ticks() -> pd.DataFrame:
-        return call_source(source, symbol, trading_day, store, lambda src: src.ticks(entry))
+        return source.call(trading_day, lambda src: src.ticks(entry))
 
     seconds, dropped = 0.0, 0
     if download:
@@ -148,15 +159,16 @@ def ingest_day(
         # Exact duplicates were dropped before storing; keep the count the first pass saw.
         previous = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
         dropped = int(previous.at[0, "duplicates_dropped"]) if len(previous) else 0
-    # With attribution on, a day with gaps re-asks the source (once, within the run's budget)
-    # whether it has data in the gap windows.
+    # With attribution on, a freshly downloaded day with gaps re-asks the source (once,
+    # within the run's budget) whether it has data in the gap windows; a recompute from the
+    # store never calls the source.
     result = validate_day(
         ticks,
         symbol,
         day,
         config,
         duplicates_dropped=dropped,
-        refetch=download_ticks if config.attribution_enabled else None,
+        refetch=download_ticks if download and config.attribution_enabled else None,
         attribution_budget=attribution_budget,
     )
     summary = _with_lineage(result.summary, underlying, source_name)

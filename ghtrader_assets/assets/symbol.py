@@ -32,6 +32,7 @@ from dagster import (
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from ghtrader_assets.assets.ingest import (
+    StepSource,
     check_results,
     fetch_roll,
     ingest_day,
@@ -108,9 +109,8 @@ def build_symbol_assets(
         context: AssetExecutionContext, source: SourceResource, store: StoreResource
     ) -> Output[pd.DataFrame]:
         started = time.perf_counter()
-        frames = [
-            fetch_roll(source, symbol, day, store.get_store()) for day in context.partition_keys
-        ]
+        with StepSource(source, symbol, store.get_store()) as step_source:
+            frames = [fetch_roll(step_source, day) for day in context.partition_keys]
         download_seconds = time.perf_counter() - started
         frame = pd.concat(frames, ignore_index=True)
         metadata = {
@@ -204,22 +204,22 @@ def build_symbol_assets(
             r for _, r in roll.sort_values("trading_day").iterrows() if r["trading_day"] in wanted
         ]
         days = []
-        for i, row in enumerate(rows, start=1):
-            day = ingest_day(
-                symbol,
-                row,
-                source,
-                store.get_store(),
-                config,
-                download=download,
-                attribution_budget=budget,
-            )
-            days.append(day)
-            context.log.info(
-                f"{symbol.raw} {day.trading_day} ({i}/{len(rows)}): {len(day.ticks)} rows, "
-                f"{'downloaded' if download else 'read from the store'} and validated; "
-                f"failed checks: {', '.join(c.name for c in day.validation.checks if not c.passed) or 'none'}"
-            )
+        with StepSource(source, symbol, store.get_store()) as step_source:
+            for i, row in enumerate(rows, start=1):
+                day = ingest_day(
+                    step_source,
+                    row,
+                    config,
+                    download=download,
+                    attribution_budget=budget,
+                )
+                days.append(day)
+                failed = [c.name for c in day.validation.checks if not c.passed]
+                context.log.info(
+                    f"{symbol.raw} {day.trading_day} ({i}/{len(rows)}): {len(day.ticks)} rows "
+                    f"{'downloaded' if download else 'read from the store'} and validated; "
+                    f"failed checks: {', '.join(failed) or 'none'}"
+                )
         ticks = pd.concat([d.ticks for d in days], ignore_index=True)
         summary = pd.concat([d.summary for d in days], ignore_index=True)
         validation_seconds = sum(d.validation.duration_seconds for d in days)
