@@ -24,7 +24,7 @@ class SettingsError(ValueError):
     """A GHTRADER_* variable holds a value this project cannot use."""
 
 
-def _number(text: str, name: str, cast: type[int] | type[float], minimum: float) -> Any:
+def parse_number(text: str, name: str, cast: type[int] | type[float], minimum: float) -> Any:
     """Parse a numeric setting; the error names the variable and what it must be."""
     what = f"{'an integer' if cast is int else 'a number'} >= {minimum:g}"
     try:
@@ -77,8 +77,10 @@ class Settings:
             raise SettingsError(f"GHTRADER_SOURCE={source!r}: expected one of {SOURCE_KINDS}")
         data_dir = Path(get("DATA_DIR", str(Path.home() / ".ghtrader"))).expanduser()
         csv_dir = env.get("GHTRADER_CSV_DIR")
-        pool_limit = _number(get("SOURCE_POOL_LIMIT", "4"), "GHTRADER_SOURCE_POOL_LIMIT", int, 1)
-        days_per_run = _number(get("DAYS_PER_RUN", "1"), "GHTRADER_DAYS_PER_RUN", int, 1)
+        pool_limit = parse_number(
+            get("SOURCE_POOL_LIMIT", "4"), "GHTRADER_SOURCE_POOL_LIMIT", int, 1
+        )
+        days_per_run = parse_number(get("DAYS_PER_RUN", "1"), "GHTRADER_DAYS_PER_RUN", int, 1)
         return cls(
             store=store,
             source=source,
@@ -89,7 +91,7 @@ class Settings:
             close_time=get("CLOSE_TIME", "15:30"),
             source_pool_limit=pool_limit,
             days_per_run=days_per_run,
-            source_latency_seconds=_number(
+            source_latency_seconds=parse_number(
                 get("SOURCE_LATENCY_SECONDS", "0"), "GHTRADER_SOURCE_LATENCY_SECONDS", float, 0
             ),
         )

@@ -18,7 +18,9 @@ from typing import Any
 import pandas as pd
 
 from ghtrader_assets.code_version import code_version
-from ghtrader_assets.schema import MANIFESTS, TICKS, conform, schema_hash
+from ghtrader_assets.schema import MANIFESTS, TICKS, conform, empty_frame, schema_hash
+from ghtrader_assets.stores.base import TickStore
+from ghtrader_assets.symbols import MainSymbol
 
 
 def build_manifest(
@@ -90,3 +92,20 @@ def write_json_atomic(path: Path, document: Mapping[str, Any]) -> Path:
 def manifest_path(manifest_dir: Path, symbol_key: str, trading_day: str) -> Path:
     """``<manifest_dir>/<SHFE_cu>/<YYYY-MM-DD>.json``."""
     return manifest_dir / symbol_key / f"{trading_day}.json"
+
+
+def withdraw_manifest(store: TickStore, manifest_dir: Path, symbol: MainSymbol, day: str) -> bool:
+    """Remove a day's manifest (table row and JSON file) when the day no longer passes.
+
+    A manifest vouches for a stored day. When a re-materialization or a re-validation finds
+    a blocking failure, the old manifest would contradict the stored data, so it goes; the
+    manifest asset writes a new one once the day passes again. Returns whether one existed.
+    """
+    existed = not store.read_partition(MANIFESTS, symbol.raw, day).empty
+    if existed:
+        store.write_partition(MANIFESTS, symbol.raw, day, empty_frame(MANIFESTS))
+    path = manifest_path(manifest_dir, symbol.key, day)
+    if path.exists():
+        path.unlink()
+        existed = True
+    return existed

@@ -197,3 +197,38 @@ def test_gap_attribution_asks_the_source_again_when_enabled(tmp_path, instance, 
     assert set(gaps["attribution"]) == {"provider_missing"}
     assert DOWNLOADS.count((CU.raw, day)) == 3  # two ingests + one re-ask for attribution
     assert DOWNLOADS.count((M.raw, day)) == 2  # a day without gaps is not re-asked
+
+
+def test_empty_redownload_does_not_replace_a_stored_day(tmp_path, instance):
+    day = DAYS[0]
+    assert _run(build_definitions(_settings(tmp_path)), day, instance).success
+    empty = SourceResource(simulated_defects={CU.raw: {day: {"empty_day": True}}})
+    defs = build_definitions(_settings(tmp_path), source=empty)
+    store = defs.resources["store"].get_store()
+    before = store.read_partition(TICKS, CU.raw, day)
+    result = _run(defs, day, instance)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "refusing to replace" in failure.event_specific_data.error.message
+    pd.testing.assert_frame_equal(store.read_partition(TICKS, CU.raw, day), before)
+    assert len(store.read_partition(MANIFESTS, CU.raw, day)) == 1  # still vouches for it
+    # Told explicitly, the day is replaced; the empty day fails completeness, so its
+    # manifest is withdrawn from the table and the JSON files.
+    forced = _run(defs, day, instance, tags={"ghtrader/allow_shrink": "true"})
+    assert not forced.success
+    assert store.read_partition(TICKS, CU.raw, day).empty
+    assert store.read_partition(MANIFESTS, CU.raw, day).empty
+    assert not (tmp_path / "manifests" / CU.key / f"{day}.json").exists()
+    assert len(store.read_partition(MANIFESTS, M.raw, day)) == 1  # other symbols untouched
+
+
+def test_a_day_that_now_fails_loses_its_manifest(tmp_path, instance):
+    day = DAYS[0]
+    assert _run(build_definitions(_settings(tmp_path)), day, instance).success
+    assert (tmp_path / "manifests" / CU.key / f"{day}.json").exists()
+    crossed = SourceResource(simulated_defects={CU.raw: {day: {"crossed_book": True}}})
+    defs = build_definitions(_settings(tmp_path), source=crossed)
+    assert not _run(defs, day, instance).success
+    store = defs.resources["store"].get_store()
+    assert store.read_partition(MANIFESTS, CU.raw, day).empty
+    assert not (tmp_path / "manifests" / CU.key / f"{day}.json").exists()

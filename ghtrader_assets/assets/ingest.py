@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -117,6 +118,52 @@ def fetch_roll(source: StepSource, trading_day: str) -> pd.DataFrame:
     return roll_frame(symbol, trading_day, entry.underlying, entry.source)
 
 
+#: Run tag that lets a re-download replace a stored day with far fewer rows (or none).
+ALLOW_SHRINK_TAG = "ghtrader/allow_shrink"
+
+
+def replacement_min_ratio() -> float:
+    """``GHTRADER_REPLACE_MIN_RATIO`` (default 0.5): the smallest share of a stored day's rows
+    a re-download may bring without the allow-shrink tag."""
+    from ghtrader_assets.config import parse_number
+
+    return float(
+        parse_number(
+            os.environ.get("GHTRADER_REPLACE_MIN_RATIO", "").strip() or "0.5",
+            "GHTRADER_REPLACE_MIN_RATIO",
+            float,
+            0,
+        )
+    )
+
+
+def guard_replacement(
+    store: TickStore, symbol: MainSymbol, trading_day: str, new_rows: int, *, allow: bool
+) -> None:
+    """Refuse to replace a stored day with a download that lost most of it.
+
+    A provider hiccup (an empty or truncated answer) must not destroy good stored ticks:
+    the blocking checks only run after the write, so the comparison happens before it,
+    against the row count in the day's stored validation summary.
+    """
+    if allow:
+        return
+    stored = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
+    if stored.empty:
+        return
+    before = int(stored.at[0, "rows"])
+    ratio = replacement_min_ratio()
+    if before > 0 and new_rows < before * ratio:
+        raise Failure(
+            f"{symbol.raw} {trading_day}: refusing to replace {before} stored ticks with "
+            f"{new_rows} downloaded ({new_rows / before:.0%} < {ratio:.0%} of the stored day); "
+            f"nothing was changed. If the smaller day is right, re-run with the run tag "
+            f"{ALLOW_SHRINK_TAG}=true.",
+            metadata={"stored_rows": before, "downloaded_rows": new_rows},
+            allow_retries=True,
+        )
+
+
 @dataclass
 class DayIngest:
     """What one trading day produced: stored ticks, validation, and timing figures."""
@@ -136,6 +183,7 @@ def ingest_day(
     *,
     download: bool,
     attribution_budget: AttributionBudget | None = None,
+    allow_shrink: bool = False,
 ) -> DayIngest:
     """Download (or, with ``download=False``, read back from the store) and validate one day."""
     symbol, store = source.symbol, source.store
@@ -153,6 +201,7 @@ def ingest_day(
         raw = download_ticks()
         seconds = time.perf_counter() - started
         ticks, dropped = drop_exact_duplicates(raw)
+        guard_replacement(store, symbol, trading_day, len(ticks), allow=allow_shrink)
         SkipLedger(store).clear(symbol, day)
     else:
         ticks = store.read_partition(TICKS, symbol.raw, trading_day)

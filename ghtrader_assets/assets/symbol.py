@@ -32,6 +32,7 @@ from dagster import (
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from ghtrader_assets.assets.ingest import (
+    ALLOW_SHRINK_TAG,
     StepSource,
     check_results,
     fetch_roll,
@@ -40,7 +41,13 @@ from ghtrader_assets.assets.ingest import (
 )
 from ghtrader_assets.calendar import day_start_utc
 from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY
-from ghtrader_assets.manifest import build_manifest, manifest_json, manifest_path, write_json_atomic
+from ghtrader_assets.manifest import (
+    build_manifest,
+    manifest_json,
+    manifest_path,
+    withdraw_manifest,
+    write_json_atomic,
+)
 from ghtrader_assets.metadata import column_schema
 from ghtrader_assets.metrics import record_day_metrics, write_mark
 from ghtrader_assets.resources import SourceResource, StoreResource
@@ -212,6 +219,7 @@ def build_symbol_assets(
                     config,
                     download=download,
                     attribution_budget=budget,
+                    allow_shrink=context.run.tags.get(ALLOW_SHRINK_TAG) == "true",
                 )
                 days.append(day)
                 failed = [c.name for c in day.validation.checks if not c.passed]
@@ -219,6 +227,14 @@ def build_symbol_assets(
                     f"{symbol.raw} {day.trading_day} ({i}/{len(rows)}): {len(day.ticks)} rows "
                     f"{'downloaded' if download else 'read from the store'} and validated; "
                     f"failed checks: {', '.join(failed) or 'none'}"
+                )
+        for day in days:
+            if day.validation.blocking_failures and withdraw_manifest(
+                store.get_store(), store.manifest_dir, symbol, day.trading_day
+            ):
+                context.log.warning(
+                    f"{symbol.raw} {day.trading_day}: manifest withdrawn, blocking checks now "
+                    f"fail: {', '.join(day.validation.blocking_failures)}"
                 )
         ticks = pd.concat([d.ticks for d in days], ignore_index=True)
         summary = pd.concat([d.summary for d in days], ignore_index=True)
