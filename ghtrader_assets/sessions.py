@@ -158,3 +158,38 @@ def in_session_mask(
         return np.zeros(values.shape, dtype=bool)
     pos = np.searchsorted(bounds, values, side="right")
     return (pos % 2 == 1) & (values != np.iinfo(np.int64).min)
+
+
+#: Exchanges print the opening call auction up to 5 minutes before an opening session
+#: (20:59 for the night, 08:59 for the day) and closing prints just after a session end.
+PRE_OPEN_GRACE_SECONDS = 300.0
+POST_CLOSE_GRACE_SECONDS = 3.0
+
+
+def boundary_mask(
+    ts: pd.Series | pd.DatetimeIndex | np.ndarray,
+    windows: Sequence[SessionWindow],
+    *,
+    pre_open_seconds: float = PRE_OPEN_GRACE_SECONDS,
+    post_close_seconds: float = POST_CLOSE_GRACE_SECONDS,
+) -> np.ndarray:
+    """Boolean array: which timestamps are auction or closing prints next to a session.
+
+    Before an *opening* session (a night session, or the first day session of the trading
+    day) up to ``pre_open_seconds``; after any session end up to ``post_close_seconds``.
+    Sources keep these ticks (the official open and the day's final cumulative volume live
+    there) and validation counts them as boundary ticks, not out-of-session ones.
+    """
+    values = _utc_ns(ts)
+    out = np.zeros(values.shape, dtype=bool)
+    pre, post = int(pre_open_seconds * 1e9), int(post_close_seconds * 1e9)
+    first_day_seen = False
+    for w in sorted(windows, key=lambda w: w.start):
+        start, end = _utc_ns(pd.DatetimeIndex([w.start, w.end]))
+        opening = w.kind == "night" or not first_day_seen
+        first_day_seen = first_day_seen or w.kind == "day"
+        if opening and pre:
+            out |= (values >= start - pre) & (values < start)
+        if post:
+            out |= (values >= end) & (values < end + post)
+    return out & ~in_session_mask(ts, windows)

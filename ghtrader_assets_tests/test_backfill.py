@@ -192,7 +192,7 @@ def test_a_step_opens_one_source_for_all_its_days(tmp_path, instance):
         _settings(tmp_path, days_per_run=5), source=OpenCountingResource(kind="simulated")
     )
     assert _run_range(defs, DAYS[0], DAYS[-1], instance).success
-    assert OPENED == [CU.raw, CU.raw]  # the roll-schedule step and the ticks step, 5 days each
+    assert [CU.raw, CU.raw] == OPENED  # the roll-schedule step and the ticks step, 5 days each
     OPENED.clear()
     job = defs.resolve_implicit_global_asset_job_def()
     keys = SymbolAssetKeys.of(CU)

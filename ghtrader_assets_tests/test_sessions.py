@@ -209,3 +209,28 @@ def test_in_session_mask_edge_inputs() -> None:
     overlapping = [windows[1], dataclasses.replace(windows[1], kind="night")]
     with pytest.raises(ValueError, match="overlap"):
         in_session_mask(with_nat, overlapping)
+
+
+def test_boundary_mask_keeps_auction_and_closing_prints_only() -> None:
+    import datetime as dt
+
+    import pandas as pd
+
+    from ghtrader_assets.sessions import boundary_mask, in_session_mask, session_windows
+
+    monday = dt.date(2025, 3, 10)
+    windows = session_windows("SHFE", "cu", monday)
+    local = [
+        "2025-03-07 20:54:59",  # before the auction window
+        "2025-03-07 20:59:00",  # night call auction
+        "2025-03-07 21:00:00",  # in session (not a boundary tick)
+        "2025-03-08 01:00:00",  # night closing print
+        "2025-03-08 01:00:03",  # past the 3 s grace
+        "2025-03-10 10:15:01",  # closing print of the first morning session
+        "2025-03-10 10:29:59",  # not an opening session: the break is just empty
+        "2025-03-10 15:00:02",
+    ]
+    ts = pd.DatetimeIndex(local).tz_localize("Asia/Shanghai")
+    got = boundary_mask(ts, windows)
+    assert got.tolist() == [False, True, False, True, False, True, False, True]
+    assert not (got & in_session_mask(ts, windows)).any()

@@ -175,16 +175,19 @@ def test_unknown_underlying_fails_fast(market, clock):
 
 FRIDAY = calendar.previous_trading_day(MON)
 SATURDAY = FRIDAY + dt.timedelta(days=1)
-CU_TICKS: list[tuple[str, bool]] = [  # (Beijing time, inside Monday's cu sessions)
-    (at(FRIDAY, "20:59:00"), False),  # opening auction print
+CU_TICKS: list[tuple[str, bool]] = [  # (Beijing time, kept for Monday's cu sessions)
+    (at(FRIDAY, "20:50:00"), False),  # too early even for the auction
+    (at(FRIDAY, "20:59:00"), True),  # opening call-auction print: the official open
     (at(FRIDAY, "21:00:00.500"), True),
     (at(FRIDAY, "23:59:59.500"), True),
     (at(SATURDAY, "00:30:00"), True),  # after midnight on Saturday: still Monday
-    (at(SATURDAY, "01:00:00"), False),  # cu night ends at 01:00 ("25:00:00")
+    (at(SATURDAY, "01:00:00"), True),  # closing print as the night ends ("25:00:00")
     (at(SATURDAY, "01:30:00"), False),
     (at(MON, "09:00:01"), True),
     (at(MON, "10:20:00"), False),  # morning break
     (at(MON, "14:59:59.500"), True),
+    (at(MON, "15:00:00"), True),  # closing print: the day's final cumulative volume
+    (at(MON, "15:00:10"), False),
     (at(MON, "15:10:00"), False),
 ]
 
@@ -217,10 +220,15 @@ def test_friday_night_and_saturday_ticks_belong_to_monday(market, clock):
 def test_gold_night_runs_to_0230_on_saturday(market, clock):
     au = MainSymbol("SHFE", "au")
     market.set_rolls(au.raw, {dt.date(2024, 1, 2): "SHFE.au2504"})
-    load(market, "SHFE.au2504", [at(SATURDAY, "02:00:00"), at(SATURDAY, "02:30:00")])
+    load(
+        market,
+        "SHFE.au2504",
+        [at(SATURDAY, "02:00:00"), at(SATURDAY, "02:30:00"), at(SATURDAY, "02:30:05")],
+    )
     with source(market, clock) as src:
         frame = src.ticks(src.roll_entry(au, MON))
-    assert local_times(frame["ts"]) == [at(SATURDAY, "02:00:00")]
+    # 02:30:00 is the night's closing print; 5 s later is past the close.
+    assert local_times(frame["ts"]) == [at(SATURDAY, "02:00:00"), at(SATURDAY, "02:30:00")]
 
 
 def test_no_night_session_after_a_holiday(market, clock):
@@ -328,6 +336,10 @@ def test_transient_errors_are_retried_with_exponential_backoff(market, clock, ki
         frame = src.ticks(src.roll_entry(CU, MON))
     assert len(frame) == 1
     assert clock.sleeps == [FAST.base_delay, FAST.base_delay * FAST.multiplier]
+    # Each retry ran on a fresh TqApi (the failed one's abandoned request is cancelled by
+    # closing it), and every one of them was closed.
+    assert len(market.instances) == 3
+    assert all(info.closed for info in market.instances)
 
 
 def test_backoff_jitter_stays_within_bounds(market, clock):

@@ -419,8 +419,12 @@ class TqSdkSource(TickSource):
         """Run ``fn(api)`` with retries; errors are classified with ``subject`` (the symbol)."""
 
         def on_failure(failure: Classified) -> None:
-            if failure.kind is ErrorKind.MAINTENANCE:
-                self._close_api()  # the connection is gone; reconnect after the wait
+            if failure.kind in (ErrorKind.MAINTENANCE, ErrorKind.TRANSIENT):
+                # Retry on a fresh TqApi: after a maintenance break the connection is gone,
+                # and after a timeout the abandoned request still runs in the old API's event
+                # loop holding tqsdk's per-contract cache file lock, which a second request
+                # on the same API would wait for forever. Closing cancels it.
+                self._close_api()
 
         return self._retrier.call(
             lambda: fn(self._ensure_api()),
@@ -699,7 +703,9 @@ class TqSdkSource(TickSource):
                 f"{where}: column 'datetime' is not int64 ns ({exc})"
             ) from None
         ts = pd.to_datetime(ns, unit="ns", utc=True)
-        in_session = sessions.in_session_mask(ts, windows)
+        # Sessions plus the opening-auction and closing prints next to them: the official
+        # open and the day's final cumulative figures live there.
+        in_session = sessions.in_session_mask(ts, windows) | sessions.boundary_mask(ts, windows)
         depth_columns = all(c in raw.columns for c in DEPTH_PRICE_COLUMNS)
         keep = in_session.copy()
         l1_only = 0

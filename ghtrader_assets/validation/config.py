@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ghtrader_assets.sessions import POST_CLOSE_GRACE_SECONDS, PRE_OPEN_GRACE_SECONDS
 from ghtrader_assets.validation.rules import RULE_NAMES
 
 ENV_PREFIX = "GHTRADER_VALIDATION_"
@@ -117,9 +118,9 @@ class ValidationConfig:
     gap_thresholds: tuple[tuple[str, float], ...] = ()
     #: Ticks this many seconds before an opening session (night, first day session) are
     #: call-auction prints, counted as boundary ticks rather than out of session.
-    pre_open_grace_seconds: float = 300.0
+    pre_open_grace_seconds: float = PRE_OPEN_GRACE_SECONDS
     #: Ticks up to this many seconds after any session end are closing prints.
-    post_close_grace_seconds: float = 3.0
+    post_close_grace_seconds: float = POST_CLOSE_GRACE_SECONDS
     #: A day is fixed-cadence when at least this share of seconds with ticks has two or more.
     fixed_cadence_min_share: float = 0.5
     #: Products (``EXCHANGE.product``) whose ticks are expected event-driven (only on change):
