@@ -341,7 +341,7 @@ def plan_universe_backfill(
         if not keys:
             notes.append(f"{added} added; no partition exists yet, nothing to backfill")
             continue
-        noticed = now.astimezone(dt.timezone.utc).isoformat()
+        noticed = now.astimezone(dt.UTC).isoformat()
         pending[added] = PendingBackfill(keys[0], keys[-1], noticed)
         notes.append(f"{added} added: backfill {keys[0]}..{keys[-1]} requested in slices")
     budget = min(runs_per_tick, max_in_flight - unfinished_backfill_runs(instance))
@@ -398,7 +398,7 @@ def build_universe_sensor(
             universe,
             partitions_def,
             context.instance,
-            now=dt.datetime.now(dt.timezone.utc),
+            now=dt.datetime.now(dt.UTC),
             days_per_run=days_per_run,
             runs_per_tick=settings.backfill_runs_per_tick,
             max_in_flight=settings.backfill_max_in_flight,

@@ -15,24 +15,33 @@ from ghtrader_assets.config import Settings
 from ghtrader_assets.io_managers import StoreIOManager
 from ghtrader_assets.metrics import exporter_settings
 from ghtrader_assets.partitions import trading_day_partitions
-from ghtrader_assets.resources import SourceResource, StoreResource, env_int_or, env_or
+from ghtrader_assets.resources import SourceResource, StoreResource, env_or
 
 INGEST_JOB = "ingest_daily"
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
     """Store, source and IO manager resources; secrets only through ``EnvVar``."""
+    # Non-secret QuestDB settings are parsed (and checked) once by QuestDBSettings; the
+    # password and token stay EnvVar references that Dagster resolves at run time.
+    from ghtrader_assets.stores.questdb.settings import QuestDBSettings
+
+    qdb = QuestDBSettings.from_env()
     store = StoreResource(
         kind=settings.store,
         data_dir=str(settings.data_dir),
         qdb_host=env_or("GHTRADER_QDB_HOST", ""),
-        qdb_ilp_port=env_int_or("GHTRADER_QDB_ILP_PORT", 9000),
-        qdb_pg_port=env_int_or("GHTRADER_QDB_PG_PORT", 8812),
-        qdb_user=env_or("GHTRADER_QDB_USER", "admin"),
+        qdb_ilp_port=qdb.ilp_port,
+        qdb_pg_port=qdb.pg_port,
+        qdb_user=qdb.user,
         qdb_password=env_or("GHTRADER_QDB_PASSWORD", ""),
         qdb_token=env_or("GHTRADER_QDB_TOKEN", ""),
-        qdb_transport=env_or("GHTRADER_QDB_TRANSPORT", "auto"),
-        qdb_batch_rows=env_int_or("GHTRADER_QDB_BATCH_ROWS", 75_000),
+        qdb_tls=qdb.tls,
+        qdb_transport=qdb.transport,
+        qdb_batch_rows=qdb.batch_rows,
+        qdb_table_prefix=qdb.table_prefix,
+        qdb_wal_timeout=qdb.wal_timeout,
+        cache_ttl_seconds=qdb.cache_ttl if qdb.cache_ttl is not None else 30.0,
     )
     source = SourceResource(
         kind=settings.source,

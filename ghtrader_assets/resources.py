@@ -33,11 +33,19 @@ def env_or(name: str, default: Any) -> Any:
     return EnvVar(name) if os.environ.get(name, "").strip() else default
 
 
-def env_int_or(name: str, default: int) -> Any:
-    return EnvVar.int(name) if os.environ.get(name, "").strip() else default
+#: Resource fields that hold secrets: never shown by ``repr`` (logs, tracebacks).
+SECRET_FIELDS = frozenset({"qdb_password", "qdb_token", "tq_password"})
 
 
-class StoreResource(ConfigurableResource):
+class _HidesSecrets:
+    """Mask secret fields in ``repr``: a resolved resource holds the real values."""
+
+    def __repr_args__(self):  # pydantic's hook behind __repr__ and __str__
+        for name, value in super().__repr_args__():  # type: ignore[misc]
+            yield name, ("***" if name in SECRET_FIELDS and value else value)
+
+
+class StoreResource(_HidesSecrets, ConfigurableResource):
     """Where tables live: ``embedded`` Parquet (default) or ``questdb``."""
 
     kind: str = "embedded"
@@ -49,6 +57,8 @@ class StoreResource(ConfigurableResource):
     qdb_user: str = "admin"
     qdb_password: str = ""
     qdb_token: str = ""
+    qdb_tls: bool = False
+    qdb_wal_timeout: float = 60.0
     qdb_transport: str = "auto"
     qdb_batch_rows: int = 75_000
     qdb_table_prefix: str = ""
@@ -84,6 +94,7 @@ class StoreResource(ConfigurableResource):
             self.qdb_ilp_port,
             self.qdb_pg_port,
             self.qdb_user,
+            self.qdb_tls,
             self.qdb_transport,
             self.qdb_batch_rows,
             self.qdb_table_prefix,
@@ -116,6 +127,8 @@ class StoreResource(ConfigurableResource):
                 user=self.qdb_user,
                 password=self.qdb_password or None,
                 token=self.qdb_token or None,
+                tls=self.qdb_tls,
+                wal_timeout=self.qdb_wal_timeout,
                 transport=self.qdb_transport,
                 batch_rows=self.qdb_batch_rows,
                 cache_ttl=self.cache_ttl_seconds,
@@ -127,7 +140,7 @@ class StoreResource(ConfigurableResource):
         raise ValueError(f"unknown store kind {self.kind!r}: expected 'embedded' or 'questdb'")
 
 
-class SourceResource(ConfigurableResource):
+class SourceResource(_HidesSecrets, ConfigurableResource):
     """Where ticks come from: ``simulated`` (default), ``csv`` or ``tqsdk``.
 
     ``simulated_defects`` maps a main symbol to ``{trading day or "*": {defect: params}}``

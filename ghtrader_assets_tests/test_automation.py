@@ -305,7 +305,7 @@ def test_universe_sensor_definition_round_trips_its_cursor(tmp_path, instance):
     )
     assert second.run_requests
     assert {r.partition_key for r in second.run_requests} <= set(
-        PARTS.get_partition_keys(current_time=dt.datetime.now(dt.timezone.utc))
+        PARTS.get_partition_keys(current_time=dt.datetime.now(dt.UTC))
     )
     assert second.run_requests[0].partition_key == START  # from the start date
     assert all(list(r.asset_selection) == chain(M) for r in second.run_requests)

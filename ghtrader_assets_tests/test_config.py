@@ -98,3 +98,25 @@ def test_latency_source_delays_each_download(monkeypatch):
     assert slept == [1.5] and len(ticks) > 0
     with pytest.raises(ValueError, match=">= 0"):
         LatencySource(source.inner, -1)
+
+
+def test_questdb_settings_reach_the_store_resource(monkeypatch, tmp_path):
+    from ghtrader_assets.definitions import build_resources
+
+    for name, value in {
+        "GHTRADER_QDB_HOST": "qdb.internal",
+        "GHTRADER_QDB_TLS": "true",
+        "GHTRADER_QDB_TABLE_PREFIX": "prod_",
+        "GHTRADER_QDB_WAL_TIMEOUT": "15",
+        "GHTRADER_QDB_BATCH_ROWS": "60000",
+        "GHTRADER_QDB_PASSWORD": "pw-not-for-logs",
+    }.items():
+        monkeypatch.setenv(name, value)
+    store = build_resources(Settings(store="questdb", data_dir=tmp_path))["store"]
+    assert (store.qdb_tls, store.qdb_table_prefix) == (True, "prod_")
+    assert (store.qdb_wal_timeout, store.qdb_batch_rows) == (15.0, 60000)
+    # The password stays an EnvVar reference in the definitions, and resolved values are
+    # masked wherever a resource is printed.
+    assert "pw-not-for-logs" not in repr(store)
+    resolved = SourceResource(kind="tqsdk", tq_user="u", tq_password="pw-not-for-logs")
+    assert "pw-not-for-logs" not in repr(resolved) and "pw-not-for-logs" not in str(resolved)

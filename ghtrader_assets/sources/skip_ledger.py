@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import pandas as pd
 
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 _REASON_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-class SkipReason(str, Enum):
+class SkipReason(StrEnum):
     """Reason codes sources use; the ledger accepts any ``snake_case`` code."""
 
     #: The main symbol had no underlying contract on that day (listed later).

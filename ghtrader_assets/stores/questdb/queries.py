@@ -29,7 +29,7 @@ from ghtrader_assets.stores.questdb.ddl import WRITE_ID_COLUMN, quote
 #: so no read by day can see them; every other read filters it out explicitly).
 RETIRED_DAY = "retired"
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_UTC = dt.timezone.utc
+_UTC = dt.UTC
 
 
 @dataclass(frozen=True)

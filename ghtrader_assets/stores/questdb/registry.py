@@ -55,7 +55,7 @@ def day_start(day: dt.date) -> dt.datetime:
 def day_of(ts: dt.datetime) -> str:
     """The trading day whose :func:`day_start` is ``ts`` (naive values are UTC)."""
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=dt.timezone.utc)
+        ts = ts.replace(tzinfo=dt.UTC)
     return ts.astimezone(TZ).date().isoformat()
 
 
@@ -72,7 +72,7 @@ def record(
             symbol,
             day.isoformat(),
             int(rows),
-            dt.datetime.now(dt.timezone.utc),
+            dt.datetime.now(dt.UTC),
             int(write_id),
         ),
     )
