@@ -27,22 +27,29 @@ from ghtrader_assets.stores.base import StoreError
 SYMBOL_METADATA_KEY = "ghtrader/symbol"
 
 
-def table_for(asset_name: str) -> TableSpec:
-    """The table an asset (by the last part of its key) is stored in."""
-    from ghtrader_assets import schema
+#: Definition-metadata key naming the table (a TableSpec name) an asset is stored in.
+TABLE_METADATA_KEY = "ghtrader/table"
 
-    tables = {
-        "roll_schedule": schema.ROLL_SCHEDULE,
-        "ticks": schema.TICKS,
-        "validation_summary": schema.VALIDATION_SUMMARY,
-        "manifest": schema.MANIFESTS,
-    }
-    try:
-        return tables[asset_name]
-    except KeyError:
+
+def table_for(metadata: object, asset: str) -> TableSpec:
+    """The table an asset is stored in, named by its ``ghtrader/table`` metadata."""
+    from ghtrader_assets.schema import all_tables
+
+    name = _metadata_str(metadata, TABLE_METADATA_KEY)
+    tables = {spec.name: spec for spec in all_tables()}
+    if name not in tables:
         raise StoreError(
-            f"asset {asset_name!r} has no table: the store IO manager handles {sorted(tables)}"
-        ) from None
+            f"asset {asset} names table {name!r} in its {TABLE_METADATA_KEY!r} metadata; "
+            f"the store IO manager handles {sorted(tables)}"
+        )
+    return tables[name]
+
+
+def _metadata_str(metadata: object, key: str) -> str | None:
+    value = metadata.get(key) if hasattr(metadata, "get") else None  # type: ignore[union-attr]
+    if hasattr(value, "value"):
+        value = value.value
+    return value if isinstance(value, str) else None
 
 
 class StoreIOManager(ConfigurableIOManager):
@@ -53,8 +60,9 @@ class StoreIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: pd.DataFrame | None) -> None:
         if obj is None:
             return
-        spec = table_for(context.asset_key.path[-1])
-        symbol = self._symbol(context.definition_metadata, context.asset_key.to_user_string())
+        asset = context.asset_key.to_user_string()
+        spec = table_for(context.definition_metadata, asset)
+        symbol = self._symbol(context.definition_metadata, asset)
         days = list(context.asset_partition_keys) if context.has_asset_partitions else []
         if not days:
             raise StoreError(f"{spec.name}: the store IO manager only handles daily partitions")
@@ -86,8 +94,9 @@ class StoreIOManager(ConfigurableIOManager):
         upstream = context.upstream_output
         if upstream is None:
             raise StoreError("the store IO manager loads asset inputs only")
-        spec = table_for(context.asset_key.path[-1])
-        symbol = self._symbol(upstream.definition_metadata, context.asset_key.to_user_string())
+        asset = context.asset_key.to_user_string()
+        spec = table_for(upstream.definition_metadata, asset)
+        symbol = self._symbol(upstream.definition_metadata, asset)
         store = self.store.get_store()
         days = list(context.asset_partition_keys) if context.has_asset_partitions else []
         frames = [store.read_partition(spec, symbol, day) for day in days]
@@ -97,11 +106,7 @@ class StoreIOManager(ConfigurableIOManager):
 
     @staticmethod
     def _symbol(metadata: object, asset: str) -> str:
-        symbol = (metadata or {}).get(SYMBOL_METADATA_KEY) if isinstance(metadata, dict) else None
-        if symbol is None and hasattr(metadata, "get"):
-            symbol = metadata.get(SYMBOL_METADATA_KEY)  # type: ignore[union-attr]
-        if hasattr(symbol, "value"):
-            symbol = symbol.value
-        if not isinstance(symbol, str):
+        symbol = _metadata_str(metadata, SYMBOL_METADATA_KEY)
+        if symbol is None:
             raise StoreError(f"asset {asset} has no {SYMBOL_METADATA_KEY!r} metadata")
         return symbol

@@ -210,7 +210,15 @@ class FakeQwpHandle:
     def __init__(self, db: FakeQuestDB) -> None:
         self.db = db
 
-    def dataframe(self, df: pd.DataFrame, *, table_name: str, symbols: Any, at: str) -> None:
+    def dataframe(
+        self,
+        df: pd.DataFrame,
+        *,
+        table_name: str,
+        symbols: Any,
+        at: str,
+        max_rows_per_batch: int = 16384,
+    ) -> None:
         self.db.upsert(table_name, df, at)
 
     def query(self, sql: str, binds: list[Any]) -> _Result:

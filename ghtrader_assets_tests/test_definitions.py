@@ -34,17 +34,17 @@ def test_graph_shape_per_symbol(tmp_path):
     universe = tuple(parse_universe("KQ.m@SHFE.cu,KQ.m@CZCE.SR"))
     defs = build_definitions(Settings(data_dir=tmp_path, universe=universe))
     graph = defs.resolve_asset_graph()
-    ticks = AssetKey(["SHFE", "cu", "ticks"])
-    assert graph.get(ticks).parent_keys == {AssetKey(["SHFE", "cu", "roll_schedule"])}
-    assert graph.get(AssetKey(["SHFE", "cu", "validation_summary"])).parent_keys == {ticks}
-    assert ticks in graph.get(AssetKey(["SHFE", "cu", "manifest"])).parent_keys
+    ticks = AssetKey(["SHFE", "cu_ticks"])
+    assert graph.get(ticks).parent_keys == {AssetKey(["SHFE", "cu_roll_schedule"])}
+    assert graph.get(AssetKey(["SHFE", "cu_validation_summary"])).parent_keys == {ticks}
+    assert ticks in graph.get(AssetKey(["SHFE", "cu_manifest"])).parent_keys
     report = graph.get(AssetKey("coverage_report"))
     assert report.parent_keys == {
-        AssetKey(["SHFE", "cu", "manifest"]),
-        AssetKey(["CZCE", "SR", "manifest"]),
+        AssetKey(["SHFE", "cu_manifest"]),
+        AssetKey(["CZCE", "SR_manifest"]),
     }
     assert graph.get(ticks).group_name == "SHFE"
-    assert graph.get(AssetKey(["CZCE", "SR", "ticks"])).group_name == "CZCE"
+    assert graph.get(AssetKey(["CZCE", "SR_ticks"])).group_name == "CZCE"
     checks = {k.name for k in defs.resolve_assets_def(ticks).check_keys}
     assert {"field_quality", "duplicates", "gaps", "out_of_session"} <= checks
     job = defs.resolve_job_def(INGEST_JOB)

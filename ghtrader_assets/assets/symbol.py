@@ -40,7 +40,7 @@ from ghtrader_assets.assets.ingest import (
     store_gaps,
 )
 from ghtrader_assets.calendar import day_start_utc
-from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY
+from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY, TABLE_METADATA_KEY
 from ghtrader_assets.manifest import (
     build_manifest,
     manifest_json,
@@ -51,7 +51,7 @@ from ghtrader_assets.manifest import (
 from ghtrader_assets.metadata import column_schema
 from ghtrader_assets.metrics import record_day_metrics, write_mark
 from ghtrader_assets.resources import SourceResource, StoreResource
-from ghtrader_assets.schema import MANIFESTS, TICKS, VALIDATION_SUMMARY
+from ghtrader_assets.schema import MANIFESTS, ROLL_SCHEDULE, TICKS, VALIDATION_SUMMARY, TableSpec
 from ghtrader_assets.symbols import MainSymbol
 from ghtrader_assets.validation import CHECKS, AttributionBudget, ValidationConfig
 
@@ -72,13 +72,19 @@ class SymbolAssetKeys:
 
     @classmethod
     def of(cls, symbol: MainSymbol) -> "SymbolAssetKeys":
-        prefix = [symbol.exchange, symbol.product]
+        """``SHFE/cu_ticks`` and so on: the graph shows a key's last part, so it names the
+        product (three identical ``ticks`` nodes in the SHFE group would say nothing)."""
         return cls(
             *(
-                AssetKey([*prefix, name])
+                AssetKey([symbol.exchange, f"{symbol.product}_{name}"])
                 for name in ("roll_schedule", "ticks", "validation_summary", "manifest")
             )
         )
+
+
+def table_metadata(spec: TableSpec) -> dict[str, object]:
+    """Which table the IO manager stores an asset in, and its columns for the UI."""
+    return {TABLE_METADATA_KEY: spec.name, "dagster/column_schema": column_schema(spec)}
 
 
 def build_symbol_assets(
@@ -104,7 +110,7 @@ def build_symbol_assets(
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
         group_name=group,
-        metadata=meta,
+        metadata={**meta, **table_metadata(ROLL_SCHEDULE)},
         tags=tags,
         io_manager_key=IO_MANAGER_KEY,
         pool=pool,
@@ -161,7 +167,7 @@ def build_symbol_assets(
                 key=keys.ticks,
                 io_manager_key=IO_MANAGER_KEY,
                 group_name=group,
-                metadata={**meta, "dagster/column_schema": column_schema(TICKS)},
+                metadata={**meta, **table_metadata(TICKS)},
                 tags=tags,
                 is_required=False,
                 kinds={"pandas"},
@@ -172,7 +178,7 @@ def build_symbol_assets(
                 key=keys.validation_summary,
                 io_manager_key=IO_MANAGER_KEY,
                 group_name=group,
-                metadata={**meta, "dagster/column_schema": column_schema(VALIDATION_SUMMARY)},
+                metadata={**meta, **table_metadata(VALIDATION_SUMMARY)},
                 tags=tags,
                 is_required=False,
                 kinds={"pandas"},
@@ -293,7 +299,7 @@ def build_symbol_assets(
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
         group_name=group,
-        metadata={**meta, "dagster/column_schema": column_schema(MANIFESTS)},
+        metadata={**meta, **table_metadata(MANIFESTS)},
         tags=tags,
         io_manager_key=IO_MANAGER_KEY,
         ins={"summary": AssetIn(keys.validation_summary)},

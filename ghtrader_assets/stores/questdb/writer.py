@@ -237,7 +237,16 @@ class QwpWriter(BatchWriter):
         self._handle = handle_getter
 
     def _send(self, table: str, batch: pd.DataFrame, symbols: list[str], at: str) -> None:
-        self._handle().dataframe(micros(batch), table_name=table, symbols=symbols, at=at)
+        # QWP commits its first internal batch, then pipelines the rest to a final commit.
+        # One internal batch per our batch keeps a tick day to a single commit unless the
+        # server's per-batch byte cap forces a split (then readers may briefly see a prefix).
+        self._handle().dataframe(
+            micros(batch),
+            table_name=table,
+            symbols=symbols,
+            at=at,
+            max_rows_per_batch=max(len(batch), 1),
+        )
 
 
 def micros(frame: pd.DataFrame) -> pd.DataFrame:
