@@ -208,7 +208,9 @@ def build_automation_sensor(settings: AutomationSettings) -> AutomationCondition
         run_tags={TRIGGER_TAG: "automation"},
         description="Materializes each trading day after the close (roll schedule, ticks with "
         "checks, validation summary, manifest of every symbol, then the coverage report); "
-        f"catches up days missed in the last {settings.lookback_days} calendar days.",
+        f"days that became due while the daemon was down (within {settings.lookback_days} "
+        "calendar days) are requested at its next evaluation. History is backfilled by hand "
+        "or by the universe sensor, not by this one.",
     )
 
 

@@ -61,7 +61,9 @@ def build_definitions(
     partitions_def = trading_day_partitions(settings.start_date, settings.close_time)
     automation = AutomationSettings.from_env()
     assets: list = []
-    manifests = []
+    # The coverage report reads manifests and validation summaries; depending on both keeps
+    # it fresh after a day that fails its blocking checks (no manifest then).
+    report_inputs = []
     for symbol in settings.universe:
         assets.extend(
             build_symbol_assets(
@@ -71,8 +73,9 @@ def build_definitions(
                 backfill_policy=BackfillPolicy.multi_run(settings.days_per_run),
             )
         )
-        manifests.append(SymbolAssetKeys.of(symbol).manifest)
-    assets.append(build_coverage_report_asset(settings.universe, manifests))
+        keys = SymbolAssetKeys.of(symbol)
+        report_inputs.extend([keys.validation_summary, keys.manifest])
+    assets.append(build_coverage_report_asset(settings.universe, report_inputs))
     assets = with_automation(assets, automation.lookback)
     sensors = build_sensors(
         settings.universe,

@@ -33,7 +33,9 @@ def sample_table(sample: pd.DataFrame, max_rows: int = 10) -> MetadataValue:
     """A short Markdown table of offending rows for a failed check."""
     head = sample.head(max_rows).copy()
     for col in head.columns:
-        if pd.api.types.is_datetime64_any_dtype(head[col]):
+        if isinstance(head[col].dtype, pd.DatetimeTZDtype):  # exchange-local, like the checks
+            head[col] = head[col].dt.tz_convert("Asia/Shanghai").astype(str)
+        elif pd.api.types.is_datetime64_any_dtype(head[col]):
             head[col] = head[col].astype(str)
     return MetadataValue.md(markdown_table(head))
 
@@ -50,4 +52,6 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def _cell(value: object) -> str:
     if isinstance(value, float):
         return "" if pd.isna(value) else f"{value:.6g}"
-    return str(value).replace("|", "\\|")
+    text = str(value).replace("|", "\\|")
+    # Symbols such as KQ.m@SHFE.cu would otherwise render as e-mail links.
+    return f"`{text}`" if "@" in text else text

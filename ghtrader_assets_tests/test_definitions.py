@@ -42,6 +42,8 @@ def test_graph_shape_per_symbol(tmp_path):
     assert report.parent_keys == {
         AssetKey(["SHFE", "cu_manifest"]),
         AssetKey(["CZCE", "SR_manifest"]),
+        AssetKey(["SHFE", "cu_validation_summary"]),
+        AssetKey(["CZCE", "SR_validation_summary"]),
     }
     assert graph.get(ticks).group_name == "SHFE"
     assert graph.get(AssetKey(["CZCE", "SR_ticks"])).group_name == "CZCE"

@@ -63,7 +63,9 @@ def test_materializes_several_partitions(tmp_path, instance):
     event = instance.get_latest_materialization_event(keys.ticks)
     meta = event.asset_materialization.metadata
     assert meta["dagster/row_count"].value == len(store.read_partition(TICKS, CU.raw, DAYS[-1]))
-    assert meta["rows_per_second"].value > 0
+    assert meta["download_rows_per_second"].value > 0
+    assert meta["checks_failed"].value == 0 and meta["blocking_failures"].value == "none"
+    assert meta["first_tick"].value.endswith("+08:00")
     assert "gap_count" in meta
     checks = instance.event_log_storage.get_asset_check_execution_history(
         check_key=next(iter(defs.resolve_assets_def(keys.ticks).check_keys)), limit=10

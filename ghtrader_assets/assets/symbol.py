@@ -39,7 +39,7 @@ from ghtrader_assets.assets.ingest import (
     ingest_day,
     store_gaps,
 )
-from ghtrader_assets.calendar import day_start_utc
+from ghtrader_assets.calendar import TZ, day_start_utc
 from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY, TABLE_METADATA_KEY
 from ghtrader_assets.manifest import (
     build_manifest,
@@ -82,6 +82,11 @@ class SymbolAssetKeys:
         )
 
 
+def local_time(ts: pd.Timestamp) -> str:
+    """A tick time as exchange-local (Asia/Shanghai) ISO text, as traders read it."""
+    return pd.Timestamp(ts).tz_convert(TZ).isoformat()
+
+
 def table_metadata(spec: TableSpec) -> dict[str, object]:
     """Which table the IO manager stores an asset in, and its columns for the UI."""
     return {TABLE_METADATA_KEY: spec.name, "dagster/column_schema": column_schema(spec)}
@@ -115,7 +120,7 @@ def build_symbol_assets(
         io_manager_key=IO_MANAGER_KEY,
         pool=pool,
         kinds={"pandas"},
-        description=f"Which real contract is main for {symbol.raw} on each trading day. Its data "
+        description=f"Which real contract is main for `{symbol.raw}` on each trading day. Its data "
         "version is the mapping's hash, so a changed roll marks that day's ticks stale.",
     )
     def roll_schedule(
@@ -171,7 +176,7 @@ def build_symbol_assets(
                 tags=tags,
                 is_required=False,
                 kinds={"pandas"},
-                description=f"Main-contract L5 ticks of {symbol.raw} for one trading day (night "
+                description=f"Main-contract L5 ticks of `{symbol.raw}` for one trading day (night "
                 "session of the evening before included), validated in the same pass.",
             ),
             "validation_summary": AssetOut(
@@ -182,7 +187,7 @@ def build_symbol_assets(
                 tags=tags,
                 is_required=False,
                 kinds={"pandas"},
-                description=f"Coverage and field-quality figures of {symbol.raw} for one day. "
+                description=f"Coverage and field-quality figures of `{symbol.raw}` for one day. "
                 "Materialize it alone to recompute from stored ticks after a threshold change.",
             ),
         },
@@ -246,6 +251,13 @@ def build_symbol_assets(
         summary = pd.concat([d.summary for d in days], ignore_index=True)
         validation_seconds = sum(d.validation.duration_seconds for d in days)
         gap_count = int(summary["gap_count"].sum())
+        failed = sorted({c.name for d in days for c in d.validation.checks if not c.passed})
+        blocking = sorted({f for d in days for f in d.validation.blocking_failures})
+        verdict = {
+            "checks_failed": len(failed),
+            "failed_checks": ", ".join(failed) or "none",
+            "blocking_failures": ", ".join(blocking) or "none",
+        }
         mark = write_mark(store.get_store())  # the IO manager writes when outputs are yielded
         if download:
             seconds = max(sum(d.download_seconds for d in days), 1e-9)
@@ -256,27 +268,26 @@ def build_symbol_assets(
                     "dagster/row_count": len(ticks),
                     "underlying": ", ".join(sorted(set(roll["underlying"]))),
                     "source": source.kind,
-                    "days": len(days),
                     "download_seconds": round(seconds, 4),
-                    "rows_per_second": round(len(ticks) / seconds, 1),
+                    "download_rows_per_second": round(len(ticks) / seconds, 1),
                     "duplicates_dropped": sum(d.duplicates_dropped for d in days),
                     "gap_count": gap_count,
                     "validation_seconds": round(validation_seconds, 4),
-                    "first_tick": str(ticks["ts"].min()) if len(ticks) else "",
-                    "last_tick": str(ticks["ts"].max()) if len(ticks) else "",
+                    **verdict,
+                    "first_tick": local_time(ticks["ts"].min()) if len(ticks) else "",
+                    "last_tick": local_time(ticks["ts"].max()) if len(ticks) else "",
                 },
             )
         if keys.validation_summary in context.selected_asset_keys:
             gap_rows = store_gaps(store.get_store(), symbol, days)
-            blocking = sorted({f for d in days for f in d.validation.blocking_failures})
             yield Output(
                 summary,
                 output_name="validation_summary",
                 metadata={
-                    "dagster/row_count": len(ticks),
+                    "tick_rows": len(ticks),
                     "gap_count": gap_count,
                     "validation_seconds": round(validation_seconds, 4),
-                    "blocking_failures": ", ".join(blocking) or "none",
+                    **verdict,
                     "recomputed_from_store": not download,
                     "gaps_stored": gap_rows,
                 },
@@ -305,7 +316,7 @@ def build_symbol_assets(
         ins={"summary": AssetIn(keys.validation_summary)},
         deps=[keys.ticks],
         kinds={"pandas", "json"},
-        description=f"Lineage record of {symbol.raw} for one day: source, underlying, rows, "
+        description=f"Lineage record of `{symbol.raw}` for one day: source, underlying, rows, "
         "first/last tick, schema hash, code version, check outcomes. Not written for a day "
         "whose blocking checks failed.",
     )
