@@ -61,7 +61,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _materialize_coverage()
     summary = _demo_summary(settings, days)
     print()
-    print(markdown_table(summary))
+    print(markdown_table(summary, for_ui=False))
     ok = all(r.success for r in results)
     print()
     for r in results:
@@ -124,7 +124,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
     settings = _prepare_environment(args)
     report = coverage_report(defs.resources["store"].get_store(), settings.universe)
-    print(markdown_table(report))
+    print(markdown_table(report, for_ui=False))
     return 0
 
 
@@ -146,7 +146,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         write_mb_per_second=table["write_mb_per_second"].round(1),
         validation_seconds=table["validation_seconds"].round(3),
     )
-    print(markdown_table(shown.astype(object).fillna("")))
+    print(markdown_table(shown.astype(object).fillna(""), for_ui=False))
     return 0
 
 

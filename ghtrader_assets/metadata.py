@@ -40,18 +40,18 @@ def sample_table(sample: pd.DataFrame, max_rows: int = 10) -> MetadataValue:
     return MetadataValue.md(markdown_table(head))
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame, *, for_ui: bool = True) -> str:
     """A GitHub-style Markdown table without extra dependencies (tabulate is optional)."""
     cols = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+        lines.append("| " + " | ".join(_cell(v, for_ui) for v in row) + " |")
     return "\n".join(lines)
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, for_ui: bool) -> str:
     if isinstance(value, float):
         return "" if pd.isna(value) else f"{value:.6g}"
     text = str(value).replace("|", "\\|")
-    # Symbols such as KQ.m@SHFE.cu would otherwise render as e-mail links.
-    return f"`{text}`" if "@" in text else text
+    # In the UI, symbols such as KQ.m@SHFE.cu would otherwise render as e-mail links.
+    return f"`{text}`" if for_ui and "@" in text else text

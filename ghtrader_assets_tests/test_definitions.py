@@ -53,3 +53,14 @@ def test_graph_shape_per_symbol(tmp_path):
     keys = job.partitions_def.get_partition_keys()
     assert "2025-10-01" not in keys and "2025-10-09" in keys  # National Day holiday
     assert "2025-10-11" not in keys  # a Saturday
+
+
+def test_markdown_tables_keep_symbols_from_becoming_mail_links():
+    import pandas as pd
+
+    from ghtrader_assets.metadata import markdown_table
+
+    frame = pd.DataFrame({"symbol": ["KQ.m@SHFE.cu"], "rows": [3], "note": ["a|b"]})
+    ui = markdown_table(frame)
+    assert "| `KQ.m@SHFE.cu` | 3 | a\\|b |" in ui
+    assert "| KQ.m@SHFE.cu | 3 | a\\|b |" in markdown_table(frame, for_ui=False)

@@ -110,7 +110,15 @@ class FakeSender:
     def establish(self) -> None:
         self.established += 1
 
-    def dataframe(self, df: pd.DataFrame, *, table_name: str, symbols: Any, at: Any) -> None:
+    def dataframe(
+        self,
+        df: pd.DataFrame,
+        *,
+        table_name: str,
+        symbols: Any,
+        at: Any,
+        max_rows_per_batch: int = 16384,
+    ) -> None:
         self.pending.append((table_name, df, symbols, at))
 
     def flush(self, buffer: Any = None, clear: bool = True, transactional: bool = False) -> None:
@@ -744,7 +752,15 @@ class FakeQwp:
         self.frames: list[tuple[str, int]] = []
         self.queries: list[tuple[str, list]] = []
 
-    def dataframe(self, df: pd.DataFrame, *, table_name: str, symbols: Any, at: Any) -> None:
+    def dataframe(
+        self,
+        df: pd.DataFrame,
+        *,
+        table_name: str,
+        symbols: Any,
+        at: Any,
+        max_rows_per_batch: int = 16384,
+    ) -> None:
         self.frames.append((table_name, len(df)))
         self.ts_dtypes = {str(df[at].dtype)}
 
