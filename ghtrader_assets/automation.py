@@ -66,7 +66,7 @@ from dagster import (
 )
 
 from ghtrader_assets.assets import SymbolAssetKeys
-from ghtrader_assets.config import SettingsError
+from ghtrader_assets.config import SettingsError, parse_number
 from ghtrader_assets.resources import StoreResource
 from ghtrader_assets.symbols import MainSymbol
 
@@ -92,15 +92,7 @@ _CURSOR_VERSION = 1
 
 def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise SettingsError(f"{name}={text!r} must be an integer >= {minimum}") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={text!r} must be an integer >= {minimum}")
-    return value
+    return default if not text else int(parse_number(text, name, int, minimum))
 
 
 @dataclass(frozen=True)

@@ -110,15 +110,7 @@ class FakeSender:
     def establish(self) -> None:
         self.established += 1
 
-    def dataframe(
-        self,
-        df: pd.DataFrame,
-        *,
-        table_name: str,
-        symbols: Any,
-        at: Any,
-        max_rows_per_batch: int = 16384,
-    ) -> None:
+    def dataframe(self, df: pd.DataFrame, *, table_name: str, symbols: Any, at: Any) -> None:
         self.pending.append((table_name, df, symbols, at))
 
     def flush(self, buffer: Any = None, clear: bool = True, transactional: bool = False) -> None:
