@@ -97,10 +97,10 @@ class FakeQuestDB:
         if m := re.match(r'DROP TABLE IF EXISTS "(\w+)"$', sql):
             self.tables.pop(m.group(1), None)
             return
-        if m := re.match(r'UPDATE "(\w+)" SET "(\w+)" = %s WHERE (.*)$', sql):
+        if m := re.match(r'UPDATE "(\w+)" SET "(\w+)" = \'(\w+)\' WHERE (.*)$', sql):
             t = self.tables[m.group(1)]
-            mask = _where(t.rows, m.group(3), params[1:])
-            t.rows.loc[mask, m.group(2)] = params[0]
+            mask = _where(t.rows, m.group(4), params)
+            t.rows.loc[mask, m.group(2)] = m.group(3)
             self.sequencer += 1
             return
         if m := re.match(r'INSERT INTO "(\w+)" \((.*)\) VALUES \((.*)\)$', sql):

@@ -134,6 +134,7 @@ class FakeSql:
         self.executed: list[q.Query] = []
         self.fetched: list[q.Query] = []
         self.counts = {"fresh": None, "stale": 0}
+        self.update_skipped = False  # simulate a WAL UPDATE the server skipped at apply
         self.wal = [(False, 7, 7, None, None)]
 
     def _columns_for(self, table: str) -> list[tuple]:
@@ -163,6 +164,8 @@ class FakeSql:
 
     def execute(self, query: q.Query) -> None:
         self.executed.append(query)
+        if query.sql.startswith("UPDATE") and not self.update_skipped:
+            self.counts["stale"] = 0  # the retire UPDATE moved them out of the day
 
     def execute_ddl(self, sql: str) -> None:
         self.ddl.append(sql)
@@ -291,11 +294,13 @@ def test_auto_add_columns_adds_only_missing_columns() -> None:
     sql._columns_for = lambda table: next(answers)  # type: ignore[method-assign]
     store, sql, _, _ = make_store(sql, auto_add_columns=True)
     store.ensure_table(MANIFESTS)
-    assert sql.ddl[1:] == ['ALTER TABLE "manifests" ADD COLUMN "code_version" VARCHAR']
+    assert sql.ddl[1:] == [
+        'ALTER TABLE "manifests" ADD COLUMN IF NOT EXISTS "code_version" VARCHAR'
+    ]
 
     sql = FakeSql(live_columns={"manifests": rows})
     store, sql, _, _ = make_store(sql)  # without the setting, drift is an error
-    with pytest.raises(SchemaDriftError, match='ALTER TABLE "manifests" ADD COLUMN "code_version"'):
+    with pytest.raises(SchemaDriftError, match='ADD COLUMN IF NOT EXISTS "code_version"'):
         store.ensure_table(MANIFESTS)
     assert len(sql.ddl) == 1
 
@@ -578,12 +583,21 @@ def test_write_verifies_rows_retires_stale_ones_and_logs_the_partition() -> None
     assert stats.rows == 10 and stats.table == "ticks_main_l5"
     assert sender.flushes == [[("ticks_main_l5", 10)]]
     update, insert = sql.executed
-    assert update.sql.startswith('UPDATE "ticks_main_l5" SET "trading_day" = %s')
-    assert update.params[0] == q.RETIRED_DAY and update.params[1:3] == (SYMBOL, "2025-01-06")
+    assert update.sql.startswith(f'UPDATE "ticks_main_l5" SET "trading_day" = \'{q.RETIRED_DAY}\'')
+    assert update.params[0:2] == (SYMBOL, "2025-01-06")
     assert insert.sql.startswith('INSERT INTO "store_partitions"')
     assert insert.params[1:5] == ("ticks_main_l5", SYMBOL, "2025-01-06", 10)
     write_id = update.params[-1]
     assert insert.params[-1] == write_id
+
+
+def test_a_retire_update_that_did_not_apply_is_an_error() -> None:
+    store, sql, _, _ = make_store()
+    sql.counts = {"fresh": 10, "stale": 4}
+    sql.update_skipped = True
+    with pytest.raises(StoreError, match="4 rows of an earlier write are still in the day"):
+        store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+    assert not [x for x in sql.executed if x.sql.startswith("INSERT")]  # day not logged
 
 
 def test_rewriting_identical_data_retires_nothing() -> None:

@@ -154,7 +154,8 @@ def table_columns_sql(table: str) -> str:
 
 def add_column_sql(table: str, col: ColumnDef) -> str:
     return (
-        f"ALTER TABLE {quote(table, 'table name')} ADD COLUMN {quote(col.name)} {_type_clause(col)}"
+        f"ALTER TABLE {quote(table, 'table name')} ADD COLUMN IF NOT EXISTS "
+        f"{quote(col.name)} {_type_clause(col)}"
     )
 
 

@@ -197,10 +197,14 @@ def retire_stale(
 ) -> Query:
     """Move rows of the partition that the latest write did not stamp out of it."""
     where, params = partition_filter(spec, symbol, day, pruned=pruned)
+    # The new value is a fixed literal, not a bind: a WAL UPDATE stores its binds for replay,
+    # and an untyped bind assigned to a SYMBOL column is not one it is known to replay.
+    if not RETIRED_DAY.isidentifier():  # a constant; the check keeps it a safe literal
+        raise ValueError(f"RETIRED_DAY must be a plain word, got {RETIRED_DAY!r}")
     return Query(
-        f"UPDATE {quote(table, 'table name')} SET {quote('trading_day')} = %s "
+        f"UPDATE {quote(table, 'table name')} SET {quote('trading_day')} = '{RETIRED_DAY}' "
         f"WHERE {where} AND {quote(WRITE_ID_COLUMN)} != %s",
-        (RETIRED_DAY, *params, write_id),
+        (*params, write_id),
     )
 
 

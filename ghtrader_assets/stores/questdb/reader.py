@@ -66,6 +66,9 @@ class PgClient:
                         name="ghtrader-questdb",
                         timeout=self._settings.connect_timeout * 3,
                         max_idle=300,
+                        # A connection left over from before a server restart is noticed
+                        # (QuestDB answers the empty query) instead of failing a read.
+                        check=ConnectionPool.check_connection,
                     )
                     pool.open(wait=False)
                     self._pool = pool

@@ -225,6 +225,17 @@ class QuestDBStore(TickStore):
                 logger.info("%s: retiring %d rows absent from the new frame", where, stale)
                 self._sql.execute(q.retire_stale(spec, table, symbol, day, write_id, pruned=pruned))
                 wait_for_wal(self._sql, table, self.settings.wal_timeout)
+                # A WAL UPDATE that fails at apply time has been seen to be skipped rather
+                # than suspending the table: check it took effect instead of trusting it.
+                left = self._count(
+                    q.count_written(spec, table, symbol, day, write_id, pruned=pruned, stale=True)
+                )
+                if left:
+                    raise StoreError(
+                        f"{where}: {left} rows of an earlier write are still in the day after "
+                        "the retire UPDATE was applied; re-materialize the partition and check "
+                        "the server log (wal_tables() errorMessage)"
+                    )
             log = self.ensure_table(PARTITION_LOG)
             self._sql.execute(registry.record(log, table, symbol, day, len(frame), write_id))
             wait_for_wal(self._sql, log, self.settings.wal_timeout)
