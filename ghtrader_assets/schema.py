@@ -54,6 +54,19 @@ class TableSpec:
         return list(self.schema.columns)
 
 
+def table_spec(
+    name: str,
+    columns: dict[str, pa.Column],
+    *,
+    timestamp: str,
+    dedup_keys: tuple[str, ...],
+    symbol_columns: tuple[str, ...],
+) -> TableSpec:
+    """A table whose pandera schema is strict and ordered: exactly these columns, in order."""
+    schema = pa.DataFrameSchema(columns, strict=True, ordered=True, name=name)
+    return TableSpec(name, schema, timestamp, dedup_keys, symbol_columns)
+
+
 def _str(nullable: bool = False) -> pa.Column:
     return pa.Column(str, nullable=nullable)
 
@@ -93,57 +106,47 @@ def _tick_columns() -> dict[str, pa.Column]:
     return cols
 
 
-TICKS = TableSpec(
-    name="ticks_main_l5",
-    schema=pa.DataFrameSchema(_tick_columns(), strict=True, ordered=True, name="ticks_main_l5"),
+TICKS = table_spec(
+    "ticks_main_l5",
+    _tick_columns(),
     timestamp="ts",
     dedup_keys=("ts", "symbol", "id"),
     symbol_columns=("symbol", "trading_day", "underlying", "source"),
 )
 
-ROLL_SCHEDULE = TableSpec(
-    name="roll_schedule",
-    schema=pa.DataFrameSchema(
-        {
-            "symbol": _str(),
-            "trading_day": _str(),
-            "ts": _ts(),
-            "underlying": _str(),
-            "source": _str(),
-            "schedule_hash": _str(),
-        },
-        strict=True,
-        ordered=True,
-        name="roll_schedule",
-    ),
+ROLL_SCHEDULE = table_spec(
+    "roll_schedule",
+    {
+        "symbol": _str(),
+        "trading_day": _str(),
+        "ts": _ts(),
+        "underlying": _str(),
+        "source": _str(),
+        "schedule_hash": _str(),
+    },
     timestamp="ts",
     dedup_keys=("ts", "symbol"),
     symbol_columns=("symbol", "trading_day", "underlying", "source"),
 )
 
-MANIFESTS = TableSpec(
-    name="manifests",
-    schema=pa.DataFrameSchema(
-        {
-            "symbol": _str(),
-            "trading_day": _str(),
-            "ts": _ts(),
-            "underlying": _str(),
-            "source": _str(),
-            "rows": _i64(),
-            "first_tick": pa.Column("datetime64[ns, UTC]", nullable=True),
-            "last_tick": pa.Column("datetime64[ns, UTC]", nullable=True),
-            "schema_hash": _str(),
-            "code_version": _str(),
-            "checks_passed": _i64(),
-            "checks_failed": _i64(),
-            "check_outcomes": _str(),  # JSON: {check name: {passed, severity}}
-            "created_at": _ts(),
-        },
-        strict=True,
-        ordered=True,
-        name="manifests",
-    ),
+MANIFESTS = table_spec(
+    "manifests",
+    {
+        "symbol": _str(),
+        "trading_day": _str(),
+        "ts": _ts(),
+        "underlying": _str(),
+        "source": _str(),
+        "rows": _i64(),
+        "first_tick": pa.Column("datetime64[ns, UTC]", nullable=True),
+        "last_tick": pa.Column("datetime64[ns, UTC]", nullable=True),
+        "schema_hash": _str(),
+        "code_version": _str(),
+        "checks_passed": _i64(),
+        "checks_failed": _i64(),
+        "check_outcomes": _str(),  # JSON: {check name: {passed, severity}}
+        "created_at": _ts(),
+    },
     timestamp="ts",
     dedup_keys=("ts", "symbol"),
     symbol_columns=("symbol", "trading_day", "underlying", "source"),
@@ -200,24 +203,19 @@ def schema_hash(spec: TableSpec = TICKS) -> str:
 #: not a trading day for the provider...): one row per (symbol, trading_day, reason), so a
 #: coverage report can tell "skipped on purpose" from "missing". Written by
 #: :class:`ghtrader_assets.sources.skip_ledger.SkipLedger`.
-SKIP_LEDGER = TableSpec(
-    name="skip_ledger",
-    schema=pa.DataFrameSchema(
-        {
-            "symbol": _str(),
-            "trading_day": _str(),
-            "ts": _ts(),  # the trading day's midnight, Asia/Shanghai, in UTC
-            "source": _str(),
-            "reason": _str(),
-            "message": _str(),
-            "attempts": _i64(pa.Check.ge(1, name="at_least_one")),
-            "first_at": _ts(),
-            "last_at": _ts(),
-        },
-        strict=True,
-        ordered=True,
-        name="skip_ledger",
-    ),
+SKIP_LEDGER = table_spec(
+    "skip_ledger",
+    {
+        "symbol": _str(),
+        "trading_day": _str(),
+        "ts": _ts(),  # the trading day's midnight, Asia/Shanghai, in UTC
+        "source": _str(),
+        "reason": _str(),
+        "message": _str(),
+        "attempts": _i64(pa.Check.ge(1, name="at_least_one")),
+        "first_at": _ts(),
+        "last_at": _ts(),
+    },
     timestamp="ts",
     dedup_keys=("ts", "symbol", "reason"),
     symbol_columns=("symbol", "trading_day", "source", "reason"),
@@ -318,11 +316,9 @@ def _validation_summary_columns() -> dict[str, pa.Column]:
 
 #: One row per symbol-day: coverage, cadence, gaps, field quality and the layered verdict.
 #: Recomputable from stored ticks alone (see ``ghtrader_assets.validation.validate_day``).
-VALIDATION_SUMMARY = TableSpec(
-    name="validation_summary",
-    schema=pa.DataFrameSchema(
-        _validation_summary_columns(), strict=True, ordered=True, name="validation_summary"
-    ),
+VALIDATION_SUMMARY = table_spec(
+    "validation_summary",
+    _validation_summary_columns(),
     timestamp="ts",
     dedup_keys=("ts", "symbol"),
     symbol_columns=(
@@ -339,24 +335,19 @@ VALIDATION_SUMMARY = TableSpec(
 )
 
 #: The largest over-threshold gaps of each symbol-day, with their session and attribution.
-VALIDATION_GAPS = TableSpec(
-    name="validation_gaps",
-    schema=pa.DataFrameSchema(
-        {
-            "symbol": _str(),
-            "trading_day": _str(),
-            "ts": _ts(),  # gap start (first empty second)
-            "gap_end": _ts(),  # exclusive
-            "seconds": _i64(),
-            "session": _str(),  # day | night
-            "threshold_seconds": _f64_opt(),
-            "severity": _str(),  # WARN | ERROR
-            "attribution": _str(),  # unattributed | provider_missing | provider_has_data | not_checked
-        },
-        strict=True,
-        ordered=True,
-        name="validation_gaps",
-    ),
+VALIDATION_GAPS = table_spec(
+    "validation_gaps",
+    {
+        "symbol": _str(),
+        "trading_day": _str(),
+        "ts": _ts(),  # gap start (first empty second)
+        "gap_end": _ts(),  # exclusive
+        "seconds": _i64(),
+        "session": _str(),  # day | night
+        "threshold_seconds": _f64_opt(),
+        "severity": _str(),  # WARN | ERROR
+        "attribution": _str(),  # unattributed | provider_missing | provider_has_data | not_checked
+    },
     timestamp="ts",
     dedup_keys=("ts", "symbol"),
     symbol_columns=("symbol", "trading_day", "session", "severity", "attribution"),
@@ -366,23 +357,18 @@ VALIDATION_GAPS = TableSpec(
 #: trend query ("rows/s of SHFE.cu over the last month") is one filtered read. The same
 #: figures are Dagster materialization metadata; this table keeps them queryable outside
 #: Dagster. Written by :mod:`ghtrader_assets.metrics`.
-METRICS = TableSpec(
-    name="ingest_metrics",
-    schema=pa.DataFrameSchema(
-        {
-            "symbol": _str(),
-            "trading_day": _str(),
-            "ts": _ts(),  # the trading day's midnight, Asia/Shanghai, in UTC
-            "asset": _str(),  # ticks | validation_summary | roll_schedule
-            "metric": _str(),  # e.g. download_rows_per_second, validation_seconds
-            "value": pa.Column("float64", nullable=False),
-            "run_id": _str(),
-            "recorded_at": _ts(),
-        },
-        strict=True,
-        ordered=True,
-        name="ingest_metrics",
-    ),
+METRICS = table_spec(
+    "ingest_metrics",
+    {
+        "symbol": _str(),
+        "trading_day": _str(),
+        "ts": _ts(),  # the trading day's midnight, Asia/Shanghai, in UTC
+        "asset": _str(),  # ticks | validation_summary | roll_schedule
+        "metric": _str(),  # e.g. download_rows_per_second, validation_seconds
+        "value": pa.Column("float64", nullable=False),
+        "run_id": _str(),
+        "recorded_at": _ts(),
+    },
     timestamp="ts",
     dedup_keys=("ts", "symbol", "asset", "metric"),
     symbol_columns=("symbol", "trading_day", "asset", "metric"),
