@@ -3,9 +3,11 @@ issues, so the store's write/replace/read logic runs end to end without a server
 
 It keeps QuestDB's behaviour where the store depends on it: tables are created from the DDL
 text; ILP/QWP writes upsert on the table's ``DEDUP UPSERT KEYS`` (the whole row is replaced);
-``TIMESTAMP`` columns keep microseconds; ``UPDATE`` / ``INSERT`` / ``count()`` / grouped
-``min``/``max``/``count`` / ``LATEST ON`` / ``table_columns()`` / ``wal_tables()`` work on
-WHERE clauses made of ``"col" op %s`` terms joined by AND. Bind parameters are consumed in
+``TIMESTAMP`` columns keep microseconds; ``UPDATE`` / ``INSERT`` / ``ALTER TABLE ADD COLUMN
+IF NOT EXISTS`` / ``count()`` / grouped ``min``/``max`` (NULLs skipped) / ``count()`` /
+``sum`` (of a column, or of ``CASE WHEN "a" IS NULL THEN "b" END``; all-NULL gives NULL) /
+``LATEST ON`` / ``ORDER BY "col" [DESC] LIMIT n`` / ``table_columns()`` / ``wal_tables()``
+work on WHERE clauses made of ``"col" op %s`` terms joined by AND. Bind parameters are consumed in
 order, so a statement whose parameters are in the wrong order gives wrong answers here too.
 Anything else raises, so an unexpected statement shape fails the test instead of passing.
 """
@@ -82,11 +84,12 @@ class FakeQuestDB:
             cols = [_COL_RE.match(line).groups() for line in body.split(",\n")]
             self.tables.setdefault(name, FakeTable(cols, ts, keys))
             return
-        m = re.match(r'ALTER TABLE "(\w+)" ADD COLUMN "(\w+)" (\w+)', sql)
+        m = re.fullmatch(r'ALTER TABLE "(\w+)" ADD COLUMN IF NOT EXISTS "(\w+)" (\w+)', sql)
         if m:
             table = self.tables[m.group(1)]
-            table.columns.append((m.group(2), m.group(3)))
-            table.rows[m.group(2)] = None
+            if m.group(2) not in table.types():
+                table.columns.append((m.group(2), m.group(3)))
+                table.rows[m.group(2)] = None
             self.sequencer += 1
             return
         raise AssertionError(f"fake QuestDB does not understand DDL: {sql}")
@@ -138,7 +141,8 @@ class FakeQuestDB:
 
     def _select(self, sql: str, params: tuple[Any, ...]) -> pd.DataFrame:
         m = re.match(
-            r"SELECT (.*) FROM \"(\w+)\"(?: WHERE (.*?))?(?: (GROUP BY|LATEST ON) (.*))?$", sql
+            r"SELECT (.*) FROM \"(\w+)\"(?: WHERE (.*?))?(?: (GROUP BY|LATEST ON|ORDER BY) (.*))?$",
+            sql,
         )
         if not m:
             raise AssertionError(f"fake QuestDB does not understand: {sql}")
@@ -149,6 +153,9 @@ class FakeQuestDB:
         if tail_kind == "LATEST ON":
             ts, part = re.fullmatch(r'"(\w+)" PARTITION BY "(\w+)"', tail).groups()
             rows = rows.sort_values(ts, kind="mergesort").groupby(part, sort=False).tail(1)
+        if tail_kind == "ORDER BY":
+            col, desc, limit = re.fullmatch(r'"(\w+)"( DESC)? LIMIT (\d+)', tail).groups()
+            rows = rows.sort_values(col, ascending=not desc, kind="mergesort").head(int(limit))
         if select == "count()":
             return pd.DataFrame({"count": [len(rows)]})
         if tail_kind == "GROUP BY":
@@ -161,9 +168,11 @@ class FakeQuestDB:
                         record.append(value)
                     elif item.startswith("count()"):
                         record.append(len(group))
-                    elif am := re.match(r'(min|max)\("(\w+)"\)', item):
-                        col = group[am.group(2)]
-                        record.append(col.min() if am.group(1) == "min" else col.max())
+                    elif am := re.match(r'(min|max|sum)\("(\w+)"\)', item):
+                        record.append(_aggregate(am.group(1), group[am.group(2)]))
+                    elif am := re.match(r'sum\(CASE WHEN "(\w+)" IS NULL THEN "(\w+)" END\)', item):
+                        picked = group.loc[group[am.group(1)].isna(), am.group(2)]
+                        record.append(_aggregate("sum", picked))
                     else:
                         raise AssertionError(f"fake QuestDB: unknown aggregate {item}")
                 out.append(record)
@@ -240,6 +249,14 @@ class _Result:
 
     def to_pandas(self) -> pd.DataFrame:
         return self.frame.reset_index(drop=True)
+
+
+def _aggregate(func: str, column: pd.Series) -> Any:
+    """QuestDB's min/max/sum: NULLs skipped, NULL when nothing is left."""
+    values = column.dropna()
+    if values.empty:
+        return None
+    return {"min": values.min, "max": values.max, "sum": values.sum}[func]()
 
 
 def _normalise(query: Query) -> tuple[str, tuple[Any, ...]]:

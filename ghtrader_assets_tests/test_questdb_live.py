@@ -277,6 +277,68 @@ def test_coverage_cache_sees_this_process_writes(make_store) -> None:
     assert store.coverage([CU])["rows"].tolist() == [len(edge_ticks())]
 
 
+def tick_truth(store: QuestDBStore, symbol: str) -> tuple[int, Any, Any]:
+    """Live rows and first/last ``ts`` of ``symbol`` counted on the tick table itself (the
+    full scan coverage no longer does)."""
+    table = store.table_name(TICKS)
+    (n, lo, hi), *_ = store.pg.fetch(
+        Query(
+            f'SELECT count(), min("ts"), max("ts") FROM "{table}" '
+            'WHERE "symbol" = %s AND "trading_day" != %s',
+            (symbol, "retired"),
+        )
+    )
+    return int(n), _utc(lo), _utc(hi)
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    return pd.NaT if value is None else pd.Timestamp(value, tz="UTC")
+
+
+def test_coverage_from_the_log_equals_the_ticks_after_rewrites(make_store) -> None:
+    """Rewrites that shrink a day and empty another, then a log whose oldest rows have no
+    bounds (as an older version left them): coverage agrees with the tick table."""
+    store = make_store()
+    old_log = dataclasses.replace(
+        PARTITION_LOG, schema=PARTITION_LOG.schema.remove_columns(["first_ts", "last_ts"])
+    )
+    log = store.table_name(PARTITION_LOG)
+    store.pg.execute_ddl(create_table_sql(old_log, log, "MONTH"))  # a log from before
+    wednesday, thursday = dt.date(2025, 1, 8), dt.date(2025, 1, 9)
+    monday, tuesday = simulated(CU, MONDAY), simulated(CU, TUESDAY)
+    store.write_partition(TICKS, CU, MONDAY.isoformat(), monday)
+    store.write_partition(TICKS, CU, TUESDAY.isoformat(), tuesday)
+    store.write_partition(TICKS, CU, TUESDAY.isoformat(), tuesday.iloc[50:-50])  # shrank
+    store.write_partition(TICKS, CU, wednesday.isoformat(), tuesday.iloc[:0])  # empty day
+    thursday_ticks = simulated(CU, thursday)
+    store.write_partition(TICKS, CU, thursday.isoformat(), thursday_ticks)
+    store.write_partition(TICKS, CU, thursday.isoformat(), thursday_ticks.iloc[:0])  # emptied
+    store.write_partition(TICKS, AU, MONDAY.isoformat(), simulated(AU, MONDAY))
+
+    def check(store: QuestDBStore) -> None:
+        cov = store.coverage([CU, AU]).set_index("symbol")
+        for sym in (CU, AU):
+            rows, first, last = tick_truth(store, sym)
+            assert cov.at[sym, "rows"] == rows
+            assert (cov.at[sym, "first_ts"], cov.at[sym, "last_ts"]) == (first, last)
+            assert cov.at[sym, "n_days"] == len(store.partitions(TICKS, sym))
+        assert cov.at[CU, "rows"] == len(monday) + len(tuesday) - 100
+        assert cov.at[CU, "n_days"] == 4  # the empty and the emptied day count
+        assert (cov.at[CU, "first_day"], cov.at[CU, "last_day"]) == ("2025-01-06", "2025-01-09")
+
+    check(store)
+    # Monday's log row as an older version wrote it: no bounds. Coverage must still agree.
+    store.pg.execute(
+        Query(
+            f'UPDATE "{log}" SET "first_ts" = NULL, "last_ts" = NULL '
+            'WHERE "table_name" = %s AND "trading_day" = %s',
+            (store.table_name(TICKS), MONDAY.isoformat()),
+        )
+    )
+    wait_for_wal(store.pg, log, 60.0)
+    check(make_store())  # a fresh store: nothing cached
+
+
 # -- failures ------------------------------------------------------------------------------
 
 

@@ -3,10 +3,12 @@ caching and transport choice, against fakes of the ``questdb`` Sender and of PGW
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,8 @@ from ghtrader_assets.calendar import TZ, trading_days
 from ghtrader_assets.products import PRODUCTS
 from ghtrader_assets.schema import MANIFESTS, TICKS, TableSpec, conform
 from ghtrader_assets.sessions import session_windows
-from ghtrader_assets.stores.base import StoreError
+from ghtrader_assets.stores.base import StoreError, TickStore
+from ghtrader_assets.stores.embedded import EmbeddedStore
 from ghtrader_assets.stores.questdb import QuestDBSettings, QuestDBStore, SchemaDriftError, registry
 from ghtrader_assets.stores.questdb import frames as frames_module
 from ghtrader_assets.stores.questdb import queries as q
@@ -404,14 +407,14 @@ def _builders() -> list[q.Query]:
         q.select_partition(MANIFESTS, "m", EVIL, day, pruned=False),
         q.select_table(TICKS, "t", [EVIL, "KQ.m@DCE.m"], day, day, pruned=True),
         q.select_table(MANIFESTS, "m", [EVIL], None, day, pruned=False),
-        q.select_tick_bounds(TICKS, "t", [EVIL, "a", "b"]),
+        q.select_edge_tick(TICKS, "t", EVIL, day, day, last=True),
         q.select_latest(TICKS, "t", [EVIL]),
         q.count_written(TICKS, "t", EVIL, day, 42, pruned=True, stale=True),
         q.retire_stale(TICKS, "t", EVIL, day, 42, pruned=True),
         q.wal_status(EVIL),
-        registry.record("log", "t", EVIL, day, 5, 42),
+        registry.record("log", "t", EVIL, day, 5, 42, None, None),
         registry.days("log", "t", EVIL),
-        registry.day_bounds_by_symbol("log", "t", [EVIL]),
+        registry.coverage_by_symbol("log", "t", [EVIL, "a", "b"]),
     ]
 
 
@@ -426,10 +429,10 @@ def test_sql_takes_values_only_as_parameters(query: q.Query) -> None:
 
 
 def test_in_lists_are_padded_to_powers_of_two_for_statement_reuse() -> None:
-    a = q.select_tick_bounds(TICKS, "t", ["a", "b", "c"])
-    b = q.select_tick_bounds(TICKS, "t", ["d", "e", "f", "g"])
+    a = registry.coverage_by_symbol("log", "t", ["a", "b", "c"])
+    b = registry.coverage_by_symbol("log", "t", ["d", "e", "f", "g"])
     assert a.sql == b.sql
-    assert a.params[:4] == ("a", "b", "c", "c")
+    assert a.params[1:5] == ("a", "b", "c", "c")
 
 
 def test_partition_reads_bound_ts_and_retired_rows_are_excluded() -> None:
@@ -437,7 +440,7 @@ def test_partition_reads_bound_ts_and_retired_rows_are_excluded() -> None:
     assert '"ts" >= %s AND "ts" < %s' in query.sql
     assert query.params[2:] == q.day_bounds(MONDAY)
     for query in (
-        q.select_tick_bounds(TICKS, "t", [SYMBOL]),
+        q.select_edge_tick(TICKS, "t", SYMBOL, MONDAY, MONDAY, last=False),
         q.select_latest(TICKS, "t", [SYMBOL]),
     ):
         assert '"trading_day" != %s' in query.sql and q.RETIRED_DAY in query.params
@@ -635,12 +638,12 @@ def test_coverage_is_cached_until_this_process_writes() -> None:
     store, sql, _, _ = make_store(cache_ttl=None)
     sql.counts = {"fresh": 10, "stale": 0}
 
-    def coverage_queries() -> int:
-        return sum("GROUP BY" in x.sql for x in sql.fetched)
+    def coverage_queries() -> list[str]:
+        return [x.sql for x in sql.fetched if "GROUP BY" in x.sql]
 
     first = store.coverage([SYMBOL, "KQ.m@DCE.m"])
     store.coverage([SYMBOL, "KQ.m@DCE.m"])
-    assert coverage_queries() == 2  # ticks + partition log, once
+    assert len(coverage_queries()) == 1  # the partition log, once
     assert list(first.columns) == [
         "symbol",
         "first_day",
@@ -653,7 +656,8 @@ def test_coverage_is_cached_until_this_process_writes() -> None:
     assert first["n_days"].tolist() == [0, 0] and first["first_ts"].isna().all()
     store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
     store.coverage([SYMBOL, "KQ.m@DCE.m"])
-    assert coverage_queries() == 4
+    assert len(coverage_queries()) == 2
+    assert all('FROM "store_partitions"' in x for x in coverage_queries())
 
 
 def test_coverage_and_latest_of_no_symbols_ask_nothing() -> None:
@@ -664,27 +668,39 @@ def test_coverage_and_latest_of_no_symbols_ask_nothing() -> None:
     assert sql.fetched == [] and sql.ddl == []
 
 
-def test_coverage_combines_tick_bounds_and_logged_days() -> None:
-    store, sql, _, _ = make_store()
-    t0 = dt.datetime(2025, 1, 3, 13, 0)
-    t1 = dt.datetime(2025, 1, 7, 7, 0)
-    answers = {
-        '"n_rows"': [(SYMBOL, 120, t0, t1)],
-        '"n_days"': [
-            (SYMBOL, 3, registry.day_start(MONDAY), registry.day_start(dt.date(2025, 1, 8)))
-        ],
-    }
+def _answer_coverage(sql: FakeSql, log_rows: list[tuple], edges: list[list[tuple]]) -> None:
+    """Script the partition-log aggregate and the edge-tick queries of coverage."""
     original = sql.fetch
 
     def fetch(query: q.Query) -> list[tuple]:
-        for marker, rows in answers.items():
-            if f"AS {marker.strip(chr(34))}" in query.sql:
-                return rows
+        if "AS unbounded_rows" in query.sql:
+            sql.fetched.append(query)
+            return log_rows
+        if query.sql.endswith("LIMIT 1"):
+            sql.fetched.append(query)
+            return edges.pop(0)
         return original(query)
 
     sql.fetch = fetch  # type: ignore[method-assign]
-    cov = store.coverage([SYMBOL])
-    row = cov.iloc[0]
+
+
+def test_coverage_comes_from_the_partition_log_alone() -> None:
+    store, sql, _, _ = make_store()
+    t0 = dt.datetime(2025, 1, 3, 13, 0)
+    t1 = dt.datetime(2025, 1, 7, 7, 0)
+    wednesday = dt.date(2025, 1, 8)
+    log_row = (
+        SYMBOL,
+        3,
+        registry.day_start(MONDAY),
+        registry.day_start(wednesday),
+        120,
+        t0,
+        t1,
+        0,  # empty days have no bounds but no rows either
+    )
+    _answer_coverage(sql, [log_row], [])
+    row = store.coverage([SYMBOL, "KQ.m@DCE.m"]).iloc[0]
     assert (row["first_day"], row["last_day"], row["n_days"], row["rows"]) == (
         "2025-01-06",
         "2025-01-08",
@@ -692,6 +708,59 @@ def test_coverage_combines_tick_bounds_and_logged_days() -> None:
         120,
     )
     assert row["first_ts"] == pd.Timestamp(t0, tz="UTC")
+    assert row["last_ts"] == pd.Timestamp(t1, tz="UTC")
+    data = [
+        x.sql for x in sql.fetched if "table_columns" not in x.sql and "wal_tables" not in x.sql
+    ]
+    assert len(data) == 1 and 'FROM "store_partitions"' in data[0]
+    assert "ticks_main_l5" in sql.fetched[-1].params  # filtered to the tick table's days
+
+
+def test_coverage_of_days_logged_without_bounds_reads_one_tick_at_each_end() -> None:
+    store, sql, _, _ = make_store()
+    wednesday = dt.date(2025, 1, 8)
+    first = dt.datetime(2025, 1, 3, 13, 0)
+    last = dt.datetime(2025, 1, 8, 6, 59)
+    log_row = (
+        SYMBOL,
+        3,
+        registry.day_start(MONDAY),
+        registry.day_start(wednesday),
+        90,
+        None,
+        None,
+        90,
+    )
+    _answer_coverage(sql, [log_row], [[(first,)], [(last,)]])
+    row = store.coverage([SYMBOL]).iloc[0]
+    assert row["first_ts"] == pd.Timestamp(first, tz="UTC")
+    assert row["last_ts"] == pd.Timestamp(last, tz="UTC")
+    assert row["rows"] == 90
+    lo, hi = sql.fetched[-2], sql.fetched[-1]
+    assert lo.sql.endswith('ORDER BY "ts" LIMIT 1') and hi.sql.endswith(
+        'ORDER BY "ts" DESC LIMIT 1'
+    )
+    for query in (lo, hi):
+        assert query.sql.startswith('SELECT "ts" FROM "ticks_main_l5" WHERE')
+        assert query.params == (
+            SYMBOL,
+            q.RETIRED_DAY,
+            q.day_bounds(MONDAY)[0],
+            q.day_bounds(wednesday)[1],
+        )
+
+
+def test_an_older_partition_log_gets_its_new_columns_without_the_setting() -> None:
+    old = [r for r in live_rows(registry.PARTITION_LOG) if r[0] not in ("first_ts", "last_ts")]
+    sql = FakeSql()
+    answers = iter([old, live_rows(registry.PARTITION_LOG)])
+    sql._columns_for = lambda table: next(answers)  # type: ignore[method-assign]
+    store, sql, _, _ = make_store(sql)  # auto_add_columns is off
+    store.ensure_table(registry.PARTITION_LOG)
+    assert sql.ddl[1:] == [
+        'ALTER TABLE "store_partitions" ADD COLUMN IF NOT EXISTS "first_ts" TIMESTAMP',
+        'ALTER TABLE "store_partitions" ADD COLUMN IF NOT EXISTS "last_ts" TIMESTAMP',
+    ]
 
 
 # -- settings and secrets ------------------------------------------------------------------
@@ -920,6 +989,81 @@ def test_end_to_end_coverage_latest_and_ranges_for_many_symbols(transport: str) 
     part = store.read_table(TICKS, symbols=[SYMBOL, "KQ.m@DCE.m"], start_day="2025-01-07")
     assert set(part["trading_day"]) == {"2025-01-07"} and len(part) == 80
     assert len(store.read_table(TICKS, end_day="2025-01-06")) == 120
+
+
+AU = "KQ.m@SHFE.au"
+
+
+def write_history(store: TickStore) -> None:
+    """Writes that exercise every coverage rule: a Friday-night first tick, re-writes that
+    grow and shrink a day, an empty day, a day re-written empty, a second symbol."""
+    tuesday, wednesday, thursday = (dt.date(2025, 1, d) for d in (7, 8, 9))
+    first = pd.concat([edge_frame(), ticks(30, start="10:00")], ignore_index=True)
+    first["id"] = np.arange(len(first), dtype="int64")
+    writes = [
+        (SYMBOL, MONDAY, first),
+        (SYMBOL, tuesday, ticks(40, tuesday)),
+        (SYMBOL, tuesday, ticks(25, tuesday, start="13:30")),  # shrank, later last tick
+        (SYMBOL, wednesday, ticks(0, wednesday)),  # empty day
+        (SYMBOL, thursday, ticks(10, thursday)),
+        (SYMBOL, thursday, ticks(0, thursday)),  # re-written empty
+        (AU, tuesday, ticks(7, tuesday).assign(symbol=AU)),
+    ]
+    for sym, day, frame in writes:
+        store.write_partition(TICKS, sym, day.isoformat(), frame)
+
+
+@pytest.mark.parametrize("transport", ["ilp_http", "qwp"])
+def test_coverage_matches_the_embedded_store_and_never_scans_ticks(
+    transport: str, tmp_path: Path
+) -> None:
+    db = FakeQuestDB()
+    store = fake_store(db, transport)
+    embedded = EmbeddedStore(tmp_path, cache_ttl_seconds=None)
+    write_history(store)
+    write_history(embedded)
+    asked = [AU, SYMBOL, "KQ.m@DCE.m"]
+    before = len(db.statements)
+    cov = store.coverage(asked)
+    pd.testing.assert_frame_equal(cov, embedded.coverage(asked), check_exact=True)
+    issued = db.statements[before:]
+    assert len(issued) == 1 and 'FROM "store_partitions"' in issued[0]
+    # The figures agree with the ticks a read returns, a day that shrank included.
+    live = store.read_table(TICKS, symbols=[SYMBOL])
+    mine = cov.set_index("symbol").loc[SYMBOL]
+    assert mine["rows"] == len(live) and mine["n_days"] == 4
+    assert (mine["first_ts"], mine["last_ts"]) == (live["ts"].min(), live["ts"].max())
+    assert (mine["first_day"], mine["last_day"]) == ("2025-01-06", "2025-01-09")
+
+
+def test_coverage_of_a_log_from_before_the_bound_columns(tmp_path: Path) -> None:
+    """A log table created without first_ts/last_ts gets them on start-up; its old rows
+    keep NULL bounds, so coverage reads one tick at each end until they are re-written."""
+    db = FakeQuestDB()
+    old_log = dataclasses.replace(
+        registry.PARTITION_LOG,
+        schema=registry.PARTITION_LOG.schema.remove_columns(["first_ts", "last_ts"]),
+    )
+    db.execute_ddl(create_table_sql(old_log, "store_partitions", "MONTH"))
+    store = fake_store(db, "ilp_http")  # auto_add_columns off: the log is ours to migrate
+    write_history(store)
+    assert {"first_ts", "last_ts"} <= set(db.tables["store_partitions"].types())
+    log = db.tables["store_partitions"].rows
+    log.loc[log["trading_day"] == MONDAY.isoformat(), ["first_ts", "last_ts"]] = None
+    embedded = EmbeddedStore(tmp_path, cache_ttl_seconds=None)
+    write_history(embedded)
+
+    before = len(db.statements)
+    pd.testing.assert_frame_equal(store.coverage([SYMBOL, AU]), embedded.coverage([SYMBOL, AU]))
+    edge = [x for x in db.statements[before:] if x.endswith("LIMIT 1")]
+    assert len(edge) == 2  # SYMBOL only: AU's days all have bounds
+
+    store.write_partition(
+        TICKS, SYMBOL, MONDAY.isoformat(), store.read_partition(TICKS, SYMBOL, MONDAY.isoformat())
+    )
+    before = len(db.statements)
+    pd.testing.assert_frame_equal(store.coverage([SYMBOL, AU]), embedded.coverage([SYMBOL, AU]))
+    assert len(db.statements) == before + 1
 
 
 def test_end_to_end_failure_mid_batch_then_rematerialize_leaves_no_duplicates() -> None:

@@ -147,16 +147,19 @@ def select_table(
     )
 
 
-def select_tick_bounds(spec: TableSpec, table: str, symbols: Sequence[str]) -> Query:
-    """Rows and first/last ``ts`` of many symbols in one grouped scan (retired rows
-    excluded). The days come from the partition log (see :mod:`.registry`)."""
-    ts, sym = quote(spec.timestamp), quote("symbol")
-    clause, values = in_list("symbol", symbols)
+def select_edge_tick(
+    spec: TableSpec, table: str, symbol: str, start: dt.date, end: dt.date, *, last: bool
+) -> Query:
+    """The ``ts`` of the first (or ``last``) live row of ``symbol`` between trading days
+    ``start`` and ``end``: one row read in designated-timestamp order, so QuestDB stops at
+    the first match from that end. Coverage falls back to it only for symbols whose
+    partition log has days without ``ts`` bounds (see :mod:`.registry`)."""
+    ts = quote(spec.timestamp)
     return Query(
-        f"SELECT {sym}, count() AS n_rows, min({ts}) AS first_ts, max({ts}) AS last_ts "
-        f"FROM {quote(table, 'table name')} "
-        f"WHERE {clause} AND {quote('trading_day')} != %s GROUP BY {sym}",
-        (*values, RETIRED_DAY),
+        f"SELECT {ts} FROM {quote(table, 'table name')} "
+        f"WHERE {quote('symbol')} = %s AND {quote('trading_day')} != %s "
+        f"AND {ts} >= %s AND {ts} < %s ORDER BY {ts}{' DESC' if last else ''} LIMIT 1",
+        (symbol, RETIRED_DAY, day_bounds(start)[0], day_bounds(end)[1]),
     )
 
 

@@ -17,8 +17,13 @@ Write path (:meth:`QuestDBStore.write_partition`):
    affected, and a partition of at most ``batch_rows`` rows replaces its surviving rows in
    one transaction. Retired rows keep their disk space until the partition is rewritten
    (QuestDB has no row delete).
-6. Record the partition in the partition log (:mod:`.registry`), empty days included.
+6. Record the partition in the partition log (:mod:`.registry`), empty days included,
+   with its row count and first/last ``ts``.
 7. Invalidate the coverage cache (also on failure).
+
+:meth:`QuestDBStore.coverage` reads only the partition log (one grouped query for all
+symbols), never the tick table, except for symbols with days logged before the log kept
+``ts`` bounds (two one-row tick queries each, see :mod:`.registry`).
 
 Reads use ``ts`` bounds from the trading calendar on the ticks table (which enforces them
 on write), so QuestDB touches only the one or two ``DAY`` partitions of a trading day;
@@ -27,6 +32,7 @@ bulk reads go through QWP when it is in use, else PGWire in binary.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -137,7 +143,10 @@ class QuestDBStore(TickStore):
                 return table
             self._sql.execute_ddl(create_table_sql(spec, table, partition_by))
             drift = detect_drift(spec, self._sql.fetch(q.Query(table_columns_sql(table))))
-            if drift.only_missing and self.settings.auto_add_columns:
+            # The partition log is this store's own table: its new columns are always added
+            # (nullable, so older rows simply have no value); user tables need the setting.
+            auto_add = self.settings.auto_add_columns or spec is PARTITION_LOG
+            if drift.only_missing and auto_add:
                 for col in drift.missing:
                     logger.warning(
                         "QuestDB table %s: adding missing column %s %s",
@@ -237,7 +246,10 @@ class QuestDBStore(TickStore):
                         "the server log (wal_tables() errorMessage)"
                     )
             log = self.ensure_table(PARTITION_LOG)
-            self._sql.execute(registry.record(log, table, symbol, day, len(frame), write_id))
+            first_ts, last_ts = _ts_bounds(frame[spec.timestamp])
+            self._sql.execute(
+                registry.record(log, table, symbol, day, len(frame), write_id, first_ts, last_ts)
+            )
             wait_for_wal(self._sql, log, self.settings.wal_timeout)
         finally:
             self._cache.invalidate()
@@ -328,34 +340,42 @@ class QuestDBStore(TickStore):
         return out.copy()
 
     def _coverage_uncached(self, symbols: list[str]) -> pd.DataFrame:
-        """Two grouped queries for all symbols at once: rows and ``ts`` bounds from the
-        ticks, days from the partition log (so days written empty count, as in the
-        embedded store)."""
-        ticks: dict[str, tuple[Any, ...]] = {}
-        days: dict[str, tuple[Any, ...]] = {}
+        """One grouped query on the partition log for all symbols: days (written-empty
+        ones included, as in the embedded store), rows and ``ts`` bounds as recorded by
+        the latest write of each day. The tick table is read only for a symbol whose log
+        has days without bounds (logged by an older version): its first and last live
+        tick, one row each."""
+        logged: dict[str, tuple[Any, ...]] = {}
         if symbols:
             table = self.ensure_table(TICKS)
             log = self.ensure_table(PARTITION_LOG)
-            for row in self._sql.fetch(q.select_tick_bounds(TICKS, table, symbols)):
-                ticks[str(row[0])] = row
-            for row in self._sql.fetch(registry.day_bounds_by_symbol(log, table, symbols)):
-                days[str(row[0])] = row
+            for row in self._sql.fetch(registry.coverage_by_symbol(log, table, symbols)):
+                logged[str(row[0])] = row
         records = []
         for sym in symbols:
-            d = days.get(sym)
-            t = ticks.get(sym)
+            row = logged.get(sym)
+            if row is None:
+                records.append((sym, None, None, 0, 0, None, None))
+                continue
+            _, n_days, first_day_ts, last_day_ts, rows, first_ts, last_ts, unbounded = row
+            first_day, last_day = registry.day_of(first_day_ts), registry.day_of(last_day_ts)
+            if unbounded:
+                first_ts, last_ts = self._edge_ticks(table, sym, first_day, last_day)
             records.append(
-                (
-                    sym,
-                    registry.day_of(d[2]) if d else None,
-                    registry.day_of(d[3]) if d else None,
-                    int(d[1]) if d else 0,
-                    int(t[1]) if t else 0,
-                    t[2] if t else None,
-                    t[3] if t else None,
-                )
+                (sym, first_day, last_day, int(n_days), int(rows or 0), first_ts, last_ts)
             )
         return _coverage_frame(records)
+
+    def _edge_ticks(
+        self, table: str, symbol: str, first_day: str, last_day: str
+    ) -> tuple[Any, Any]:
+        """First and last live tick ``ts`` of ``symbol`` within its logged days."""
+        start, end = q.parse_day(first_day), q.parse_day(last_day)
+        edges = []
+        for last in (False, True):
+            rows = self._sql.fetch(q.select_edge_tick(TICKS, table, symbol, start, end, last=last))
+            edges.append(rows[0][0] if rows else None)
+        return edges[0], edges[1]
 
     def latest(self, symbols: Sequence[str]) -> pd.DataFrame:
         symbols = list(dict.fromkeys(symbols))
@@ -388,6 +408,14 @@ class QuestDBStore(TickStore):
 
     def __repr__(self) -> str:
         return f"QuestDBStore({self.settings!r})"
+
+
+def _ts_bounds(ts: pd.Series) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """First and last value of a frame's designated timestamp, at the microseconds a
+    QuestDB ``TIMESTAMP`` keeps (``None`` for an empty frame)."""
+    if ts.empty:
+        return None, None
+    return ts.min().floor("us").to_pydatetime(), ts.max().floor("us").to_pydatetime()
 
 
 def _coverage_frame(records: list[tuple[Any, ...]]) -> pd.DataFrame:
