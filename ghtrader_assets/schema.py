@@ -87,6 +87,22 @@ _positive = pa.Check.gt(0, name="positive", ignore_na=True)
 _non_negative = pa.Check.ge(0, name="non_negative", ignore_na=True)
 
 
+def _day_lineage_columns() -> dict[str, pa.Column]:
+    """What every per-symbol-day record (manifest, validation summary) says about the day:
+    which symbol and day (``ts`` = the day's midnight, Asia/Shanghai, in UTC), which
+    contract and source, and how many ticks between which first and last tick."""
+    return {
+        "symbol": _str(),
+        "trading_day": _str(),
+        "ts": _ts(),
+        "underlying": _str(),
+        "source": _str(),
+        "rows": _i64(),
+        "first_tick": pa.Column("datetime64[ns, UTC]", nullable=True),
+        "last_tick": pa.Column("datetime64[ns, UTC]", nullable=True),
+    }
+
+
 def _tick_columns() -> dict[str, pa.Column]:
     cols: dict[str, pa.Column] = {
         "symbol": _str(),
@@ -132,14 +148,7 @@ ROLL_SCHEDULE = table_spec(
 MANIFESTS = table_spec(
     "manifests",
     {
-        "symbol": _str(),
-        "trading_day": _str(),
-        "ts": _ts(),
-        "underlying": _str(),
-        "source": _str(),
-        "rows": _i64(),
-        "first_tick": pa.Column("datetime64[ns, UTC]", nullable=True),
-        "last_tick": pa.Column("datetime64[ns, UTC]", nullable=True),
+        **_day_lineage_columns(),
         "schema_hash": _str(),
         "code_version": _str(),
         "checks_passed": _i64(),
@@ -246,14 +255,7 @@ VALIDATION_NULL_FIELDS = ("bid1", "ask1", "last", "volume", "open_interest", "de
 
 def _validation_summary_columns() -> dict[str, pa.Column]:
     cols: dict[str, pa.Column] = {
-        "symbol": _str(),
-        "trading_day": _str(),
-        "ts": _ts(),  # the trading day's midnight, Asia/Shanghai, in UTC
-        "underlying": _str(),
-        "source": _str(),
-        "rows": _i64(),
-        "first_tick": pa.Column("datetime64[ns, UTC]", nullable=True),
-        "last_tick": pa.Column("datetime64[ns, UTC]", nullable=True),
+        **_day_lineage_columns(),
         "sessions": _i64(),
         "seconds_expected": _i64(),
         "seconds_observed": _i64(),

@@ -21,7 +21,7 @@ from ghtrader_assets.calendar import TZ, trading_days
 from ghtrader_assets.products import PRODUCTS
 from ghtrader_assets.schema import MANIFESTS, TICKS, TableSpec, conform
 from ghtrader_assets.sessions import session_windows
-from ghtrader_assets.stores.base import StoreError, TickStore
+from ghtrader_assets.stores.base import COVERAGE_COLUMNS, StoreError, TickStore
 from ghtrader_assets.stores.embedded import EmbeddedStore
 from ghtrader_assets.stores.questdb import QuestDBSettings, QuestDBStore, SchemaDriftError, registry
 from ghtrader_assets.stores.questdb import frames as frames_module
@@ -644,15 +644,7 @@ def test_coverage_is_cached_until_this_process_writes() -> None:
     first = store.coverage([SYMBOL, "KQ.m@DCE.m"])
     store.coverage([SYMBOL, "KQ.m@DCE.m"])
     assert len(coverage_queries()) == 1  # the partition log, once
-    assert list(first.columns) == [
-        "symbol",
-        "first_day",
-        "last_day",
-        "n_days",
-        "rows",
-        "first_ts",
-        "last_ts",
-    ]
+    assert tuple(first.columns) == COVERAGE_COLUMNS
     assert first["n_days"].tolist() == [0, 0] and first["first_ts"].isna().all()
     store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
     store.coverage([SYMBOL, "KQ.m@DCE.m"])

@@ -15,7 +15,7 @@ import pytest
 from filelock import FileLock
 
 from ghtrader_assets.schema import MANIFESTS, TICKS, TableSpec, conform
-from ghtrader_assets.stores.base import StoreError
+from ghtrader_assets.stores.base import COVERAGE_COLUMNS, StoreError
 from ghtrader_assets.stores.embedded import (
     GENERATION_FILE,
     LOCK_DIR,
@@ -362,15 +362,19 @@ def test_coverage_for_many_symbols_in_one_call(store: EmbeddedStore) -> None:
             store.write_partition(TICKS, sym, day, frame)
 
     cov = store.coverage([CU, SR, AU])
-    assert list(cov.columns) == [
-        "symbol",
-        "first_day",
-        "last_day",
-        "n_days",
-        "rows",
-        "first_ts",
-        "last_ts",
-    ]
+    assert (
+        tuple(cov.columns)
+        == COVERAGE_COLUMNS
+        == (
+            "symbol",
+            "first_day",
+            "last_day",
+            "n_days",
+            "rows",
+            "first_ts",
+            "last_ts",
+        )
+    )
     assert cov["symbol"].tolist() == [CU, SR, AU]
     by = cov.set_index("symbol")
     for sym, parts in written.items():

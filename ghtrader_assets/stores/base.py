@@ -16,6 +16,9 @@ import pandas as pd
 
 from ghtrader_assets.schema import TableSpec
 
+#: The columns of :meth:`TickStore.coverage`, in order: the same from every store.
+COVERAGE_COLUMNS = ("symbol", "first_day", "last_day", "n_days", "rows", "first_ts", "last_ts")
+
 
 class StoreError(RuntimeError):
     """A store operation failed; the message names the table and partition."""

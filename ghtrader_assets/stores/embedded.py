@@ -59,7 +59,7 @@ from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
 from ghtrader_assets.schema import TICKS, TableSpec, conform, empty_frame, schema_hash
-from ghtrader_assets.stores.base import StoreError, TickStore, WriteStats
+from ghtrader_assets.stores.base import COVERAGE_COLUMNS, StoreError, TickStore, WriteStats
 from ghtrader_assets.stores.cache import CoverageCache
 from ghtrader_assets.symbols import SymbolError, parse_main_symbol
 
@@ -80,8 +80,6 @@ COMPRESSION = "zstd"
 _TABLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _PLAIN_SYMBOL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.\-]{0,63}$")
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-COVERAGE_COLUMNS = ("symbol", "first_day", "last_day", "n_days", "rows", "first_ts", "last_ts")
 
 
 # --------------------------------------------------------------------------- identifiers

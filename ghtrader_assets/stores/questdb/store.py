@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 
 from ghtrader_assets.schema import TICKS, TableSpec, empty_frame
-from ghtrader_assets.stores.base import StoreError, TickStore, WriteStats
+from ghtrader_assets.stores.base import COVERAGE_COLUMNS, StoreError, TickStore, WriteStats
 from ghtrader_assets.stores.cache import CoverageCache
 from ghtrader_assets.stores.questdb import queries as q
 from ghtrader_assets.stores.questdb import registry
@@ -76,7 +76,6 @@ logger = logging.getLogger(__name__)
 #: enforced on write and used for partition pruning on read. The other tables hold one row
 #: per symbol-day and are filtered by symbol and trading day only.
 PRUNED_TABLES = frozenset({TICKS.name})
-COVERAGE_COLUMNS = ["symbol", "first_day", "last_day", "n_days", "rows", "first_ts", "last_ts"]
 
 
 def _default_sender_factory(settings: QuestDBSettings) -> Callable[[], SenderLike]:
