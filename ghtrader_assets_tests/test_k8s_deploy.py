@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "infra" / "k8s"
 VALUES = K8S / "dagster" / "values.yaml"
 SCHEMA = K8S / "schema" / "dagster-values.schema.json"
+CONCURRENCY_SCHEMA = K8S / "schema" / "dagster-values-concurrency.schema.json"
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
 LOCAL_INSTANCE = ROOT / "infra" / "dagster" / "dagster.yaml"
 OVERLAYS = ("ingest", "live")
@@ -161,7 +162,11 @@ def schema_errors(values: dict[str, Any]) -> list[str]:
     """Violations of the chart's values schema by ``values``."""
     from jsonschema import Draft7Validator
 
-    validator = Draft7Validator(offline_schema(json.loads(SCHEMA.read_text())))
+    schema = json.loads(SCHEMA.read_text())
+    # The chart's `concurrency` values are newer than the fetched schema (schema/README.md).
+    schema["definitions"].update(json.loads(CONCURRENCY_SCHEMA.read_text())["definitions"])
+    schema["properties"]["concurrency"] = {"$ref": "#/definitions/Concurrency"}
+    validator = Draft7Validator(offline_schema(schema))
     return [
         f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
         for e in validator.iter_errors(values)
@@ -187,6 +192,20 @@ def chart_instance_config(values: dict[str, Any]) -> dict[str, Any]:
     renamed = {"maxConcurrentRuns": "max_concurrent_runs"}
     renamed |= {"tagConcurrencyLimits": "tag_concurrency_limits"}
     coordinator_config = {renamed[k]: v for k, v in queued.items() if k in renamed and v}
+    # templates/helpers/instance/_concurrency.tpl: camelCase values -> dagster.yaml keys.
+    concurrency = values.get("concurrency") or {}
+    snake = {
+        "defaultLimit": "default_limit",
+        "granularity": "granularity",
+        "opGranularityRunBuffer": "op_granularity_run_buffer",
+        "maxConcurrentRuns": "max_concurrent_runs",
+        "tagConcurrencyLimits": "tag_concurrency_limits",
+    }
+    rendered_concurrency = {
+        section: {snake[k]: v for k, v in (concurrency.get(section) or {}).items() if v is not None}
+        for section in ("pools", "runs")
+        if concurrency.get("enabled") and concurrency.get(section)
+    }
     monitoring = daemon["runMonitoring"]
     retention = values["retention"]
     config: dict[str, Any] = {
@@ -239,6 +258,8 @@ def chart_instance_config(values: dict[str, Any]) -> dict[str, Any]:
             )
         },
     }
+    if rendered_concurrency:
+        config["concurrency"] = rendered_concurrency
     if daemon["runRetries"].get("enabled"):
         config["run_retries"] = {"enabled": True, "max_retries": daemon["runRetries"]["maxRetries"]}
     extra = values.get("additionalInstanceConfig") or {}
@@ -384,7 +405,10 @@ def test_chart_schema_catches_a_misspelled_or_mistyped_value():
     typo["dagsterDaemon"]["runMonitorng"] = {"enabled": True}
     wrong_type = copy.deepcopy(values)
     wrong_type["runLauncher"]["type"] = "K8sLauncher"
+    pool_typo = copy.deepcopy(values)
+    pool_typo["concurrency"]["pools"]["defaultLimt"] = 4
     assert any("runMonitorng" in e for e in schema_errors(typo))
+    assert any("defaultLimt" in e for e in schema_errors(pool_typo))
     assert any("runLauncher/type" in e for e in schema_errors(wrong_type))
 
 
