@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -547,7 +548,19 @@ def test_dockerfile_builds_a_pinned_non_root_image_with_the_k8s_extra():
     assert image_problem(base) is None
     users = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
-    assert '["optional-dependencies"]["k8s"]' in text  # installs dagster-k8s, dagster-postgres
+    # The dependency layer's requirements come from pyproject: run that step's script here.
+    script = re.search(
+        r"^RUN python - <<'EOF' > /tmp/requirements.txt\n(.*?)^EOF$", text, re.S | re.M
+    )
+    assert script, "infra/Dockerfile: no requirements step"
+    proc = subprocess.run(
+        [sys.executable, "-"], input=script.group(1), cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["k8s"]
+    assert proc.stdout.split() == wanted
+    assert any(r.startswith("dagster-k8s") for r in wanted)
     ignore = (ROOT / "infra" / "Dockerfile.dockerignore").read_text().splitlines()
     assert ignore[[line.startswith("#") for line in ignore].index(False)] == "*"  # allow-list
     copied = re.findall(r"^COPY (\S+)", text, re.MULTILINE)
