@@ -11,6 +11,7 @@ values at the pinned version, QuestDB and Postgres reachable) is listed in the R
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import re
 import shutil
@@ -423,12 +424,15 @@ def test_runs_launch_as_kubernetes_jobs_from_the_code_image():
     (deployment,) = values["dagster-user-deployments"]["deployments"]
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
     args = deployment["dagsterApiGrpcArgs"]
-    assert args[args.index("--module-name") + 1] == "ghtrader_assets.definitions"
-    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())["load_from"][0][
-        "python_module"
-    ]
-    assert args[args.index("--location-name") + 1] == workspace["location_name"]
-    assert args[args.index("--attribute") + 1] == workspace["attribute"]
+    module = args[args.index("--module-name") + 1]
+    attribute = args[args.index("--attribute") + 1]
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())["load_from"][0]
+    assert (module, attribute) == (
+        workspace["python_module"]["module_name"],
+        workspace["python_module"]["attribute"],
+    )
+    # What the code server will load is a Definitions object.
+    assert isinstance(getattr(importlib.import_module(module), attribute), dagster.Definitions)
 
 
 def test_images_are_pinned_to_the_chart_release():
