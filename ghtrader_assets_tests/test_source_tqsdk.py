@@ -66,6 +66,18 @@ ROLL_DAY = dt.date(2025, 3, 12)  # cu switches from cu2504 to cu2505
 FAST = RetryPolicy(max_attempts=4, base_delay=2.0, multiplier=3.0, jitter=0.0, budget_seconds=1e6)
 
 
+@pytest.fixture(autouse=True)
+def cache_root(tmp_path, monkeypatch):
+    """Every source's tqsdk cache under the test's temporary directory, and tqsdk's own
+    default (``~/.tqsdk/data_series_1``) redirected there too, for bare fake calls."""
+    import tqsdk.data_series
+
+    root = tmp_path / "tqcache"
+    monkeypatch.setenv("GHTRADER_TQ_CACHE_DIR", str(root))
+    monkeypatch.setattr(tqsdk.data_series, "CACHE_DIR", str(tmp_path / "tqsdk-default"))
+    return root
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(NOW)
@@ -96,7 +108,7 @@ def source(
         clock=clock.now,
         sleep=clock.sleep,
         rng=random.Random(7),
-        **kwargs,  # type: ignore[arg-type]
+        **{"roll_fetcher": market.roll_fetcher, **kwargs},  # type: ignore[arg-type]
     )
 
 
@@ -111,13 +123,14 @@ def load(market: FakeMarket, contract: str, times: Sequence[str], **kwargs: obje
 # -- roll schedule ------------------------------------------------------------------------------
 
 
-def test_roll_entry_follows_his_cont_quotes_and_is_cached(market, clock):
+def test_roll_entry_follows_the_main_contract_table_fetched_once_with_a_timeout(market, clock):
     with source(market, clock) as src:
         before = src.roll_entry(CU, calendar.previous_trading_day(ROLL_DAY))
         on = src.roll_entry(CU, ROLL_DAY)
     assert before == RollEntry(CU, calendar.previous_trading_day(ROLL_DAY), "SHFE.cu2504", "tqsdk")
     assert on.underlying == "SHFE.cu2505"
-    assert market.calls.count("query_his_cont_quotes") == 1
+    assert [t for _, t in market.roll_fetches] == [src.settings.roll_table_timeout]
+    assert market.instances == []  # the roll schedule needs no login
 
 
 def test_roll_entry_for_the_current_day_falls_back_to_the_main_quote(market, clock):
@@ -161,7 +174,7 @@ def test_unknown_main_symbol_fails_fast(market, clock):
     with source(market, clock) as src, pytest.raises(UnknownSymbolError, match="KQ.m@SHFE.zz"):
         src.roll_entry(bogus, MON)
     assert clock.sleeps == []
-    assert market.calls.count("query_his_cont_quotes") == 1
+    assert len(market.roll_fetches) == 1
 
 
 def test_unknown_underlying_fails_fast(market, clock):
@@ -319,10 +332,35 @@ def test_ine_without_depth_columns_keeps_rows_and_says_so(market, clock, caplog)
     assert "no level 2-5 columns" in caplog.text
 
 
-def test_empty_tick_series_gives_an_empty_ticks_frame(market, clock):
+@pytest.mark.parametrize("optimized", [False, True])
+def test_an_empty_answer_for_a_day_with_sessions_is_retried_never_stored(
+    market, clock, optimized
+):
+    """Under ``python -O`` tqsdk's failed download (a bare ``assert``) returns an empty frame;
+    a day with sessions must not be stored empty: retry, then fail naming the day."""
+    market.python_optimize = optimized
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.fail_next("get_tick_data_series", "download", times=1)
     with source(market, clock) as src:
-        frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
-    assert frame.empty and list(frame.columns) == TICKS.columns and stats.raw_rows == 0
+        assert len(src.ticks(src.roll_entry(CU, MON))) == 1  # the retry got the day
+    assert clock.sleeps == [FAST.base_delay]
+    market.fail_next("get_tick_data_series", "download", times=10)
+    with source(market, clock) as src, pytest.raises(RetryExhaustedError) as info:
+        src.ticks(src.roll_entry(CU, MON))
+    text = str(info.value)
+    if optimized:
+        assert "returned no ticks for KQ.m@SHFE.cu 2025-03-10" in text
+    else:
+        assert "AssertionError" in text and "SHFE.cu2504" in text
+
+
+def test_a_window_holding_only_a_stale_earlier_tick_is_not_a_day(market, clock):
+    """tqsdk answers an empty window with the last tick before it: that is no data."""
+    load(market, "SHFE.cu2504", [at(calendar.previous_trading_day(FRIDAY), "14:00:00")])
+    policy = RetryPolicy(max_attempts=2, base_delay=1.0, jitter=0.0)
+    with source(market, clock, policy=policy) as src, pytest.raises(RetryExhaustedError) as info:
+        src.ticks(src.roll_entry(CU, MON))
+    assert "returned no ticks" in str(info.value) and "SHFE.cu2504" in str(info.value)
 
 
 # -- retries, maintenance, circuit breaker ------------------------------------------------------
@@ -344,6 +382,7 @@ def test_transient_errors_are_retried_with_exponential_backoff(market, clock, ki
 
 def test_backoff_jitter_stays_within_bounds(market, clock):
     policy = RetryPolicy(max_attempts=6, base_delay=1.0, multiplier=2.0, max_delay=5.0, jitter=0.5)
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
     market.fail_next("get_tick_data_series", "timeout", times=5)
     with source(market, clock, policy=policy) as src:
         src.ticks(src.roll_entry(CU, MON))
@@ -375,14 +414,24 @@ def test_retries_stop_at_the_time_budget(market, clock):
 
 
 def test_maintenance_error_waits_long_and_reconnects(market, clock):
-    policy = RetryPolicy(jitter=0.0, maintenance_wait=1800.0)
+    """As in tqsdk, maintenance is announced only while constructing TqApi: a disconnect
+    mid-call is a timeout (after 30 s); the reconnect meets the maintenance text."""
+    policy = RetryPolicy(jitter=0.0, base_delay=1.0, maintenance_wait=1800.0)
     load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
-    market.fail_next("get_tick_data_series", "maintenance")
+    market.fail_next("get_tick_data_series", "disconnect")
+    market.fail_next("__init__", "maintenance")
     with source(market, clock, policy=policy) as src:
         frame = src.ticks(src.roll_entry(CU, MON))
     assert len(frame) == 1
-    assert clock.sleeps == [policy.maintenance_wait]
-    assert len(market.instances) == 2 and all(i.closed for i in market.instances)
+    # the first login meets maintenance (long wait); the download is cut (retried soon)
+    assert clock.sleeps == [policy.maintenance_wait, policy.base_delay]
+    assert len(market.instances) == 3 and all(i.closed for i in market.instances)
+    assert all(i.loop_closed for i in market.instances)  # the failed construction's too
+
+
+def test_the_fake_raises_maintenance_only_at_construction(market):
+    with pytest.raises(ValueError, match="only while constructing"):
+        market.fail_next("get_tick_data_series", "maintenance")
 
 
 def test_inside_the_daily_window_calls_wait_until_it_ends(market):
@@ -394,14 +443,14 @@ def test_inside_the_daily_window_calls_wait_until_it_ends(market):
         src.roll_entry(CU, MON)
     window_end = dt.datetime.combine(start.date(), policy.maintenance_window[1], tzinfo=TZ)
     assert clock.sleeps == [(window_end - start).total_seconds() + policy.maintenance_grace]
-    assert market.calls == ["query_his_cont_quotes"]  # nothing was called during the window
+    assert len(market.roll_fetches) == 1 and market.calls == []  # nothing during the window
 
 
 def test_maintenance_that_does_not_end_gives_up(market, clock):
     policy = RetryPolicy(maintenance_wait=600.0, max_maintenance_waits=2)
-    market.fail_next("query_his_cont_quotes", "maintenance", times=5)
+    market.fail_next("__init__", "maintenance", times=5)
     with source(market, clock, policy=policy) as src, pytest.raises(MaintenanceError):
-        src.roll_entry(CU, MON)
+        src.ticks(src.roll_entry(CU, MON))
     assert clock.sleeps == [600.0, 600.0]
 
 
@@ -435,16 +484,18 @@ def test_circuit_breaker_opens_fails_fast_and_recovers(market, clock):
 
 def test_connection_timeout_while_constructing_is_retried(market, clock):
     market.fail_next("__init__", "connect_timeout")
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
     with source(market, clock) as src:
-        assert src.roll_entry(CU, MON).underlying == "SHFE.cu2504"
+        assert len(src.ticks(src.roll_entry(CU, MON))) == 1
     assert len(market.instances) == 2 and all(i.closed for i in market.instances)
     assert clock.sleeps == [FAST.base_delay]
 
 
 def test_unexpected_errors_are_not_retried(market, clock):
-    market.fail_next("query_his_cont_quotes", "bug")
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.fail_next("get_tick_data_series", "bug")
     with source(market, clock) as src, pytest.raises(SourceError, match="unexpected error"):
-        src.roll_entry(CU, MON)
+        src.ticks(src.roll_entry(CU, MON))
     assert clock.sleeps == []
 
 
@@ -471,8 +522,10 @@ def test_one_tqapi_per_worker_thread_all_closed(market, clock):
 
 
 def test_a_source_refuses_use_from_a_second_thread(market, clock):
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
     src = source(market, clock)
     entry = src.roll_entry(CU, MON)
+    src.ticks(entry)
     with pytest.raises(SourceThreadError, match="not thread-safe"):
         threads_run(1, lambda _: src.ticks(entry))
     src.close()
@@ -492,7 +545,7 @@ def test_rejected_account_fails_fast_without_leaking_the_password(market, clock,
     wrong = "Wr0ng-Secret-9"
     caplog.set_level(logging.DEBUG)
     with source(market, clock, password=wrong) as src, pytest.raises(AuthenticationError) as info:
-        src.roll_entry(CU, MON)
+        src.ticks(src.roll_entry(CU, MON))
     err = info.value
     assert "用户权限认证失败" in str(err) and "GHTRADER_TQ_PASSWORD" in str(err)
     assert err.__cause__ is None and err.__suppress_context__
@@ -504,7 +557,7 @@ def test_rejected_account_fails_fast_without_leaking_the_password(market, clock,
 def test_provider_text_echoing_the_password_is_redacted(market, clock, caplog):
     caplog.set_level(logging.DEBUG)
     echo = TqTimeoutError(f"login {USER}/{PASSWORD} timed out")
-    market.fail_next("query_his_cont_quotes", error=echo, times=2)
+    market.fail_next("roll_table", error=echo, times=2)
     policy = RetryPolicy(max_attempts=2, jitter=0.0)
     with source(market, clock, policy=policy) as src, pytest.raises(RetryExhaustedError) as info:
         src.roll_entry(CU, MON)
