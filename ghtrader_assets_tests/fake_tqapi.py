@@ -462,6 +462,8 @@ class FakeTqApi:
         self._pending_until = math.inf if m.stalled else time.time() + m.download_seconds
         try:
             while time.time() < self._pending_until:
+                if not m.stalled and math.isinf(self._pending_until):  # the test released it
+                    break
                 deadline = time.time() + m.library_deadline
                 if not self.wait_update(deadline=deadline, _task=None):
                     raise TqTimeoutError(

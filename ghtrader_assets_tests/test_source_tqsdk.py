@@ -7,8 +7,11 @@ import inspect
 import logging
 import pickle
 import random
+import socket
 import threading
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -218,7 +221,8 @@ def test_friday_night_and_saturday_ticks_belong_to_monday(market, clock):
     assert set(frame["source"]) == {"tqsdk"}
     assert (frame["datetime"].to_numpy() == pd.DatetimeIndex(frame["ts"]).asi8).all()
     assert frame["id"].is_monotonic_increasing and frame["id"].min() > 500  # TqSdk ids kept
-    assert stats.raw_rows == len(CU_TICKS)  # the Thursday tick is outside the request
+    assert stats.raw_rows == len(CU_TICKS)  # the Thursday tick is outside the request ...
+    assert stats.before_window_rows == 1  # ... but tqsdk returned it first: dropped, counted
     assert stats.outside_session_rows == sum(not inside for _, inside in CU_TICKS)
     assert stats.sessions_from == "tqsdk"
     assert market.tick_requests == [
@@ -303,6 +307,25 @@ def test_level1_only_rows_are_dropped_and_counted_on_shfe(market, clock):
     assert frame[list(BOOK_COLUMNS)].notna().all().all()
 
 
+def test_a_missing_level_arrives_as_volume_zero_and_is_stored_as_nan(market, clock):
+    """tqsdk sends a missing book level as volume 0.0 with price NaN (the server's "-")."""
+    times = [at(MON, "09:00:01"), at(MON, "09:00:02")]
+    ticks = make_ticks("SHFE.cu2504", times)
+    ticks.loc[1, ["ask_price4", "ask_volume4", "ask_price5", "ask_volume5"]] = np.nan
+    market.add_contract("SHFE.cu2504", ticks)
+    api = market.api_factory(USER, PASSWORD)
+    raw = api.get_tick_data_series(
+        "SHFE.cu2504", dt.datetime(2025, 3, 7, 18), dt.datetime(2025, 3, 10, 16)
+    )
+    api.close()
+    assert raw.loc[1, "ask_volume5"] == 0.0 and np.isnan(raw.loc[1, "ask_price5"])
+    with source(market, clock) as src:
+        frame = src.ticks(src.roll_entry(CU, MON))
+    assert len(frame) == 2  # thin book, still five-level: kept
+    assert frame.loc[1, ["ask_price5", "ask_volume5", "ask_volume4"]].isna().all()
+    assert frame.loc[1, "ask_volume3"] == 33.0 and frame.loc[0, "ask_volume5"] == 55.0
+
+
 def test_a_shfe_day_without_any_depth_is_skipped(market, clock):
     times = [at(MON, f"09:00:{s:02d}") for s in range(4)]
     load(market, "SHFE.cu2504", times, l1_only=range(4))
@@ -333,9 +356,7 @@ def test_ine_without_depth_columns_keeps_rows_and_says_so(market, clock, caplog)
 
 
 @pytest.mark.parametrize("optimized", [False, True])
-def test_an_empty_answer_for_a_day_with_sessions_is_retried_never_stored(
-    market, clock, optimized
-):
+def test_an_empty_answer_for_a_day_with_sessions_is_retried_never_stored(market, clock, optimized):
     """Under ``python -O`` tqsdk's failed download (a bare ``assert``) returns an empty frame;
     a day with sessions must not be stored empty: retry, then fail naming the day."""
     market.python_optimize = optimized
@@ -729,3 +750,298 @@ def test_fake_tick_frame_has_tqsdks_columns_and_dtypes(market, clock):
     assert list(df.columns) == ["id", "datetime", *data_cols, "symbol", "duration"]
     assert df["id"].dtype == "int64" and df["datetime"].dtype == "int64"
     assert all(df[c].dtype == "float64" for c in data_cols)
+
+
+# -- tqsdk over a long backfill (issue 14) ----------------------------------------------------
+
+
+def _overlap(a: tuple[str, float, float, float], b: tuple[str, float, float, float]) -> bool:
+    """Whether two downloads held their lock at the same time."""
+    return a[2] < b[3] and b[2] < a[3]
+
+
+def test_the_fake_serialises_one_contract_in_a_shared_cache_and_blocks_the_thread(market, clock):
+    """tqsdk's per-contract file lock: two bare downloads of one contract run one at a time."""
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.download_seconds = 0.3
+    start, end = dt.datetime(2025, 3, 7, 18), dt.datetime(2025, 3, 10, 16)
+
+    def work(_: int) -> int:
+        api = market.api_factory(USER, PASSWORD)
+        try:
+            return len(api.get_tick_data_series("SHFE.cu2504", start, end))
+        finally:
+            api.close()
+
+    assert threads_run(2, work) == [1, 1]
+    first, second = sorted(market.lock_waits, key=lambda w: w[2])
+    assert not _overlap(first, second)
+    assert second[2] - second[1] >= 0.25  # the second waited, blocked, for the first
+
+
+def test_parallel_sources_download_one_contract_at_the_same_time(market, clock, cache_root):
+    """Each source caches into its own directory: no shared lock, real parallelism even
+    when every worker downloads the same underlying (consecutive days of one symbol)."""
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01"), at(FRIDAY, "21:00:01")])
+    market.download_seconds = 0.4
+    together = threading.Barrier(3, timeout=20)
+    dirs: list[str] = []
+
+    def work(i: int) -> int:
+        with source(market, clock) as src:
+            entry = src.roll_entry(CU, MON)
+            together.wait()
+            rows = len(src.ticks(entry))
+            dirs.append(str(src.cache.path))
+            return rows
+
+    assert threads_run(3, work) == [2, 2, 2]
+    waits = market.lock_waits
+    assert len(waits) == 3 and all(_overlap(a, b) for a in waits for b in waits if a is not b)
+    assert len(set(dirs)) == 3 and all(d.startswith(str(cache_root)) for d in dirs)
+
+
+def test_a_lock_held_in_tqsdks_default_cache_does_not_block_our_download(market, clock, tmp_path):
+    from filelock import FileLock
+
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    default = tmp_path / "tqsdk-default"
+    default.mkdir(parents=True, exist_ok=True)
+    holder = FileLock(str(default / ".SHFE.cu2504.0.lock"))
+    got = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:  # another process's tqsdk downloading the same contract
+        with holder:
+            got.set()
+            release.wait(10)
+
+    other = threading.Thread(target=hold)
+    other.start()
+    got.wait(5)
+    try:
+        with source(market, clock) as src:
+            assert len(src.ticks(src.roll_entry(CU, MON))) == 1
+    finally:
+        release.set()
+        other.join()
+
+
+def test_the_fakes_stall_with_live_quotes_outlives_tqsdks_own_deadline(market, clock):
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.library_deadline = 0.05  # stands for tqsdk's 30 s, restarted on every update
+    market.stall_downloads(quote_every=0.01)  # ... and a quote arrives every 10 ms
+    api = market.api_factory(USER, PASSWORD)
+    worker = threading.Thread(
+        target=api.get_tick_data_series,
+        args=("SHFE.cu2504", dt.datetime(2025, 3, 7, 18), dt.datetime(2025, 3, 10, 16)),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(0.5)
+    assert worker.is_alive()  # ten library deadlines later: still waiting
+    market.stalled = False
+    worker.join(5)
+    assert not worker.is_alive()
+    api.close()
+    market.stall_downloads(quote_every=None)  # no updates at all: tqsdk's deadline works
+    api = market.api_factory(USER, PASSWORD)
+    with pytest.raises(TqTimeoutError, match="获取数据"):
+        api.get_tick_data_series(
+            "SHFE.cu2504", dt.datetime(2025, 3, 7, 18), dt.datetime(2025, 3, 10, 16)
+        )
+    api.close()
+
+
+def test_a_stalled_download_ends_at_our_wall_clock_deadline_and_is_retried(market, clock):
+    from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.library_deadline = 0.2
+    market.stall_downloads(quote_every=0.01)
+    policy = RetryPolicy(max_attempts=2, base_delay=1.0, jitter=0.0)
+    settings = TqSdkSettings(call_timeout=0.25)
+    started = time.monotonic()
+    with (
+        source(market, clock, policy=policy, settings=settings) as src,
+        pytest.raises(RetryExhaustedError) as info,
+    ):
+        src.ticks(src.roll_entry(CU, MON))
+    elapsed = time.monotonic() - started
+    assert "no answer within 0.25 s of wall-clock time" in str(info.value)
+    assert "restarts on every quote update" in str(info.value)
+    assert 0.4 <= elapsed < 5.0  # two attempts of 0.25 s, not forever
+    assert clock.sleeps == [1.0]  # retried once, on a fresh TqApi
+    assert len(market.instances) == 2 and all(i.closed for i in market.instances)
+
+
+def _week_of_ticks(market: FakeMarket, days: list[dt.date], per_day: int = 3) -> None:
+    times = [at(d, f"09:00:{s:02d}") for d in days for s in range(1, per_day + 1)]
+    load(market, "SHFE.cu2504", times)
+
+
+def test_the_tqapi_is_recycled_after_a_budget_of_days_so_memory_stays_bounded(market, clock):
+    from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+    days = calendar.trading_days(dt.date(2025, 3, 3), dt.date(2025, 3, 11))  # 7 days
+    _week_of_ticks(market, days)
+    settings = TqSdkSettings.from_env({"GHTRADER_TQ_RECYCLE_DAYS": "3"})
+    with source(market, clock, settings=settings) as src:
+        rows = [len(src.ticks(src.roll_entry(CU, d))) for d in days]
+        assert src.api_generations == 3  # 3 + 3 + 1 days
+    assert rows == [3] * 7
+    assert [i.downloads for i in market.instances] == [3, 3, 1]
+    assert all(i.closed and i.retained_rows == 0 for i in market.instances)
+
+
+def test_the_tqapi_is_recycled_after_a_budget_of_rows(market, clock):
+    from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+    days = calendar.trading_days(dt.date(2025, 3, 3), dt.date(2025, 3, 6))
+    _week_of_ticks(market, days, per_day=4)
+    settings = TqSdkSettings.from_env({"GHTRADER_TQ_RECYCLE_ROWS": "6"})
+    with source(market, clock, settings=settings) as src:
+        for d in days:
+            src.ticks(src.roll_entry(CU, d))
+    # each download brings 4 day rows + the stray earlier tick; 2 downloads pass 6 rows
+    assert [i.downloads for i in market.instances] == [2, 2]
+
+
+def test_the_tick_cache_is_emptied_after_each_download_and_removed_on_close(
+    market, clock, cache_root
+):
+    from ghtrader_assets.sources.tqsdk_cache import BYTES_PER_TICK_FIVE_LEVELS, cache_bytes_per_tick
+
+    days = calendar.trading_days(dt.date(2025, 3, 3), dt.date(2025, 3, 5))
+    _week_of_ticks(market, days)
+    stale = cache_root / f"{socket.gethostname()}-999999999-1"  # a dead process's leftovers
+    stale.mkdir(parents=True)
+    (stale / "SHFE.cu2504.0.1.2").write_bytes(b"x" * 232)
+    with source(market, clock) as src:
+        for d in days:
+            src.ticks(src.roll_entry(CU, d))
+            assert src.cache.size_bytes() == 0  # nothing kept between downloads
+        assert src.cache.path.is_dir() and not stale.exists()
+    assert not src.cache.path.exists()
+    assert cache_bytes_per_tick("SHFE.cu2504") == BYTES_PER_TICK_FIVE_LEVELS == 232
+    assert cache_bytes_per_tick("DCE.m2505") == 104
+    # what tqsdk wrote while downloading: 232 bytes per SHFE tick (3 a day, plus the stray
+    # earlier tick from the second day on)
+    assert market.cache_bytes_written == 232 * (3 * len(days) + len(days) - 1)
+
+
+def test_the_fakes_cont_quotes_are_stale_within_a_process_and_carry_today_forward(market, clock):
+    today = calendar.trading_day_of(clock.now())
+    market.cont_lag_days = 1  # the server has not published today yet
+    market.set_rolls(CU.raw, {dt.date(2024, 1, 2): "SHFE.cu2504", today: "SHFE.cu2512"})
+    api = market.api_factory(USER, PASSWORD)
+    first = api.query_his_cont_quotes(CU.raw, n=3)
+    assert first["date"].iloc[-1].date() == today
+    assert first[CU.raw].iloc[-1] == "SHFE.cu2504"  # carried forward, not the real main
+    market.cont_lag_days = 0  # the server publishes today ...
+    again = api.query_his_cont_quotes(CU.raw, n=3)
+    assert again[CU.raw].iloc[-1] == "SHFE.cu2504"  # ... the process never sees it
+    api.close()
+
+
+def test_the_latest_unpublished_day_is_confirmed_by_the_live_main_quote(market, clock, caplog):
+    today = calendar.trading_day_of(clock.now())
+    market.cont_lag_days = 1
+    market.set_rolls(CU.raw, {dt.date(2024, 1, 2): "SHFE.cu2504", today: "SHFE.cu2512"})
+    with source(market, clock) as src:
+        assert src.roll_entry(CU, today).underlying == "SHFE.cu2512"
+        yesterday = calendar.previous_trading_day(today)
+        assert src.roll_entry(CU, yesterday).underlying == "SHFE.cu2504"  # published
+    assert "carries SHFE.cu2504 forward" in caplog.text
+
+
+def test_an_unpublished_past_day_is_refused_when_the_main_has_moved_since(market, clock):
+    today = calendar.trading_day_of(clock.now())
+    yesterday = calendar.previous_trading_day(today)
+    market.cont_lag_days = 2
+    market.set_rolls(CU.raw, {dt.date(2024, 1, 2): "SHFE.cu2504", yesterday: "SHFE.cu2512"})
+    with source(market, clock) as src, pytest.raises(NoDataError, match="unconfirmed"):
+        src.roll_entry(CU, yesterday)
+    market.set_rolls(CU.raw, {dt.date(2024, 1, 2): "SHFE.cu2504"})  # no switch after all
+    with source(market, clock) as src:
+        assert src.roll_entry(CU, yesterday).underlying == "SHFE.cu2504"
+
+
+def test_the_roll_table_is_fetched_again_once_older_than_its_ttl(market, clock):
+    from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+    day = calendar.previous_trading_day(calendar.trading_day_of(clock.now()))
+    settings = TqSdkSettings.from_env({"GHTRADER_TQ_ROLL_TABLE_TTL": "600"})
+    with source(market, clock, settings=settings) as src:
+        assert src.roll_entry(CU, day).underlying == "SHFE.cu2505"
+        market.set_rolls(CU.raw, {dt.date(2024, 1, 2): "SHFE.cu2504", day: "SHFE.cu2512"})
+        clock.advance(300)
+        assert src.roll_entry(CU, day).underlying == "SHFE.cu2505"  # within the TTL
+        clock.advance(301)
+        assert src.roll_entry(CU, day).underlying == "SHFE.cu2512"  # revised: picked up
+    assert len(market.roll_fetches) == 2
+
+
+def test_historical_contracts_never_wait_for_a_quote(market, clock):
+    """An expired contract's quote never gets a market-data timestamp (30 s per lookup);
+    trading hours come from query_symbol_info, which does not wait."""
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.no_md_timestamp.add("SHFE.cu2504")
+    with source(market, clock) as src:
+        frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
+    assert len(frame) == 1 and stats.sessions_from == "tqsdk"
+    assert "get_quote" not in market.calls and "query_symbol_info" in market.calls
+    assert clock.sleeps == [] and clock.now() == NOW  # no 30 s lookups
+
+
+@pytest.mark.parametrize(
+    ("kind", "retried"),
+    [("auth_unavailable", True), ("name_service", True), ("auth", False)],
+)
+def test_login_failures_are_classified_by_their_real_texts(market, clock, kind, retried):
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.fail_next("__init__", kind)
+    with source(market, clock) as src:
+        entry = src.roll_entry(CU, MON)
+        if retried:  # the auth server's 503, the name service's 502: Shinny's side, transient
+            assert len(src.ticks(entry)) == 1
+            assert clock.sleeps == [FAST.base_delay]
+        else:
+            with pytest.raises(AuthenticationError, match="rejected the account"):
+                src.ticks(entry)
+            assert clock.sleeps == []
+    assert all(i.loop_closed for i in market.instances)
+
+
+def test_an_account_without_the_market_data_grant_is_told_so(market, clock):
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.md_grant = False
+    with source(market, clock) as src, pytest.raises(AuthenticationError) as info:
+        src.ticks(src.roll_entry(CU, MON))
+    assert "market-data grant" in str(info.value) and "您的账户不支持查看" in str(info.value)
+    assert clock.sleeps == []
+
+
+def test_a_failed_construction_leaves_tqsdks_loop_open_and_ours_closes_it(market):
+    from ghtrader_assets_tests.fake_tqapi import FakeTqApi
+
+    market.fail_next("__init__", "connect_timeout", times=2)
+    with pytest.raises(TqTimeoutError):
+        FakeTqApi(auth=f"{USER},{PASSWORD}", _market=market)  # as tqsdk: loop left open
+    with pytest.raises(TqTimeoutError):
+        market.api_factory(USER, PASSWORD)  # through construct(), like default_api_factory
+    assert [i.loop_closed for i in market.instances] == [False, True]
+
+
+def test_tqsdk_settings_are_validated_with_the_variable_named():
+    from ghtrader_assets.config import Settings, SettingsError
+    from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+    with pytest.raises(SettingsError, match="GHTRADER_TQ_CALL_TIMEOUT"):
+        TqSdkSettings.from_env({"GHTRADER_TQ_CALL_TIMEOUT": "soon"})
+    with pytest.raises(SettingsError, match="GHTRADER_TQ_RECYCLE_DAYS"):
+        Settings.from_env({"GHTRADER_SOURCE": "tqsdk", "GHTRADER_TQ_RECYCLE_DAYS": "0"})
+    got = TqSdkSettings.from_env(
+        {"GHTRADER_TQ_CACHE_DIR": "/data/tq", "GHTRADER_TQ_RECYCLE_ROWS": "5"}
+    )
+    assert got.cache_dir == Path("/data/tq") and got.recycle_rows == 5

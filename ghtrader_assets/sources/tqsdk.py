@@ -493,7 +493,7 @@ class TqSdkSource(TickSource):
                 except Exception:
                     if deadline.expired:
                         raise CallDeadlineError(
-                            f"TqSdk {what}: no answer within {timeout:.0f} s of wall-clock time "
+                            f"TqSdk {what}: no answer within {timeout:g} s of wall-clock time "
                             "(tqsdk's own 30 s deadline restarts on every quote update, so a "
                             "stalled request never ends by itself); abandoned"
                         ) from None
