@@ -35,6 +35,7 @@ from ghtrader_assets.sources.base import (
     SourceUnavailableError,
     UnknownSymbolError,
 )
+from ghtrader_assets.sources.base import TickSource as TickSourceBase
 from ghtrader_assets.sources.retry import (
     CircuitBreaker,
     CircuitOpenError,
@@ -1045,3 +1046,35 @@ def test_tqsdk_settings_are_validated_with_the_variable_named():
         {"GHTRADER_TQ_CACHE_DIR": "/data/tq", "GHTRADER_TQ_RECYCLE_ROWS": "5"}
     )
     assert got.cache_dir == Path("/data/tq") and got.recycle_rows == 5
+
+
+class _NoTicks(TickSourceBase):
+    name = "stub"
+
+    def roll_entry(self, symbol: MainSymbol, trading_day: dt.date) -> RollEntry:
+        return RollEntry(symbol, trading_day, "SHFE.cu2504", self.name)
+
+    def ticks(self, entry: RollEntry) -> pd.DataFrame:
+        return pd.DataFrame()
+
+
+@pytest.mark.parametrize(("lock", "parallel"), [("shared", False), ("per_source", True)])
+def test_the_benchmarks_latency_model_holds_tqsdks_per_contract_lock(tmp_path, lock, parallel):
+    """bench/backfill.py's model: a shared cache serialises one underlying's downloads, a
+    cache per source does not."""
+    from ghtrader_assets.sources.latency import LatencySource
+
+    sources = [
+        LatencySource(_NoTicks(), 0.3, lock=lock, lock_dir=tmp_path / "shared") for _ in range(2)
+    ]
+    together = threading.Barrier(2, timeout=10)
+
+    def work(i: int) -> None:
+        together.wait()
+        sources[i].ticks(RollEntry(CU, MON, "SHFE.cu2504", "stub"))
+
+    threads_run(2, work)
+    a, b = (s.downloads[0] for s in sources)
+    assert _overlap(a, b) == parallel
+    for s in sources:
+        s.close()
