@@ -1078,3 +1078,25 @@ def test_the_benchmarks_latency_model_holds_tqsdks_per_contract_lock(tmp_path, l
     assert _overlap(a, b) == parallel
     for s in sources:
         s.close()
+
+
+def test_tqsdks_own_cache_code_follows_the_active_source_directory(tmp_path):
+    """The real DataSeries helpers resolve CACHE_DIR per thread: the active source's
+    directory inside ``active()``, tqsdk's default outside it and in other threads."""
+    from tqsdk.data_series import DataSeries
+
+    from ghtrader_assets.sources.tqsdk_cache import CacheDir
+
+    cache = CacheDir(tmp_path / "root")
+    with cache.active() as path:
+        DataSeries._ensure_cache_dir()
+        lock = DataSeries._get_lock_path("SHFE.cu2504", 0)
+        (path / "SHFE.cu2504.0.10.12").write_bytes(b"\0" * 2 * 232)
+        assert DataSeries._get_rangeset_id("SHFE.cu2504", 0) == [(10, 12)]
+        elsewhere = threads_run(1, lambda _: DataSeries._get_lock_path("SHFE.cu2504", 0))[0]
+    assert lock == str(path / ".SHFE.cu2504.0.lock")
+    assert elsewhere == str(tmp_path / "tqsdk-default" / ".SHFE.cu2504.0.lock")
+    assert DataSeries._get_lock_path("SHFE.cu2504", 0) == elsewhere
+    assert cache.clear("SHFE.cu2504") == 2 * 232 and cache.size_bytes() == 0
+    cache.remove()
+    assert not path.exists()

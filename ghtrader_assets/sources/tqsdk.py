@@ -2,17 +2,25 @@
 
 What it does for one main symbol and trading day D (P = the previous trading day):
 
-* **Roll schedule.** ``TqApi.query_his_cont_quotes`` returns, per trading day, the real
-  contract behind ``KQ.m@EXCHANGE.product`` (``""`` before the main symbol existed). It is
-  fetched once per symbol and cached in the instance; for the current trading day, if the
-  table has no row yet, ``quote.underlying_symbol`` of the main quote answers.
+* **Roll schedule.** TqSdk's main-contract table (``continuous_table.json``, what
+  ``query_his_cont_quotes`` reads) gives the real contract behind ``KQ.m@EXCHANGE.product``
+  per trading day. The source fetches it itself (:mod:`~ghtrader_assets.sources.
+  tqsdk_roll_table`: HTTP timeout, once per source and again after a TTL; tqsdk reads it once
+  per process without timeout). A day after the table's last published date is unconfirmed
+  and checked against ``quote.underlying_symbol`` of the live main quote.
 * **Ticks.** ``TqApi.get_tick_data_series`` for the underlying over [P 18:00, D 16:00) local,
-  then trimmed to D's sessions. Session *hours* come from TqSdk's ``quote.trading_time``
-  of the underlying (``"25:00:00"`` means 01:00 the next morning), cached per product and
-  preferred over the static table in :mod:`ghtrader_assets.products` where they disagree,
-  because the exchange changes hours and TqSdk follows; *whether* D has a night session comes
-  from :mod:`ghtrader_assets.sessions` (no night after a holiday break or during an exchange
-  event). Without a usable ``trading_time`` (old contracts) the static
+  under our wall-clock deadline and into this source's own cache directory
+  (:mod:`~ghtrader_assets.sources.tqsdk_api`, :mod:`~ghtrader_assets.sources.tqsdk_cache`),
+  then trimmed to D's sessions: rows from before the window (tqsdk starts with the last tick
+  before it) are dropped, an answer without any tick in the window is retried and never
+  stored as an empty day, missing levels become NaN/NaN. Session *hours* come from TqSdk's
+  ``query_symbol_info`` (``trading_time_day/_night``; ``"25:00:00"`` means 01:00 the next
+  morning; it needs no market data, unlike ``get_quote``, which waits 30 s for an expired
+  contract), cached per product and preferred over the static table in
+  :mod:`ghtrader_assets.products` where they disagree, because the exchange changes hours
+  and TqSdk follows; *whether* D has a night session comes from
+  :mod:`ghtrader_assets.sessions` (no night after a holiday break or during an exchange
+  event). Without usable hours (old contracts) the static
   :func:`~ghtrader_assets.sessions.session_windows` are used.
 * **True L5.** On five-level exchanges (SHFE, INE) a row is kept only when it carries depth:
   at least one of bid/ask price levels 2-5 is a positive number. Requiring all sixteen level
@@ -31,8 +39,12 @@ resource fills it from ``EnvVar("GHTRADER_TQ_PASSWORD")``) or :meth:`TqSdkSource
 it is never logged, never in an exception message (every provider text is redacted) and the
 source refuses to be pickled. After a maintenance error the connection is dropped and
 re-created on the next attempt, so there is still at most one ``TqApi`` alive per source.
+The ``TqApi`` is also recycled after a budget of downloaded days or rows, because it keeps
+every tick it downloaded in memory (:class:`~ghtrader_assets.sources.tqsdk_settings.
+TqSdkSettings`).
 
-Errors: transient ones (``TqTimeoutError``, connection/HTTP errors) are retried with
+Errors: transient ones (``TqTimeoutError``, our call deadline, connection/HTTP errors, the
+auth server's 5xx, the name service) are retried with
 backoff under a :class:`~ghtrader_assets.sources.retry.RetryPolicy` and a shared
 :class:`~ghtrader_assets.sources.retry.CircuitBreaker`; maintenance waits long; an unknown
 symbol (:class:`UnknownSymbolError`) and a rejected account

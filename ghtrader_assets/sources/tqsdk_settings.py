@@ -55,7 +55,7 @@ class TqSdkSettings:
     #: A TqApi is recycled after this many downloaded days ...
     recycle_days: int = 5
     #: ... or this many downloaded rows (raw, before trimming), whichever comes first.
-    recycle_rows: int = 150_000
+    recycle_rows: int = 100_000
     #: Seconds a fetched main-contract table is trusted before it is fetched again.
     roll_table_ttl: float = 900.0
     #: HTTP timeout (seconds) of one main-contract table fetch.
@@ -89,7 +89,7 @@ class TqSdkSettings:
             cache_root=Path(cache).expanduser() if cache else None,
             call_timeout=_number(env, "GHTRADER_TQ_CALL_TIMEOUT", 300.0, 1),
             recycle_days=_integer(env, "GHTRADER_TQ_RECYCLE_DAYS", 5, 1),
-            recycle_rows=_integer(env, "GHTRADER_TQ_RECYCLE_ROWS", 150_000, 1),
+            recycle_rows=_integer(env, "GHTRADER_TQ_RECYCLE_ROWS", 100_000, 1),
             roll_table_ttl=_number(env, "GHTRADER_TQ_ROLL_TABLE_TTL", 900.0, 0),
             roll_table_timeout=_number(env, "GHTRADER_TQ_ROLL_TABLE_TIMEOUT", 20.0, 1),
             roll_table_url=env.get("TQ_CONT_TABLE_URL", "").strip() or DEFAULT_ROLL_TABLE_URL,
