@@ -22,6 +22,7 @@ Three behaviours of the real tqsdk 3.10 library that a long backfill runs into:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -57,6 +58,13 @@ def close_failed(api: Any) -> None:
     loop = getattr(api, "_loop", None)
     if loop is not None and not loop.is_closed():
         try:
+            # Tasks tqsdk created before failing (e.g. its notify watcher) are cancelled and
+            # run to their end, so nothing is left pending ("Task was destroyed ...").
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending and not loop.is_running():
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
         except Exception as exc:  # noqa: BLE001 - best effort; the original error matters
             logger.warning("could not close the event loop of a failed TqApi: %s", exc)
