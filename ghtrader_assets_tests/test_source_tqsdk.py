@@ -1100,3 +1100,21 @@ def test_tqsdks_own_cache_code_follows_the_active_source_directory(tmp_path):
     assert cache.clear("SHFE.cu2504") == 2 * 232 and cache.size_bytes() == 0
     cache.remove()
     assert not path.exists()
+
+
+def test_a_disconnect_at_the_start_of_maintenance_waits_for_the_window_to_end(market):
+    """tqsdk does not say "maintenance" mid-call: the cut connection is a timeout noticed
+    30 s later. Noticed inside the daily window, it is treated as maintenance."""
+    start = dt.datetime(2025, 11, 3, 18, 59, 50, tzinfo=TZ)
+    clock = FakeClock(start)
+    market.clock = clock
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.fail_next("get_tick_data_series", "disconnect")
+    policy = RetryPolicy(jitter=0.0, maintenance_grace=30.0)
+    with source(market, clock, policy=policy) as src:
+        entry = src.roll_entry(CU, MON)
+        assert len(src.ticks(entry)) == 1
+    noticed = start + dt.timedelta(seconds=30)  # 19:00:20
+    window_end = dt.datetime.combine(start.date(), dt.time(19, 30), tzinfo=TZ)
+    assert clock.sleeps == [(window_end - noticed).total_seconds() + 30.0]
+    assert len(market.instances) == 2 and all(i.closed for i in market.instances)
