@@ -593,8 +593,11 @@ class FakeTqApi:
                 {
                     "instrument_id": s,
                     "ins_class": "FUTURE" if self._known(s) else None,
-                    "trading_time_day": [list(w) for w in tt["day"]] if tt else None,
-                    "trading_time_night": [list(w) for w in tt["night"]] if tt else None,
+                    # TqSymbolDataFrame._get_trading_time: a list of windows, None if empty
+                    "trading_time_day": [list(w) for w in tt["day"]] if tt and tt["day"] else None,
+                    "trading_time_night": (
+                        [list(w) for w in tt["night"]] if tt and tt["night"] else None
+                    ),
                 }
             )
         return pd.DataFrame(rows)

@@ -724,7 +724,15 @@ def test_ledger_ts_is_the_trading_days_local_midnight(store, clock):
 
 @pytest.mark.parametrize(
     "method",
-    ["get_tick_data_series", "query_his_cont_quotes", "get_quote", "query_quotes", "close"],
+    [
+        "get_tick_data_series",
+        "query_his_cont_quotes",
+        "get_quote",
+        "query_quotes",
+        "query_symbol_info",
+        "wait_update",
+        "close",
+    ],
 )
 def test_fake_methods_have_tqapis_signatures(method):
     from tqsdk import TqApi
