@@ -1126,3 +1126,58 @@ def test_a_disconnect_at_the_start_of_maintenance_waits_for_the_window_to_end(ma
     window_end = dt.datetime.combine(start.date(), dt.time(19, 30), tzinfo=TZ)
     assert clock.sleeps == [(window_end - noticed).total_seconds() + 30.0]
     assert len(market.instances) == 2 and all(i.closed for i in market.instances)
+
+
+def test_the_roll_table_http_fetch_always_carries_a_timeout(monkeypatch):
+    import requests
+
+    from ghtrader_assets.sources.tqsdk_roll_table import http_fetch
+
+    seen: dict[str, object] = {}
+
+    class Response:
+        def raise_for_status(self) -> None:
+            return None
+
+        def json(self) -> dict[str, list[list[str]]]:
+            return {"SHFE.cu": [["20250102", "SHFE.cu2502"]]}
+
+    def get(url: str, **kwargs: object) -> Response:
+        seen.update(kwargs, url=url)
+        return Response()
+
+    monkeypatch.setattr(requests, "get", get)
+    assert http_fetch("https://example.invalid/t.json", 7.5) == {
+        "SHFE.cu": [["20250102", "SHFE.cu2502"]]
+    }
+    assert seen["timeout"] == 7.5 and seen["url"] == "https://example.invalid/t.json"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ([], "non-empty JSON object"),
+        ({"SHFE.cu": "SHFE.cu2502"}, "'SHFE.cu' is not a list"),
+        ({"SHFE.cu": [["2025-01-02", "SHFE.cu2502"]]}, "'SHFE.cu' row 0"),
+        ({"SHFE.cu": []}, "no rows"),
+    ],
+)
+def test_a_malformed_roll_table_is_named(raw, message):
+    from ghtrader_assets.sources.base import MalformedInputError
+    from ghtrader_assets.sources.tqsdk_roll_table import RollTable
+
+    with pytest.raises(MalformedInputError, match=message) as info:
+        RollTable.parse(raw, url="https://example.invalid/t.json", fetched_at=NOW)
+    assert "https://example.invalid/t.json" in str(info.value)
+
+
+def test_the_roll_table_forward_fills_sparse_rows_like_tqsdk():
+    from ghtrader_assets.sources.tqsdk_roll_table import RollTable
+
+    raw = {"SHFE.cu": [["20250310", "SHFE.cu2505"], ["20250102", "SHFE.cu2502"]]}
+    table = RollTable.parse(raw, url="u", fetched_at=NOW)
+    assert table.answer("KQ.m@SHFE.cu", dt.date(2025, 1, 1)).contract == ""
+    assert table.answer("KQ.m@SHFE.cu", dt.date(2025, 3, 7)).contract == "SHFE.cu2502"
+    mar12 = table.answer("KQ.m@SHFE.cu", dt.date(2025, 3, 12))
+    assert (mar12.contract, mar12.confirmed) == ("SHFE.cu2505", False)  # after the last row
+    assert table.published_through == dt.date(2025, 3, 10)
