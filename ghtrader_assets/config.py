@@ -75,6 +75,10 @@ class Settings:
             raise SettingsError(f"GHTRADER_STORE={store!r}: expected one of {STORE_KINDS}")
         if source not in SOURCE_KINDS:
             raise SettingsError(f"GHTRADER_SOURCE={source!r}: expected one of {SOURCE_KINDS}")
+        if source == "tqsdk":  # GHTRADER_TQ_* tuning: fail at load, not in the first step
+            from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+            TqSdkSettings.from_env(env)
         data_dir = Path(get("DATA_DIR", str(Path.home() / ".ghtrader"))).expanduser()
         csv_dir = env.get("GHTRADER_CSV_DIR")
         pool_limit = parse_number(
