@@ -169,7 +169,9 @@ def listed_days(exchange: str, product: str, days: Sequence[dt.date]) -> list[dt
 
 
 def _at(day: dt.date, t: dt.time) -> pd.Timestamp:
-    return pd.Timestamp(dt.datetime.combine(day, t), tz=TZ)
+    # Asia/Shanghai has had no DST since 1991, so attaching the zone is exact (and twice as
+    # fast as localizing)
+    return pd.Timestamp(dt.datetime.combine(day, t, tzinfo=TZ))
 
 
 def follows_holiday_break(trading_day: dt.date) -> bool:

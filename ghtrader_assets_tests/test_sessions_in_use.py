@@ -65,3 +65,25 @@ def test_pp_had_no_night_in_2017_and_night_ticks_are_out_of_session():
     mixed["id"] = range(len(mixed))
     row = validate_day(mixed, PP, day).summary.iloc[0]
     assert row["out_of_session_ticks"] >= len(night) - 600  # bar the pre-open grace
+
+
+def test_simulator_covers_every_listed_product_on_its_tick_grid():
+    from ghtrader_assets.products import PRODUCTS
+    from ghtrader_assets.sessions import day_sessions, in_session_mask
+
+    day = dt.date(2025, 3, 4)
+    src = SimulatedSource(seed=1, cadence_ms=30_000)
+    simulated = 0
+    for (exchange, product), spec in PRODUCTS.items():
+        sessions = day_sessions(exchange, product, day)
+        if sessions.status != "open":  # delisted codes (CZCE LR, old codes) and later listings
+            continue
+        symbol = MainSymbol(exchange, product)
+        frame = src.ticks(src.roll_entry(symbol, day))
+        assert len(frame) > 0, symbol
+        assert in_session_mask(frame["ts"], sessions.windows).all(), symbol
+        steps = frame["last_price"] / spec.tick_size
+        assert (abs(steps - steps.round()) < 1e-6).all(), symbol
+        assert frame["bid_price2"].notna().all() == spec.five_levels, symbol
+        simulated += 1
+    assert simulated >= 80
