@@ -229,6 +229,12 @@ def condition_for(
             day = now.astimezone(TZ).date()
             reason = not_listed_reason(symbol.exchange, symbol.product, day)
             if reason is not None:
+                logger.warning(
+                    "%s: no daily automation while it does not trade (%s); it starts at the "
+                    "first code-location reload on or after its listing",
+                    symbol.raw,
+                    reason,
+                )
                 return not_listed_condition(reason)
             own = listing_lookback(symbol, spec.partitions_def, lookback, now)
             return new_day_condition(lookback if own is None else own)
