@@ -20,6 +20,7 @@ from tqsdk.exceptions import TqTimeoutError
 
 from ghtrader_assets import calendar, sessions
 from ghtrader_assets.calendar import TZ
+from ghtrader_assets.products import UnknownProductError
 from ghtrader_assets.schema import (
     BOOK_COLUMNS,
     ROLL_SCHEDULE,
@@ -225,7 +226,7 @@ def test_friday_night_and_saturday_ticks_belong_to_monday(market, clock):
     assert stats.raw_rows == len(CU_TICKS)  # the Thursday tick is outside the request ...
     assert stats.before_window_rows == 1  # ... but tqsdk returned it first: dropped, counted
     assert stats.outside_session_rows == sum(not inside for _, inside in CU_TICKS)
-    assert stats.sessions_from == "tqsdk"
+    assert stats.sessions_from == "timeline"
     assert market.tick_requests == [
         (
             "SHFE.cu2504",
@@ -266,23 +267,45 @@ def test_no_night_session_after_a_holiday(market, clock):
     assert all(kind == "day" for _, _, kind in stats.windows)
 
 
-def test_tqsdk_trading_time_wins_over_the_static_table(market, clock, caplog):
+def test_dated_sessions_win_over_tqsdk_trading_time(market, clock):
+    """TqSdk's trading_time is today's hours; the day's own hours come from the session
+    history, and no contract lookup is made for them."""
+    market.trading_time["SHFE.cu"]["night"] = [["21:00:00", "23:00:00"]]
+    load(market, "SHFE.cu2504", [at(FRIDAY, "22:00:00"), at(FRIDAY, "23:30:00")])
+    with source(market, clock) as src:
+        frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
+    assert local_times(frame["ts"]) == [at(FRIDAY, "22:00:00"), at(FRIDAY, "23:30:00")]
+    assert stats.sessions_from == "timeline"
+    assert "query_symbol_info" not in market.calls
+
+
+def test_2017_hours_trim_a_2017_day(market, clock):
+    """CZCE nights ended at 23:30 in 2017 (23:00 today): a 23:15 tick of 2017 is in session."""
+    cf = MainSymbol("CZCE", "CF")
+    day = dt.date(2017, 4, 14)
+    market.set_rolls(cf.raw, {dt.date(2017, 1, 3): "CZCE.CF709"})
+    evening = calendar.previous_trading_day(day)
+    load(market, "CZCE.CF709", [at(evening, "23:15:00"), at(evening, "23:45:00")])
+    with source(market, clock) as src:
+        frame, stats = src.ticks_with_stats(src.roll_entry(cf, day))
+    assert local_times(frame["ts"]) == [at(evening, "23:15:00")]
+    assert stats.sessions_from == "timeline" and stats.outside_session_rows == 1
+
+
+def test_tqsdk_trading_time_for_a_product_the_history_lacks(market, clock, monkeypatch, caplog):
+    """A listing newer than the installed session history: TqSdk's current hours, warned."""
+
+    def unknown(exchange, product, day):
+        raise UnknownProductError(f"no session history for {exchange}.{product}")
+
+    monkeypatch.setattr(sessions, "session_windows", unknown)
     market.trading_time["SHFE.cu"]["night"] = [["21:00:00", "23:00:00"]]
     load(market, "SHFE.cu2504", [at(FRIDAY, "22:00:00"), at(FRIDAY, "23:30:00")])
     with caplog.at_level(logging.WARNING), source(market, clock) as src:
         frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
     assert local_times(frame["ts"]) == [at(FRIDAY, "22:00:00")]
     assert stats.sessions_from == "tqsdk"
-    assert "differs from the static session table" in caplog.text
-
-
-def test_static_sessions_when_tqsdk_has_no_trading_time(market, clock):
-    market.trading_time["SHFE.cu"] = {"day": [], "night": []}
-    load(market, "SHFE.cu2504", [at(FRIDAY, "23:30:00"), at(SATURDAY, "01:30:00")])
-    with source(market, clock) as src:
-        frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
-    assert local_times(frame["ts"]) == [at(FRIDAY, "23:30:00")]
-    assert stats.sessions_from == "static"
+    assert "not in the session history" in caplog.text
 
 
 def test_trading_time_parsing_handles_ends_past_midnight():
@@ -993,13 +1016,13 @@ def test_the_roll_table_is_fetched_again_once_older_than_its_ttl(market, clock):
 
 def test_historical_contracts_never_wait_for_a_quote(market, clock):
     """An expired contract's quote never gets a market-data timestamp (30 s per lookup);
-    trading hours come from query_symbol_info, which does not wait."""
+    trading hours come from the session history, which needs no lookup at all."""
     load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
     market.no_md_timestamp.add("SHFE.cu2504")
     with source(market, clock) as src:
         frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
-    assert len(frame) == 1 and stats.sessions_from == "tqsdk"
-    assert "get_quote" not in market.calls and "query_symbol_info" in market.calls
+    assert len(frame) == 1 and stats.sessions_from == "timeline"
+    assert "get_quote" not in market.calls
     assert clock.sleeps == [] and clock.now() == NOW  # no 30 s lookups
 
 

@@ -13,15 +13,13 @@ What it does for one main symbol and trading day D (P = the previous trading day
   (:mod:`~ghtrader_assets.sources.tqsdk_api`, :mod:`~ghtrader_assets.sources.tqsdk_cache`),
   then trimmed to D's sessions: rows from before the window (tqsdk starts with the last tick
   before it) are dropped, an answer without any tick in the window is retried and never
-  stored as an empty day, missing levels become NaN/NaN. Session *hours* come from TqSdk's
-  ``query_symbol_info`` (``trading_time_day/_night``; ``"25:00:00"`` means 01:00 the next
-  morning; it needs no market data, unlike ``get_quote``, which waits 30 s for an expired
-  contract), cached per product and preferred over the static table in
-  :mod:`ghtrader_assets.products` where they disagree, because the exchange changes hours
-  and TqSdk follows; *whether* D has a night session comes from
-  :mod:`ghtrader_assets.sessions` (no night after a holiday break or during an exchange
-  event). Without usable hours (old contracts) the static
-  :func:`~ghtrader_assets.sessions.session_windows` are used.
+  stored as an empty day, missing levels become NaN/NaN. The sessions are D's own, from
+  the dated session history (:func:`~ghtrader_assets.sessions.session_windows`, built on
+  ``cnfutures-session-timeline``): hours change over the years, and TqSdk's
+  ``trading_time`` only knows today's. Only a product the history does not know yet (a
+  listing newer than the installed release) falls back to TqSdk's current hours from
+  ``query_symbol_info`` (``"25:00:00"`` means 01:00 the next morning; it needs no market
+  data, unlike ``get_quote``, which waits 30 s for an expired contract), with a warning.
 * **True L5.** On five-level exchanges (SHFE, INE) a row is kept only when it carries depth:
   at least one of bid/ask price levels 2-5 is a positive number. Requiring all sixteen level
   2-5 fields would drop legitimate rows with a one-sided or thin book (limit-locked markets,
@@ -181,7 +179,7 @@ class TickStats:
     rows: int
     five_levels: bool
     depth_columns: bool
-    sessions_from: str  # "tqsdk" (quote.trading_time) or "static" (ghtrader_assets.products)
+    sessions_from: str  # "timeline" (dated session history) or "tqsdk" (current trading_time)
     windows: tuple[tuple[str, str, str], ...] = field(default=())
     before_window_rows: int = 0
 
@@ -279,7 +277,6 @@ class TqSdkSource(TickSource):
         clock: Clock = system_clock,
         sleep: Sleep = time.sleep,
         rng: random.Random | None = None,
-        prefer_tqsdk_sessions: bool = True,
         settings: TqSdkSettings | None = None,
         roll_fetcher: RollTableFetcher | None = None,
     ) -> None:
@@ -304,7 +301,6 @@ class TqSdkSource(TickSource):
             sleep=sleep,
             rng=rng,
         )
-        self._prefer_tqsdk_sessions = prefer_tqsdk_sessions
         self.settings = settings if settings is not None else TqSdkSettings.from_env()
         self._roll_fetcher = roll_fetcher or http_fetch
         self.cache = CacheDir(self.settings.cache_dir)
@@ -729,19 +725,31 @@ class TqSdkSource(TickSource):
                 "holidays_override.csv if TqSdk is right",
             )
         try:
-            static: list[SessionWindow] | None = sessions.session_windows(ex, prod, day)
+            dated: list[SessionWindow] | None = sessions.session_windows(ex, prod, day)
         except (UnknownProductError, CalendarError):
-            static = None
-        layout = self._layout(contract, entry) if self._prefer_tqsdk_sessions else None
-        if layout is None:
-            if not static:
+            dated = None
+        if dated is not None:
+            # The dated session history knows this product: its hours *as of D* win over
+            # TqSdk's trading_time, which only knows today's hours (a 2017 CZCE night ended
+            # at 23:30, today's at 23:00). No contract lookup is needed, so none can stall.
+            if not dated:
                 raise DaySkippedError(
                     entry.symbol,
                     day,
                     SkipReason.NO_SESSIONS,
-                    f"no trading_time from TqSdk and no static sessions for {ex}.{prod}",
+                    f"{ex}.{prod} has no sessions on {day} in the session history",
                 )
-            return static, "static"
+            return dated, "timeline"
+        # A product the installed session history does not know yet (a listing newer than
+        # its release): TqSdk's current trading hours are the best we have.
+        layout = self._layout(contract, entry)
+        if layout is None:
+            raise DaySkippedError(
+                entry.symbol,
+                day,
+                SkipReason.NO_SESSIONS,
+                f"{ex}.{prod} is not in the session history and TqSdk has no trading_time",
+            )
         windows = [
             SessionWindow(_local_midnight(day) + a, _local_midnight(day) + b, "day")
             for a, b in layout.day
@@ -752,16 +760,14 @@ class TqSdkSource(TickSource):
             evening = _local_midnight(calendar.previous_trading_day(day))
             windows += [SessionWindow(evening + a, evening + b, "night") for a, b in layout.night]
         windows.sort(key=lambda w: w.start)
-        if static is not None and _spans(static) != _spans(windows):
-            self._warn_once(
-                f"layout:{ex}.{prod}:{layout.contract}",
-                "TqSdk trading_time of %s differs from the static session table for %s; "
-                "using TqSdk's: %s (static: %s)",
-                layout.contract,
-                day,
-                _spans(windows),
-                _spans(static),
-            )
+        self._warn_once(
+            f"layout:{ex}.{prod}",
+            "%s is not in the session history (cnfutures-session-timeline); using TqSdk's "
+            "current trading_time %s for %s: upgrade the package for dated hours",
+            layout.contract,
+            _spans(windows),
+            day,
+        )
         return windows, "tqsdk"
 
     @contextlib.contextmanager
