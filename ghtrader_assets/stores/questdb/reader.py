@@ -14,6 +14,7 @@ QWP is not in use.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,11 @@ import pandas as pd
 
 from ghtrader_assets.stores.base import StoreError
 from ghtrader_assets.stores.questdb.queries import Query, wal_status
-from ghtrader_assets.stores.questdb.settings import QuestDBSettings
+from ghtrader_assets.stores.questdb.settings import (
+    PROBE_TIMEOUT_SECONDS,
+    QuestDBSettings,
+    QuestDBUnreachableError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +69,10 @@ class PgClient:
                         max_size=self._settings.pool_max_size,
                         open=False,
                         name="ghtrader-questdb",
-                        timeout=self._settings.connect_timeout * 3,
+                        # How long a caller waits for a connection: the start-up probe
+                        # already failed fast if the server is down, so this only covers
+                        # a server that stops answering mid-run.
+                        timeout=self._settings.connect_timeout,
                         max_idle=300,
                         # A connection left over from before a server restart is noticed
                         # (QuestDB answers the empty query) instead of failing a read.
@@ -133,6 +141,40 @@ class PgClient:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+
+def probe(
+    settings: QuestDBSettings,
+    *,
+    timeout: float = PROBE_TIMEOUT_SECONDS,
+    connect: Callable[..., Any] = socket.create_connection,
+) -> None:
+    """Open (and close) a TCP connection to the PGWire and HTTP ports.
+
+    psycopg's pool would wait out its timeout and retry before giving up; this fails in at
+    most ``timeout`` seconds per port, with a message that says which address was tried,
+    which variables set it, and that nothing was written.
+    """
+    wait = min(timeout, settings.connect_timeout)
+    failures = []
+    for what, port, var in (
+        ("PGWire", settings.pg_port, "GHTRADER_QDB_PG_PORT"),
+        ("HTTP (ILP/QWP)", settings.ilp_port, "GHTRADER_QDB_ILP_PORT"),
+    ):
+        started = time.monotonic()
+        try:
+            connect((settings.host, port), timeout=wait).close()
+        except OSError as exc:
+            reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+            failures.append(
+                f"{what} {settings.host}:{port} ({var}) failed after "
+                f"{time.monotonic() - started:.1f}s: {settings.redact(reason)}"
+            )
+    if failures:
+        raise QuestDBUnreachableError(
+            f"QuestDB is unreachable: {'; '.join(failures)}. Check that the server runs and "
+            "that GHTRADER_QDB_HOST and the ports point at it; nothing was written"
+        )
 
 
 def _params(query: Query) -> tuple[object, ...]:
