@@ -148,33 +148,54 @@ def probe(
     *,
     timeout: float = PROBE_TIMEOUT_SECONDS,
     connect: Callable[..., Any] = socket.create_connection,
+    pg_connect: Callable[..., Any] | None = None,
 ) -> None:
-    """Open (and close) a TCP connection to the PGWire and HTTP ports.
+    """Check, within seconds, that a QuestDB answers where the settings point.
 
-    psycopg's pool would wait out its timeout and retry before giving up; this fails in at
-    most ``timeout`` seconds per port, with a message that says which address was tried,
-    which variables set it, and that nothing was written.
+    One PGWire login with a short timeout (not through the pool, which would wait out its
+    own timeout and retry), so a refused port, a silent host, something else listening on
+    the port and a rejected password all fail here; and a TCP connect to the HTTP port
+    (ILP/QWP). The message says which address was tried, which variables set it, and that
+    nothing was written.
     """
-    wait = min(timeout, settings.connect_timeout)
+    wait = max(1.0, min(timeout, settings.connect_timeout))
     failures = []
-    for what, port, var in (
-        ("PGWire", settings.pg_port, "GHTRADER_QDB_PG_PORT"),
-        ("HTTP (ILP/QWP)", settings.ilp_port, "GHTRADER_QDB_ILP_PORT"),
-    ):
-        started = time.monotonic()
-        try:
-            connect((settings.host, port), timeout=wait).close()
-        except OSError as exc:
-            reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
-            failures.append(
-                f"{what} {settings.host}:{port} ({var}) failed after "
-                f"{time.monotonic() - started:.1f}s: {settings.redact(reason)}"
-            )
+    started = time.monotonic()
+    try:
+        if pg_connect is None:
+            import psycopg
+
+            pg_connect = psycopg.connect
+        kwargs = {**settings.pg_kwargs(), "connect_timeout": max(2, int(wait))}
+        pg_connect(**kwargs).close()
+    except Exception as exc:
+        failures.append(
+            f"PGWire {settings.host}:{settings.pg_port} (GHTRADER_QDB_HOST, "
+            f"GHTRADER_QDB_PG_PORT; user GHTRADER_QDB_USER/GHTRADER_QDB_PASSWORD) failed after "
+            f"{time.monotonic() - started:.1f}s: {_one_line(settings.redact(_reason(exc)))}"
+        )
+    started = time.monotonic()
+    try:
+        connect((settings.host, settings.ilp_port), timeout=wait).close()
+    except OSError as exc:
+        failures.append(
+            f"HTTP (ILP/QWP) {settings.host}:{settings.ilp_port} (GHTRADER_QDB_HOST, "
+            f"GHTRADER_QDB_ILP_PORT) failed after {time.monotonic() - started:.1f}s: "
+            f"{_one_line(settings.redact(_reason(exc)))}"
+        )
     if failures:
         raise QuestDBUnreachableError(
             f"QuestDB is unreachable: {'; '.join(failures)}. Check that the server runs and "
-            "that GHTRADER_QDB_HOST and the ports point at it; nothing was written"
+            "that these variables point at it; nothing was written"
         )
+
+
+def _reason(exc: BaseException) -> str:
+    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _params(query: Query) -> tuple[object, ...]:
