@@ -120,7 +120,16 @@ def is_conformed(df: pd.DataFrame, spec: TableSpec) -> bool:
     if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
         return False
     dtypes = df.dtypes
-    return all(str(dtypes[name]) == str(col.dtype) for name, col in spec.schema.columns.items())
+    for name, col in spec.schema.columns.items():
+        want, have = str(col.dtype), dtypes[name]
+        if is_string_dtype(want):
+            # Any pandas string dtype ("str", "string", python- or Arrow-backed) sends and
+            # compares the same; object columns still go through conform.
+            if not isinstance(have, pd.StringDtype):
+                return False
+        elif str(have) != want:
+            return False
+    return True
 
 
 def duplicate_mask(frame: pd.DataFrame, keys: list[str], ts: str) -> np.ndarray | None:
@@ -176,36 +185,76 @@ def _check_timestamps(spec: TableSpec, frame: pd.DataFrame, where: str) -> None:
 def normalise_read(spec: TableSpec, raw: pd.DataFrame) -> pd.DataFrame:
     """A frame read from QuestDB, with the schema's columns, dtypes and a stable order.
 
-    Rows come back in designated-timestamp order from a one-symbol read, so the sort is
-    skipped when the order already holds (checked in one pass over ``ts``).
+    ``raw`` is the reader's own fresh frame, so columns are converted in place, one by one,
+    and only where the dtype differs (QWP: Categorical symbols, naive microsecond ``ts``;
+    PGWire: Python objects); the frame is not rebuilt (a rebuild copies every float
+    column). Rows come back in designated-timestamp order from a one-symbol read, so the
+    sort is skipped when the order already holds (checked in one pass over ``ts``).
     """
     if raw is None or len(raw) == 0:
         return empty_frame(spec)
-    columns: dict[str, pd.Series] = {}
+    wanted = [c for c in spec.columns if c in raw.columns]
+    frame = raw if list(raw.columns) == wanted else raw[wanted]
+    frame = frame.copy(deep=False)
+    exact_ts = _EXACT_NS_COLUMN in frame.columns and spec.timestamp in frame.columns
+    if exact_ts:
+        # One pass from the stored microseconds to the tick's exact nanoseconds.
+        ns = _as_ns_int(frame[spec.timestamp])
+        exact = frame[_EXACT_NS_COLUMN].to_numpy(dtype="int64")
+        ns = np.where(ns == exact - exact % 1000, exact, ns)
+        frame[spec.timestamp] = pd.Series(
+            pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC"), index=frame.index
+        )
     for name, col in spec.schema.columns.items():
-        if name not in raw.columns:
+        if name not in frame.columns:
             continue
-        s = raw[name]
-        if is_string_dtype(str(col.dtype)) and not isinstance(s.dtype, pd.StringDtype):
-            # QWP yields Categorical symbols and PGWire Python objects: make both plain
-            # values first, keeping nulls as nulls.
-            s = s.astype(object).where(s.notna(), None)
-        columns[name] = s
-    frame = conform(pd.DataFrame(columns, index=raw.index), spec)
-    if _EXACT_NS_COLUMN in frame.columns and spec.timestamp in frame.columns:
-        ts = _ns(frame[spec.timestamp])
-        exact = frame[_EXACT_NS_COLUMN].to_numpy()
-        restore = ts == exact - exact % 1000
-        if restore.any():
-            frame[spec.timestamp] = pd.to_datetime(np.where(restore, exact, ts), utc=True).astype(
-                "datetime64[ns, UTC]"
-            )
+        want, s = str(col.dtype), frame[name]
+        if is_string_dtype(want):
+            if str(s.dtype) != want:
+                frame[name] = _strings(s, want)
+        elif want.startswith("datetime64"):
+            if str(s.dtype) != want:
+                frame[name] = _utc_ns(s)
+        elif str(s.dtype) != want:
+            frame[name] = s.astype(want)
+    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
+        frame = frame.reset_index(drop=True)
+    if not is_conformed(frame, spec):  # a column missing (optional levels): add it
+        frame = conform(frame, spec)
     order = [spec.timestamp] + [k for k in spec.dedup_keys if k not in (spec.timestamp, "symbol")]
     if "symbol" in frame.columns:
         order = ["symbol", *order]
     if _is_sorted(frame, order, spec.timestamp):
         return frame
     return frame.sort_values(order, kind="mergesort").reset_index(drop=True)
+
+
+def _as_ns_int(s: pd.Series) -> np.ndarray:
+    """int64 nanoseconds of a datetime column of any unit (naive meaning UTC)."""
+    if not (isinstance(s.dtype, pd.DatetimeTZDtype) or str(s.dtype).startswith("datetime64")):
+        s = _utc_ns(s)
+    return s.to_numpy(dtype="datetime64[ns]").view("int64")
+
+
+def _strings(s: pd.Series, dtype: str) -> pd.Series:
+    """String values of the schema's ``dtype`` with nulls kept as nulls, from QWP's
+    Categorical (each distinct value converted once) or PGWire's Python objects."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        categories = s.cat.categories.astype(dtype)
+        values = categories.take(s.cat.codes.to_numpy(), allow_fill=True, fill_value=None)
+        return pd.Series(values, index=s.index, name=s.name)
+    if isinstance(s.dtype, pd.StringDtype):
+        return s.astype(dtype)
+    return s.astype(object).where(s.notna(), None).astype(dtype)
+
+
+def _utc_ns(s: pd.Series) -> pd.Series:
+    """``datetime64[ns, UTC]`` from a naive (UTC) or aware datetime column, else parsed."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    if str(s.dtype).startswith("datetime64"):
+        return s.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
+    return pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]")
 
 
 def _is_sorted(frame: pd.DataFrame, order: list[str], ts: str) -> bool:
