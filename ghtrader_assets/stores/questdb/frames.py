@@ -111,6 +111,19 @@ def prepare_for_write(
     return frame
 
 
+_DTYPES: dict[tuple[str, tuple[str, ...]], list[tuple[str, str]]] = {}
+
+
+def _schema_dtypes(spec: TableSpec) -> list[tuple[str, str]]:
+    """(column, dtype name) of ``spec``, computed once: pandera's dtype names are slow to
+    build and this runs on every write."""
+    key = (spec.name, tuple(spec.columns))
+    found = _DTYPES.get(key)
+    if found is None:
+        found = _DTYPES[key] = [(n, str(c.dtype)) for n, c in spec.schema.columns.items()]
+    return found
+
+
 def is_conformed(df: pd.DataFrame, spec: TableSpec) -> bool:
     """Whether ``df`` already is what :func:`~ghtrader_assets.schema.conform` would return
     (same columns in order, schema dtypes, a 0..n-1 index), so it need not be copied."""
@@ -120,8 +133,8 @@ def is_conformed(df: pd.DataFrame, spec: TableSpec) -> bool:
     if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
         return False
     dtypes = df.dtypes
-    for name, col in spec.schema.columns.items():
-        want, have = str(col.dtype), dtypes[name]
+    for name, want in _schema_dtypes(spec):
+        have = dtypes[name]
         if is_string_dtype(want):
             # Any pandas string dtype ("str", "string", python- or Arrow-backed) sends and
             # compares the same; object columns still go through conform.
@@ -205,10 +218,10 @@ def normalise_read(spec: TableSpec, raw: pd.DataFrame) -> pd.DataFrame:
         frame[spec.timestamp] = pd.Series(
             pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC"), index=frame.index
         )
-    for name, col in spec.schema.columns.items():
+    for name, want in _schema_dtypes(spec):
         if name not in frame.columns:
             continue
-        want, s = str(col.dtype), frame[name]
+        s = frame[name]
         if is_string_dtype(want):
             if str(s.dtype) != want:
                 frame[name] = _strings(s, want)

@@ -525,8 +525,9 @@ class QuestDBStore(TickStore):
 
 
 def _frame_bytes(frame: pd.DataFrame) -> int:
-    """In-memory size of the frame sent (Arrow-backed strings report their buffers)."""
-    return int(frame.memory_usage(index=False, deep=True).sum())
+    """In-memory size of the frame sent. Shallow: after conform every column is numpy or
+    Arrow-backed, whose buffers are counted without visiting each value."""
+    return int(frame.memory_usage(index=False, deep=False).sum())
 
 
 def _ts_bounds(ts: pd.Series) -> tuple[dt.datetime | None, dt.datetime | None]:
