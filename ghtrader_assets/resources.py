@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
 
 from ghtrader_assets.metrics import TimedStore
 from ghtrader_assets.sources.base import TickSource
@@ -119,6 +119,24 @@ class StoreResource(_HidesSecrets, ConfigurableResource):
     def _value(self, name: str) -> Any:
         return resolved(getattr(self, name))
 
+    def _key(self) -> tuple[Any, ...]:
+        return (*(self._value(name) for name in _STORE_KEY_FIELDS), os.getpid())
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        """End of a step (or of an in-process run): settle the store's writes.
+
+        For QuestDB that is one WAL-apply wait per table written and one grouped
+        verification per table and symbol, for every day the step wrote (see
+        ``QuestDBStore.settle``); a failure is reported by Dagster as a resource teardown
+        failure naming the days. The store itself stays open for the next step of the same
+        process and is closed at exit (:func:`close_stores`).
+        """
+        with _STORES_LOCK:
+            store = _STORES.get(self._key())
+        settle = getattr(store, "settle", None) if store is not None else None
+        if callable(settle):
+            settle()
+
     def get_store(self) -> TickStore:
         """The store for this configuration, created once per process.
 
@@ -128,10 +146,7 @@ class StoreResource(_HidesSecrets, ConfigurableResource):
         P50/P95/P99, Prometheus) and keeps recent write figures for the metrics table;
         everything else passes through to the real store.
         """
-        key = (
-            *(self._value(name) for name in _STORE_KEY_FIELDS),
-            os.getpid(),
-        )
+        key = self._key()
         with _STORES_LOCK:
             store = _STORES.get(key)
             if store is None:
