@@ -1192,3 +1192,54 @@ def test_end_to_end_per_day_table_with_null_timestamps_and_json() -> None:
     back = store.read_partition(MANIFESTS, SYMBOL, "2025-01-06")
     pd.testing.assert_frame_equal(back, manifest, check_exact=True)
     pd.testing.assert_frame_equal(store.read_table(MANIFESTS, symbols=[SYMBOL]), manifest)
+
+
+def test_a_server_without_views_still_gets_a_working_store(qdb_logs: Any) -> None:
+    class NoViews(FakeQuestDB):
+        def execute_ddl(self, sql: str) -> None:
+            if "VIEW" in sql:
+                raise StoreError("QuestDB PGWire q:8812: CREATE VIEW failed: unexpected token")
+            super().execute_ddl(sql)
+
+    db = NoViews()
+    store = fake_store(db, "qwp")
+    with qdb_logs.at_level(logging.WARNING):
+        store.ensure_tables([TICKS])
+    assert "no ticks_main_l5_current view" in qdb_logs.text and "!= 'retired'" in qdb_logs.text
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(5))
+    assert len(store.read_partition(TICKS, SYMBOL, MONDAY.isoformat())) == 5
+
+
+def test_the_probe_names_address_variables_and_that_nothing_was_written() -> None:
+    from ghtrader_assets.stores.questdb.reader import probe
+    from ghtrader_assets.stores.questdb.settings import QuestDBUnreachableError
+
+    settings = QuestDBSettings(host="qdb.example", pg_port=8812, ilp_port=9000, password="pw-77")
+
+    def pg_fails(**kw: Any) -> Any:
+        raise OSError(f"password authentication failed (password {kw['password']})")
+
+    def tcp_fails(address: Any, timeout: float) -> Any:
+        assert timeout <= 3.0  # the probe never waits long
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    with pytest.raises(QuestDBUnreachableError) as info:
+        probe(settings, pg_connect=pg_fails, connect=tcp_fails)
+    msg = str(info.value)
+    for part in (
+        "PGWire qdb.example:8812",
+        "HTTP (ILP/QWP) qdb.example:9000",
+        "GHTRADER_QDB_HOST",
+        "GHTRADER_QDB_PG_PORT",
+        "GHTRADER_QDB_ILP_PORT",
+        "nothing was written",
+    ):
+        assert part in msg
+    assert "pw-77" not in msg and "***" in msg
+    assert "\n" not in msg  # one line for the CLI
+
+    class Ok:
+        def close(self) -> None:
+            pass
+
+    probe(settings, pg_connect=lambda **kw: Ok(), connect=lambda *a, **kw: Ok())  # no raise

@@ -171,9 +171,28 @@ class QuestDBStore(TickStore):
             if not drift.ok:
                 raise SchemaDriftError(drift_message(spec, table, drift))
             if spec is not PARTITION_LOG and "trading_day" in spec.columns:
-                self._sql.execute_ddl(create_view_sql(spec, table, replace=added))
+                self._create_view(spec, table, replace=added)
             self._ensured.add(table)
         return table
+
+    def _create_view(self, spec: TableSpec, table: str, *, replace: bool) -> None:
+        """The ``<table>_current`` view for SQL users (see :func:`.ddl.create_view_sql`).
+
+        A server without views (QuestDB before 9.x) still gets a working store: the view
+        is what people query, not what the store needs, so its absence is a warning that
+        says what to query instead.
+        """
+        try:
+            self._sql.execute_ddl(create_view_sql(spec, table, replace=replace))
+        except StoreError as exc:
+            logger.warning(
+                "QuestDB table %s: no %s view (%s); in SQL, filter the table with "
+                "trading_day != '%s' to see what the store's reads return",
+                table,
+                current_view_name(table),
+                exc,
+                q.RETIRED_DAY,
+            )
 
     def ensure_tables(self, specs: Sequence[TableSpec] | None = None) -> list[str]:
         """Create (if absent) and check every table at start-up, so schema drift is reported
