@@ -43,7 +43,7 @@ _EXACT_NS_COLUMN = "datetime"
 
 
 def _timestamp_columns(spec: TableSpec) -> list[str]:
-    return [n for n, c in spec.schema.columns.items() if str(c.dtype).startswith("datetime64")]
+    return [n for n, dtype in _schema_dtypes(spec) if dtype.startswith("datetime64")]
 
 
 def _ns(series: pd.Series) -> np.ndarray:
@@ -79,16 +79,16 @@ def prepare_for_write(
                     f"{where}: {int(bad.sum())} rows have {col} {sample}, expected {want!r}; "
                     "nothing was written"
                 )
-    missing_ts = frame[spec.timestamp].isna()
+    values = _ns(frame[spec.timestamp])  # read once, used by every check below
+    missing_ts = values == np.iinfo(np.int64).min
     if missing_ts.any():
         raise StoreError(
             f"{where}: {int(missing_ts.sum())} rows have no {spec.timestamp} (the designated "
             "timestamp cannot be null); nothing was written"
         )
-    _check_timestamps(spec, frame, where)
+    _check_timestamps(spec, frame, where, values)
     if pruned and len(frame):
         lo, hi = day_bounds(trading_day)
-        values = _ns(frame[spec.timestamp])
         lo_ns, hi_ns = pd.Timestamp(lo).value, pd.Timestamp(hi).value
         outside = (values < lo_ns) | (values >= hi_ns)
         if outside.any():
@@ -98,7 +98,7 @@ def prepare_for_write(
                 f"{day} [{lo.isoformat()}, {hi.isoformat()}), first {first}; nothing was written"
             )
     keys = list(spec.dedup_keys)
-    dup = duplicate_mask(frame, keys, spec.timestamp)
+    dup = duplicate_mask(frame, keys, spec.timestamp, values)
     if dup is not None and dup.any():
         logger.warning(
             "%s: %d rows share dedup keys %s with a later row; keeping the last of each "
@@ -145,7 +145,9 @@ def is_conformed(df: pd.DataFrame, spec: TableSpec) -> bool:
     return True
 
 
-def duplicate_mask(frame: pd.DataFrame, keys: list[str], ts: str) -> np.ndarray | None:
+def duplicate_mask(
+    frame: pd.DataFrame, keys: list[str], ts: str, ts_ns: np.ndarray | None = None
+) -> np.ndarray | None:
     """Rows that share all ``keys`` with a later row (``None``: no duplicates possible).
 
     Every key set contains ``ts``, so duplicates share a timestamp. When ``ts`` is sorted
@@ -155,7 +157,7 @@ def duplicate_mask(frame: pd.DataFrame, keys: list[str], ts: str) -> np.ndarray 
     """
     if len(frame) < 2:
         return None
-    values = _ns(frame[ts])
+    values = _ns(frame[ts]) if ts_ns is None else ts_ns
     step = np.diff(values)
     if (step > 0).all():
         return None
@@ -171,10 +173,12 @@ def duplicate_mask(frame: pd.DataFrame, keys: list[str], ts: str) -> np.ndarray 
     return frame.duplicated(subset=keys, keep="last").to_numpy()
 
 
-def _check_timestamps(spec: TableSpec, frame: pd.DataFrame, where: str) -> None:
+def _check_timestamps(
+    spec: TableSpec, frame: pd.DataFrame, where: str, ts_ns: np.ndarray | None = None
+) -> None:
     exact = frame[_EXACT_NS_COLUMN].to_numpy() if _EXACT_NS_COLUMN in frame.columns else None
     for col in _timestamp_columns(spec):
-        values = _ns(frame[col])
+        values = ts_ns if col == spec.timestamp and ts_ns is not None else _ns(frame[col])
         valid = values != np.iinfo(np.int64).min
         sub_us = valid & (values % 1000 != 0)
         if col == spec.timestamp and exact is not None:
@@ -206,11 +210,11 @@ def normalise_read(spec: TableSpec, raw: pd.DataFrame) -> pd.DataFrame:
     """
     if raw is None or len(raw) == 0:
         return empty_frame(spec)
-    wanted = [c for c in spec.columns if c in raw.columns]
-    frame = raw if list(raw.columns) == wanted else raw[wanted]
+    have = dict(zip(raw.columns.tolist(), raw.dtypes.tolist(), strict=True))
+    wanted = [c for c in spec.columns if c in have]
+    frame = raw if list(have) == wanted else raw[wanted]
     frame = frame.copy(deep=False)
-    exact_ts = _EXACT_NS_COLUMN in frame.columns and spec.timestamp in frame.columns
-    if exact_ts:
+    if _EXACT_NS_COLUMN in have and spec.timestamp in have:
         # One pass from the stored microseconds to the tick's exact nanoseconds.
         ns = _as_ns_int(frame[spec.timestamp])
         exact = frame[_EXACT_NS_COLUMN].to_numpy(dtype="int64")
@@ -218,21 +222,21 @@ def normalise_read(spec: TableSpec, raw: pd.DataFrame) -> pd.DataFrame:
         frame[spec.timestamp] = pd.Series(
             pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC"), index=frame.index
         )
+        have[spec.timestamp] = frame[spec.timestamp].dtype
     for name, want in _schema_dtypes(spec):
-        if name not in frame.columns:
-            continue
+        dtype = have.get(name)
+        if dtype is None or str(dtype) == want:
+            continue  # absent (added by conform below) or already right: not touched
         s = frame[name]
         if is_string_dtype(want):
-            if str(s.dtype) != want:
-                frame[name] = _strings(s, want)
+            frame[name] = _strings(s, want)
         elif want.startswith("datetime64"):
-            if str(s.dtype) != want:
-                frame[name] = _utc_ns(s)
-        elif str(s.dtype) != want:
+            frame[name] = _utc_ns(s)
+        else:
             frame[name] = s.astype(want)
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
         frame = frame.reset_index(drop=True)
-    if not is_conformed(frame, spec):  # a column missing (optional levels): add it
+    if len(wanted) != len(spec.columns):  # optional columns absent (e.g. book levels)
         frame = conform(frame, spec)
     order = [spec.timestamp] + [k for k in spec.dedup_keys if k not in (spec.timestamp, "symbol")]
     if "symbol" in frame.columns:
