@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from dagster import ConfigurableResource, EnvVar
 
 from ghtrader_assets.metrics import TimedStore
 from ghtrader_assets.sources.base import TickSource
@@ -42,11 +43,16 @@ def resolved(value: Any) -> Any:
 
 
 def close_stores() -> None:
-    """Close every cached store of this process (senders, QWP handles, pools).
+    """Close every cached store of this process: settle pending QuestDB writes (a failure
+    is logged), then close senders, QWP handles and pools.
 
-    Registered with :mod:`atexit` so the QuestDB client's handles are released while the
-    interpreter is still whole (left to garbage collection at exit, the ``questdb`` client
-    logs an ``AttributeError`` from ``QuestDB.__dealloc__``). Safe to call more than once.
+    Runs at exit, registered twice because processes end two ways: :mod:`atexit` for a
+    normal interpreter exit (CLI, scripts, ``dagster dev``), and a
+    :class:`multiprocessing.util.Finalize` for Dagster's step processes and the demo's
+    workers, which multiprocessing ends with ``os._exit`` (atexit handlers do not run
+    there). Either way the QuestDB client's handles are released while the interpreter is
+    whole (left to garbage collection at exit, the ``questdb`` client logs an
+    ``AttributeError`` from ``QuestDB.__dealloc__``). Safe to call more than once.
     """
     with _STORES_LOCK:
         stores = list(_STORES.values())
@@ -59,6 +65,7 @@ def close_stores() -> None:
 
 
 atexit.register(close_stores)
+multiprocessing.util.Finalize(None, close_stores, exitpriority=10)
 
 
 def env_or(name: str, default: Any) -> Any:
@@ -121,21 +128,6 @@ class StoreResource(_HidesSecrets, ConfigurableResource):
 
     def _key(self) -> tuple[Any, ...]:
         return (*(self._value(name) for name in _STORE_KEY_FIELDS), os.getpid())
-
-    def teardown_after_execution(self, context: InitResourceContext) -> None:
-        """End of a step (or of an in-process run): settle the store's writes.
-
-        For QuestDB that is one WAL-apply wait per table written and one grouped
-        verification per table and symbol, for every day the step wrote (see
-        ``QuestDBStore.settle``); a failure is reported by Dagster as a resource teardown
-        failure naming the days. The store itself stays open for the next step of the same
-        process and is closed at exit (:func:`close_stores`).
-        """
-        with _STORES_LOCK:
-            store = _STORES.get(self._key())
-        settle = getattr(store, "settle", None) if store is not None else None
-        if callable(settle):
-            settle()
 
     def get_store(self) -> TickStore:
         """The store for this configuration, created once per process.

@@ -13,10 +13,9 @@ from dagster import EnvVar
 from ghtrader_assets import resources
 from ghtrader_assets.resources import StoreResource, close_stores
 from ghtrader_assets.schema import TICKS
-from ghtrader_assets.stores.base import StoreError
 from ghtrader_assets.stores.questdb import QuestDBSettingsError, QuestDBStore
 from ghtrader_assets_tests.fake_questdb import FakeQuestDB
-from ghtrader_assets_tests.test_questdb_unit import SkippingUpdates, ticks
+from ghtrader_assets_tests.test_questdb_unit import ticks
 
 SYMBOL = "KQ.m@SHFE.cu"
 MONDAY = dt.date(2025, 1, 6).isoformat()
@@ -91,24 +90,51 @@ def test_an_unset_host_is_a_settings_error(stand_in, monkeypatch) -> None:
         resource.get_store()
 
 
-def test_step_teardown_settles_the_steps_writes(stand_in) -> None:
-    resource = stand_in(kind="questdb", qdb_host="qdb", qdb_transport="qwp")
-    store = resource.get_store()
-    store.write_partition(TICKS, SYMBOL, MONDAY, ticks(10))
-    assert store.inner._pending
-    resource.teardown_after_execution(None)  # type: ignore[arg-type]
-    assert not store.inner._pending
+def test_a_multiprocessing_child_closes_its_stores_at_exit(tmp_path) -> None:
+    """Dagster step processes and the demo's workers end through multiprocessing's
+    ``os._exit``, where atexit handlers do not run: the store is still settled and its QWP
+    handle closed."""
+    import subprocess
+    import sys
+    from pathlib import Path
 
-
-def test_step_teardown_reports_a_write_that_did_not_land(stand_in) -> None:
-    stand_in.db = SkippingUpdates()
-    resource = stand_in(kind="questdb", qdb_host="qdb", qdb_transport="qwp")
-    store = resource.get_store()
-    store.write_partition(TICKS, SYMBOL, MONDAY, ticks(10))
-    store.settle()
-    store.write_partition(TICKS, SYMBOL, MONDAY, ticks(4))
-    with pytest.raises(StoreError, match="6 rows of an earlier write remain"):
-        resource.teardown_after_execution(None)  # type: ignore[arg-type]
+    script = tmp_path / "child.py"
+    script.write_text(
+        "import multiprocessing as mp\n"
+        "def work():\n"
+        "    from ghtrader_assets_tests.test_questdb_resources import StandInResource, Handle\n"
+        "    from ghtrader_assets_tests.fake_questdb import FakeQuestDB\n"
+        "    from ghtrader_assets.schema import TICKS\n"
+        "    from ghtrader_assets_tests.test_questdb_unit import ticks\n"
+        "    Handle.close = lambda self, timeout=None: print('child closed qwp', flush=True)\n"
+        "    StandInResource.db = FakeQuestDB()\n"
+        "    StandInResource.handles = []\n"
+        "    r = StandInResource(kind='questdb', qdb_host='q', qdb_transport='qwp')\n"
+        "    store = r.get_store()\n"
+        "    store.write_partition(TICKS, 'KQ.m@SHFE.cu', '2025-01-06', ticks(3))\n"
+        "    print('child pending', bool(store.inner._pending), flush=True)\n"
+        "if __name__ == '__main__':\n"
+        "    for method in ('fork', 'forkserver', 'spawn'):\n"
+        "        p = mp.get_context(method).Process(target=work)\n"
+        "        p.start(); p.join()\n"
+        "        print(method, 'exit', p.exitcode, flush=True)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    for method in ("fork", "forkserver", "spawn"):
+        assert f"{method} exit 0" in lines, proc.stdout
+    assert lines.count("child pending True") == 3
+    assert lines.count("child closed qwp") == 3, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_close_stores_closes_every_qwp_handle_once_and_forgets_the_stores(stand_in) -> None:
