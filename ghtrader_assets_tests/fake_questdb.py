@@ -128,6 +128,9 @@ class FakeQuestDB:
             if head.startswith("OR REPLACE") or name not in self.views:
                 self.views[name] = (base, re.findall(r'"(\w+)"', select), col, value)
             return
+        if sql.startswith(("DROP TABLE IF EXISTS ", "DROP VIEW IF EXISTS ")):
+            self.execute(Query(sql))
+            return
         raise AssertionError(f"fake QuestDB does not understand DDL: {sql}")
 
     def view_rows(self, name: str) -> pd.DataFrame:
