@@ -54,8 +54,11 @@ def close_stores() -> None:
     whole (left to garbage collection at exit, the ``questdb`` client logs an
     ``AttributeError`` from ``QuestDB.__dealloc__``). Safe to call more than once.
     """
+    pid = os.getpid()
     with _STORES_LOCK:
-        stores = list(_STORES.values())
+        # A forked child inherits its parent's stores (their sockets too): it forgets them
+        # without closing, which would end the parent's connections.
+        stores = [store for key, store in _STORES.items() if key[-1] == pid]
         _STORES.clear()
     for store in stores:
         try:

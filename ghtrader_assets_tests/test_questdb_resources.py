@@ -182,3 +182,28 @@ def test_stores_are_closed_at_interpreter_exit(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-2:] == ["exiting", "qwp handle closed"], proc.stdout
     assert "Traceback" not in proc.stderr and "AttributeError" not in proc.stderr
+
+
+def test_a_forked_child_does_not_close_its_parents_store(stand_in, tmp_path, monkeypatch) -> None:
+    """The demo's workers fork from a process that holds an open store: closing it in the
+    child would end the parent's connections (shared sockets)."""
+    import multiprocessing as mp
+    import os
+
+    log = tmp_path / "closed.txt"
+
+    def close(self: Handle, timeout: float | None = None) -> None:
+        with log.open("a") as fh:  # a file: visible across processes
+            fh.write(f"{os.getpid()}\n")
+
+    monkeypatch.setattr(Handle, "close", close)
+    parent = stand_in(kind="questdb", qdb_host="p", qdb_transport="qwp").get_store()
+    parent.read_partition(TICKS, SYMBOL, MONDAY)  # opens the QWP handle
+
+    proc = mp.get_context("fork").Process(target=close_stores)
+    proc.start()
+    proc.join()
+    assert proc.exitcode == 0
+    assert not log.exists()  # the child left the parent's handle alone
+    close_stores()
+    assert log.read_text().split() == [str(os.getpid())]
