@@ -1,25 +1,35 @@
 """QuestDB behind the :class:`~ghtrader_assets.stores.base.TickStore` interface.
 
-Write path (:meth:`QuestDBStore.write_partition`):
+Write path (:meth:`QuestDBStore.write_partition`), per partition, nothing waiting for
+WAL apply:
 
-1. Create the table once per store (``CREATE TABLE IF NOT EXISTS``) and compare the live
-   layout with the spec (:mod:`.ddl`); drift is a clear error, never a silent mismatch.
-2. Conform and check the frame (:mod:`.frames`), stamp every row with a fresh ``write_id``.
-3. Send it in batches of one table (:mod:`.writer`), QWP or ILP/HTTP (:mod:`.qwp`).
-4. Wait for WAL apply, then verify that exactly ``len(frame)`` rows of the partition carry
-   the new ``write_id``.
-5. **Replace semantics without DELETE.** ``DEDUP UPSERT KEYS`` makes re-writing the same
+1. Create the table once per store (``CREATE TABLE IF NOT EXISTS``, plus its
+   ``<table>_current`` view) and compare the live layout with the spec (:mod:`.ddl`);
+   drift is a clear error, never a silent mismatch.
+2. Check the frame (:mod:`.frames`; not re-conformed when it already is), stamp every row
+   with a fresh ``write_id``.
+3. Send it in batches of one table (:mod:`.writer`), QWP or ILP/HTTP (:mod:`.qwp`): once
+   this returns the rows are committed to the WAL.
+4. **Replace semantics without DELETE.** ``DEDUP UPSERT KEYS`` makes re-writing the same
    rows idempotent (same row count, values replaced). Rows the new frame no longer contains
    (the source changed) still carry an older ``write_id``: one ``UPDATE`` moves them out of
-   the partition by setting their ``trading_day`` to ``'retired'``, which no read returns.
-   A later write of the same keys brings them back (upsert). Between step 3 and step 5 a
-   reader can see the new rows next to those stale ones; only a day whose content shrank is
-   affected, and a partition of at most ``batch_rows`` rows replaces its surviving rows in
-   one transaction. Retired rows keep their disk space until the partition is rewritten
-   (QuestDB has no row delete).
-6. Record the partition in the partition log (:mod:`.registry`), empty days included,
-   with its row count and first/last ``ts``.
-7. Invalidate the coverage cache (also on failure).
+   the partition by setting their ``trading_day`` to ``'retired'``, which no read (and no
+   ``_current`` view) returns. It is sent only for a day the partition log says was written
+   before (the log's days are loaded once per symbol and store). QuestDB sequences it after
+   the rows committed in step 3; since ``trading_day`` is not a dedup key, even the other
+   order ends in the same state (re-sent keys upsert back into the day). A later write of
+   the same keys brings retired rows back. Retired rows keep their disk space until the
+   partition is rewritten (QuestDB has no row delete).
+5. Record the partition in the partition log (:mod:`.registry`), empty days included,
+   with its row count, first/last ``ts`` and ``write_id``; invalidate the coverage cache
+   (also on failure).
+
+**Settling** (:meth:`QuestDBStore.settle`), batched over every partition written since
+the last call: one WAL-apply wait per table written, then one grouped count per (table,
+symbol) checking that each day holds exactly its latest write's rows and nothing older
+(leftovers, e.g. from an ``UPDATE`` the server skipped at apply time, are retired once
+more, then reported). It runs before any read by this store and when it closes. Reads
+from any process first wait for the table's WAL apply, so they see every committed write.
 
 :meth:`QuestDBStore.coverage` reads only the partition log (one grouped query for all
 symbols), never the tick table, except for symbols with days logged before the log kept
