@@ -6,7 +6,7 @@ Fills a store with ``--symbols`` x ``--days`` tick partitions of ``--rows`` rows
 times ``--queries`` calls of ``coverage(all symbols)``:
 
 * **uncached**: a store whose cache never hits (every call reads the data: Parquet footers
-  for the embedded store, two grouped queries for QuestDB);
+  for the embedded store, one grouped query on the partition log for QuestDB);
 * **cached**: the same call answered from :class:`~ghtrader_assets.stores.cache.CoverageCache`
   after one warm-up call.
 
