@@ -19,6 +19,12 @@ from ghtrader_assets import calendar
 from ghtrader_assets.config import Settings, SettingsError
 from ghtrader_assets.metadata import markdown_table
 from ghtrader_assets.runner import QUIET, ensure_dagster_home, run_days, set_pool_limit
+from ghtrader_assets.stores.base import StoreError
+from ghtrader_assets.stores.questdb.settings import QuestDBSettingsError, QuestDBUnreachableError
+from ghtrader_assets.ticks import ReadError
+
+#: Errors that are the user's to fix (settings, an unreachable server): one line, exit 2.
+USER_ERRORS = (SettingsError, QuestDBSettingsError, QuestDBUnreachableError, ReadError)
 
 
 def _prepare_environment(args: argparse.Namespace) -> Settings:
@@ -29,6 +35,31 @@ def _prepare_environment(args: argparse.Namespace) -> Settings:
     os.environ.setdefault("GHTRADER_DATA_DIR", str(settings.data_dir))
     ensure_dagster_home(settings.data_dir / "dagster_home")
     return settings
+
+
+def open_store(settings: Settings):
+    """The store the definitions' runs use, built the same way outside a run.
+
+    ``build_resources`` gives the resources a run gets; their ``EnvVar`` fields are
+    resolved from the environment by the resource itself (``StoreResource.get_store``), so
+    the CLI and the runs talk to the same server with the same credentials. A QuestDB that
+    does not answer fails here within seconds (:class:`QuestDBUnreachableError`).
+    """
+    from ghtrader_assets.definitions import build_resources
+
+    return build_resources(settings)["store"].get_store()
+
+
+def _store_location(settings: Settings) -> str:
+    if settings.store == "questdb":
+        from ghtrader_assets.schema import TICKS
+        from ghtrader_assets.stores.questdb.ddl import current_view_name
+
+        store = open_store(settings)
+        view = current_view_name(store.table_name(TICKS))
+        qdb = store.settings
+        return f"questdb://{qdb.host}:{qdb.pg_port}  (in SQL, query the *_current views: {view})"
+    return f"{settings.data_dir / 'store'}  (Parquet: <table>/symbol=<SYM>/trading_day=<DAY>/)"
 
 
 def default_workers(settings: Settings) -> int:
@@ -56,6 +87,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  symbols: {symbols}")
     workers = args.workers or default_workers(settings)
     print(f"  trading days: {', '.join(days)} ({workers} in parallel)")
+    open_store(settings)  # reachable and tables created before any worker starts
     set_pool_limit(settings.source, settings.source_pool_limit)
     results = run_days(days, workers)
     _materialize_coverage()
@@ -67,9 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for r in results:
         print(f"  run {r.run_id} ({r.trading_day}): {'success' if r.success else 'FAILED'}")
     print()
-    print(
-        f"Data:      {settings.data_dir / 'store'}  (Parquet: <table>/symbol=<SYM>/trading_day=<DAY>/)"
-    )
+    print(f"Data:      {_store_location(settings)}")
     print(f"Manifests: {settings.data_dir / 'manifests'}")
     print(f"Coverage:  {settings.data_dir / 'reports' / 'coverage.json'}  (or: ghtrader coverage)")
     print("Dagster UI (shows these runs, partitions, checks and metadata):")
@@ -90,10 +120,9 @@ def _materialize_coverage() -> None:
 
 
 def _demo_summary(settings: Settings, days: list[str]) -> pd.DataFrame:
-    from ghtrader_assets.definitions import defs
     from ghtrader_assets.schema import MANIFESTS, VALIDATION_SUMMARY
 
-    store = defs.resources["store"].get_store()
+    store = open_store(settings)
     symbols = [s.raw for s in settings.universe]
     summaries = store.read_table(
         VALIDATION_SUMMARY, symbols=symbols, start_day=days[0], end_day=days[-1]
@@ -119,11 +148,10 @@ def _demo_summary(settings: Settings, days: list[str]) -> pd.DataFrame:
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
-    from ghtrader_assets.definitions import defs
     from ghtrader_assets.reports import coverage_report
 
     settings = _prepare_environment(args)
-    report = coverage_report(defs.resources["store"].get_store(), settings.universe)
+    report = coverage_report(open_store(settings), settings.universe)
     print(markdown_table(report, for_ui=False))
     return 0
 
@@ -131,12 +159,11 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Per symbol: last ingested day, freshness, last check outcomes, ingestion rate."""
     settings = _prepare_environment(args)
-    from ghtrader_assets.definitions import build_resources
     from ghtrader_assets.partitions import resolve_close
     from ghtrader_assets.status import status_table
 
     close = resolve_close(settings.close_time)
-    store = build_resources(settings)["store"].get_store()
+    store = open_store(settings)
     table = status_table(store, settings.universe, close=close)
     as_of = calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ), close)
     print(f"ghtrader status: store={settings.store} ({settings.data_dir}), as of {as_of} close")
@@ -194,13 +221,18 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", required=True, help="a .parquet, .csv or .csv.gz file")
     export.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
-    from ghtrader_assets.ticks import ReadError
+    from ghtrader_assets.resources import close_stores
 
     try:
         return args.func(args)
-    except (SettingsError, ReadError) as exc:
+    except USER_ERRORS as exc:
         print(f"ghtrader: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:  # messages written for users: table, partition, what to do
+        print(f"ghtrader: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        close_stores()  # release QuestDB handles now, not in the interpreter's teardown
 
 
 if __name__ == "__main__":
