@@ -32,6 +32,7 @@ from dagster import (
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from ghtrader_assets.assets.ingest import (
+    ALLOW_FAILING_TAG,
     ALLOW_SHRINK_TAG,
     StepSource,
     check_results,
@@ -231,8 +232,11 @@ def build_symbol_assets(
                     download=download,
                     attribution_budget=budget,
                     allow_shrink=context.run.tags.get(ALLOW_SHRINK_TAG) == "true",
+                    allow_failing=context.run.tags.get(ALLOW_FAILING_TAG) == "true",
                 )
                 days.append(day)
+                if day.rejection is not None:
+                    context.log.warning(day.rejection.message(symbol.raw, day.trading_day))
                 failed = [c.name for c in day.validation.checks if not c.passed]
                 context.log.info(
                     f"{symbol.raw} {day.trading_day} ({i}/{len(rows)}): {len(day.ticks)} rows "
@@ -240,6 +244,8 @@ def build_symbol_assets(
                     f"failed checks: {', '.join(failed) or 'none'}"
                 )
         for day in days:
+            if day.rejection is not None:
+                continue  # the stored day was kept, and so is its manifest
             if day.validation.blocking_failures and withdraw_manifest(
                 store.get_store(), store.manifest_dir, symbol, day.trading_day
             ):
@@ -258,6 +264,13 @@ def build_symbol_assets(
             "failed_checks": ", ".join(failed) or "none",
             "blocking_failures": ", ".join(blocking) or "none",
         }
+        rejected = [d for d in days if d.rejection is not None]
+        if rejected:
+            verdict["rejected_downloads (stored day kept)"] = "; ".join(
+                f"{d.trading_day} ({d.rejection.quarantined_at})"
+                for d in rejected
+                if d.rejection is not None
+            )
         mark = write_mark(store.get_store())  # the IO manager writes when outputs are yielded
         if download:
             seconds = max(sum(d.download_seconds for d in days), 1e-9)
