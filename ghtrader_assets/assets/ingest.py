@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -127,17 +126,10 @@ ALLOW_SHRINK_TAG = "ghtrader/allow_shrink"
 
 def replacement_min_ratio() -> float:
     """``GHTRADER_REPLACE_MIN_RATIO`` (default 0.5): the smallest share of a stored day's rows
-    a re-download may bring without the allow-shrink tag."""
-    from ghtrader_assets.config import parse_number
+    a re-download may bring without the allow-shrink tag (checked when definitions load)."""
+    from ghtrader_assets.config import Settings
 
-    return float(
-        parse_number(
-            os.environ.get("GHTRADER_REPLACE_MIN_RATIO", "").strip() or "0.5",
-            "GHTRADER_REPLACE_MIN_RATIO",
-            float,
-            0,
-        )
-    )
+    return Settings.from_env().replace_min_ratio
 
 
 def guard_replacement(

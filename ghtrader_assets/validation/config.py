@@ -257,6 +257,7 @@ class ValidationConfig:
         base = cls()
         params = {f.name for f in fields(cls) if f.name not in RULE_NAMES}
         overrides: dict[str, Any] = {}
+        variables: dict[str, str] = {}  # override key -> the variable that set it
         for var, raw in env.items():
             if not var.startswith(ENV_PREFIX):
                 continue
@@ -270,6 +271,7 @@ class ValidationConfig:
                 rule = name[: -len(suffix)] if name.endswith(suffix) else ""
                 if rule in RULE_NAMES:
                     overrides[f"{rule}.{attr}"] = value
+                    variables[f"{rule}.{attr}"] = var
                     break
             else:
                 if name not in params:
@@ -279,10 +281,20 @@ class ValidationConfig:
                         f"{', '.join(ENV_PREFIX + p.upper() for p in sorted(params))})"
                     )
                 overrides[name] = value
+                variables[name] = var
         try:
             return base.with_overrides(overrides)
         except ValidationConfigError as exc:
-            raise ValidationConfigError(f"{exc} (from {ENV_PREFIX}* environment)") from None
+            combined = exc
+        # Name the variable: the first one whose value is wrong on its own, else them all
+        # (values that only conflict together, e.g. a warn level above the error level).
+        for key, var in variables.items():
+            try:
+                base.with_overrides({key: overrides[key]})
+            except ValidationConfigError as exc:
+                raise ValidationConfigError(f"{var}={env[var]!r}: {exc}") from None
+        names = ", ".join(sorted(variables.values()))
+        raise ValidationConfigError(f"{combined} (from {names})") from None
 
 
 def _parse_gap_key(key: str) -> tuple[str, str]:
