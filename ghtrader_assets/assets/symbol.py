@@ -23,7 +23,6 @@ from dagster import (
     BackfillPolicy,
     DataVersion,
     Failure,
-    MetadataValue,
     Output,
     PartitionsDefinition,
     asset,
@@ -42,13 +41,7 @@ from ghtrader_assets.assets.ingest import (
 )
 from ghtrader_assets.calendar import TZ, day_start_utc
 from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY, TABLE_METADATA_KEY
-from ghtrader_assets.manifest import (
-    build_manifest,
-    manifest_json,
-    manifest_path,
-    withdraw_manifest,
-    write_json_atomic,
-)
+from ghtrader_assets.manifest import build_manifest, withdraw_manifest
 from ghtrader_assets.metadata import column_schema
 from ghtrader_assets.metrics import record_day_metrics, write_mark
 from ghtrader_assets.resources import SourceResource, StoreResource
@@ -342,7 +335,7 @@ def build_symbol_assets(
                 f"{symbol.raw}: no validation summary stored for {', '.join(sorted(missing))}; "
                 "materialize the ticks first"
             )
-        frames, paths, blocked_days = [], [], []
+        frames, blocked_days = [], []
         for _, row in summary.sort_values("trading_day").iterrows():
             trading_day = str(row["trading_day"])
             outcomes = json.loads(str(row["check_outcomes"]))
@@ -361,12 +354,7 @@ def build_symbol_assets(
                 last_tick=row["last_tick"] if pd.notna(row["last_tick"]) else None,
                 check_outcomes=outcomes,
             )
-            paths.append(
-                write_json_atomic(
-                    manifest_path(store.manifest_dir, symbol.key, trading_day),
-                    manifest_json(frame),
-                )
-            )
+            # The JSON file is written by the IO manager, after the table write succeeded.
             frames.append(frame)
         if blocked_days:
             # Dagster already skips this step after a blocking check fails in the same run;
@@ -385,7 +373,6 @@ def build_symbol_assets(
                 "schema_hash": str(out.at[0, "schema_hash"]),
                 "code_version": str(out.at[0, "code_version"]),
                 "checks_failed": int(out["checks_failed"].sum()),
-                "json": MetadataValue.path(str(paths[-1])),
             },
         )
 
