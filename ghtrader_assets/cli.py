@@ -27,6 +27,7 @@ from ghtrader_assets.runner import (
     run_days,
     set_pool_limit,
 )
+from ghtrader_assets.stores.base import TickStore
 
 
 def _prepare_environment(args: argparse.Namespace) -> Settings:
@@ -117,7 +118,10 @@ def _print_summary(
     """What ran, what failed and where the data is; printed whatever happened before."""
     print()
     try:
-        print(markdown_table(_demo_summary(settings, days, began), for_ui=False))
+        from ghtrader_assets.definitions import build_resources
+
+        store = build_resources(settings)["store"].get_store()
+        print(markdown_table(_demo_summary(store, settings, days, began), for_ui=False))
         print(
             "  manifest: yes = written by this demo; kept = an earlier manifest (this run did "
             "not replace the day); no = none"
@@ -163,18 +167,29 @@ def _materialize_coverage() -> str:
             )
             if result.success:
                 return ""
-            failures = [e.message for e in result.all_events if e.is_step_failure]
-            return f"run {result.run_id} failed: {'; '.join(m or '' for m in failures)}"
+            causes = [
+                _root_cause(e.step_failure_data.error) if e.step_failure_data else ""
+                for e in result.get_step_failure_events()
+            ]
+            return f"run {result.run_id} failed: {'; '.join(c for c in causes if c)}"
     except Exception as exc:  # noqa: BLE001 - reported in the summary, exit code 1
         return f"{type(exc).__name__}: {exc}"
 
 
-def _demo_summary(settings: Settings, days: list[str], began: pd.Timestamp) -> pd.DataFrame:
-    """One row per symbol and day, also for days with nothing stored."""
-    from ghtrader_assets.definitions import defs
+def _root_cause(error: object) -> str:
+    """The innermost error of a Dagster step failure ("...: coverage store unreachable")."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause  # type: ignore[attr-defined]
+    return one_line_text(str(getattr(error, "message", "") or ""))
+
+
+def _demo_summary(
+    store: TickStore, settings: Settings, days: list[str], began: pd.Timestamp
+) -> pd.DataFrame:
+    """One row per symbol and day, also for days with nothing stored; a manifest older
+    than ``began`` (the day was not replaced by this demo) is shown as kept, with its time."""
     from ghtrader_assets.schema import MANIFESTS, VALIDATION_SUMMARY
 
-    store = defs.resources["store"].get_store()
     symbols = [s.raw for s in settings.universe]
     summaries = store.read_table(
         VALIDATION_SUMMARY, symbols=symbols, start_day=days[0], end_day=days[-1]
@@ -313,8 +328,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line (a KeyError's would be quoted)."""
-    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-    return " ".join(str(text).split())
+    return one_line_text(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
+
+
+def one_line_text(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":
