@@ -20,7 +20,7 @@ from ghtrader_assets.assets.ingest import ALLOW_FAILING_TAG
 from ghtrader_assets.config import Settings
 from ghtrader_assets.definitions import INGEST_JOB, build_definitions
 from ghtrader_assets.quarantine import REJECTED_SUMMARY, REJECTED_TICKS
-from ghtrader_assets.resources import SourceResource
+from ghtrader_assets.resources import SourceResource, StoreResource
 from ghtrader_assets.schema import MANIFESTS, TICKS, VALIDATION_SUMMARY
 from ghtrader_assets.symbols import parse_universe
 
@@ -158,3 +158,49 @@ def test_a_day_that_failed_before_is_replaced_without_override(tmp_path):
         assert not (ticks["bid_price1"] >= ticks["ask_price1"]).any()
         assert len(store.read_partition(MANIFESTS, CU.raw, DAY)) == 1
         assert store.read_partition(REJECTED_TICKS, CU.raw, DAY).empty
+
+
+class _ManifestTableDown:
+    """A store whose manifest table refuses writes (everything else passes through)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def write_partition(self, spec, symbol, trading_day, df):
+        from ghtrader_assets.stores.base import StoreError
+
+        if spec.name == MANIFESTS.name and len(df):
+            raise StoreError(f"{spec.name} partition {symbol}/{trading_day}: disk full")
+        return self._inner.write_partition(spec, symbol, trading_day, df)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+class _BrokenManifestStore(StoreResource):
+    def get_store(self):
+        return _ManifestTableDown(super().get_store())
+
+
+def test_manifest_json_is_written_only_after_the_table_write(tmp_path):
+    """Issue 10 item 11: the JSON file used to be written before the table write could fail,
+    so a file vouched for a day the table did not."""
+    json_path = tmp_path / "manifests" / CU.key / f"{DAY}.json"
+    with DagsterInstance.ephemeral() as instance:
+        broken = _BrokenManifestStore(kind="embedded", data_dir=str(tmp_path))
+        defs = build_definitions(_settings(tmp_path), store=broken)
+        result = _run(defs, instance)
+        assert not result.success
+        assert "disk full" in str(
+            [e.step_failure_data.error for e in result.get_step_failure_events()]
+        )
+        store = defs.resources["store"].get_store()
+        assert store.read_partition(MANIFESTS, CU.raw, DAY).empty
+        assert not json_path.exists()
+        # With the table back, the manifest lands in both, the JSON matching the table row.
+        fixed = build_definitions(_settings(tmp_path))
+        assert _run(fixed, instance).success
+        row = fixed.resources["store"].get_store().read_partition(MANIFESTS, CU.raw, DAY)
+        doc = json.loads(json_path.read_text())
+        assert doc["rows"] == int(row.at[0, "rows"])
+        assert doc["created_at"] == row.at[0, "created_at"].isoformat()
