@@ -17,9 +17,10 @@ Crashes, in the order they bite:
   host and pid of the process executing it (:data:`HOST_TAG`, :data:`PID_TAG`); before and
   while waiting, :func:`release_dead_runs` marks runs of this host whose process no longer
   exists as failed (``report_run_failed``) and frees their slots with Dagster's own
-  ``free_concurrency_slots_for_run``. Under ``dagster dev`` the daemon's run monitoring
-  (``infra/dagster/dagster.yaml``: ``run_monitoring``, ``free_slots_after_run_end_seconds``)
-  does the same for runs it launched.
+  ``free_concurrency_slots_for_run``. Dagster's default run launcher cannot check a local
+  run worker's health, so runs launched from ``dagster dev`` are not judged here (no tags):
+  terminated in the UI, their slots are freed by the daemon
+  (``infra/dagster/dagster.yaml``: ``free_slots_after_run_end_seconds``).
 * **Waiting.** :func:`run_days` never waits silently: while runs are unfinished it prints
   which days it waits for and who holds the pool's slots, and gives up after ``timeout``
   seconds with :class:`RunsStalledError` naming the holders and what to do.
