@@ -25,8 +25,11 @@ Crashes, in the order they bite:
   which days it waits for and who holds the pool's slots, and gives up after ``timeout``
   seconds with :class:`RunsStalledError` naming the holders and what to do.
 * **Ctrl-C / SIGTERM / the parent killed.** Workers are terminated (never orphaned): on an
-  interrupt :func:`run_days` terminates them and releases their runs' slots, and each
-  worker asks Linux to send it SIGTERM when its parent dies (``PR_SET_PDEATHSIG``).
+  interrupt :func:`run_days` terminates them and releases their runs' slots. When the demo
+  itself is killed, each worker gets SIGTERM from Linux (``PR_SET_PDEATHSIG``), which Dagster
+  turns into an interrupt that fails the run cleanly, and then exits: right after its run,
+  or at the latest :data:`ORPHAN_GRACE_SECONDS` later (a watchdog thread; Dagster keeps
+  SIGTERM captured, so the signal alone would leave an idle worker waiting forever).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -67,6 +71,13 @@ run_monitoring:
   poll_interval_seconds: 60
   free_slots_after_run_end_seconds: 30
 """
+
+
+#: How long a worker whose parent died may take to fail its run before it exits anyway.
+ORPHAN_GRACE_SECONDS = 15.0
+
+#: The parent pid a pool worker started under (``None`` outside a worker).
+_PARENT: int | None = None
 
 
 class RunsStalledError(RuntimeError):
@@ -127,7 +138,9 @@ def run_day(day: str) -> DayRun:
             run_config={"execution": {"config": {"in_process": {}}}, **QUIET},
             raise_on_error=False,
         )
-        return DayRun(day, result.success, result.run_id)
+    if _orphaned():
+        os._exit(1)  # the demo is gone: nobody will read the result, nor send more work
+    return DayRun(day, result.success, result.run_id)
 
 
 def set_pool_limit(pool: str, limit: int) -> None:
@@ -198,13 +211,29 @@ def pool_holders(pool: str, instance=None) -> str:
     return f"{held} held by run(s) {shown}" if runs else f"{held} held"
 
 
+def _orphaned() -> bool:
+    return _PARENT is not None and os.getppid() != _PARENT
+
+
 def _die_with_parent() -> None:
-    """Worker initializer: ask Linux for SIGTERM when the parent dies (no orphaned workers
-    after a kill -9 of the demo); a no-op elsewhere."""
+    """Worker initializer: no orphaned workers after a kill -9 of the demo.
+
+    SIGTERM on the parent's death (Linux) lets Dagster fail the running run cleanly; the
+    watchdog then ends the process, since Dagster keeps SIGTERM captured after a run."""
+    global _PARENT
+    _PARENT = os.getppid()
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             pr_set_pdeathsig = 1
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    threading.Thread(target=_watch_parent, name="ghtrader-orphan-watchdog", daemon=True).start()
+
+
+def _watch_parent() -> None:
+    while not _orphaned():
+        time.sleep(0.5)
+    time.sleep(ORPHAN_GRACE_SECONDS)
+    os._exit(1)
 
 
 @contextlib.contextmanager

@@ -311,3 +311,37 @@ def test_summary_says_when_a_manifest_is_the_old_one(tmp_path):
     after = cli._demo_summary(store, settings, ["2026-03-02", "2026-03-03"], later)
     assert after.at[0, "manifest"].startswith("kept (")
     assert after.at[1, "manifest"] == "no" and after.at[1, "checks_failed"] == "not stored"
+
+
+def test_kill_9_of_the_demo_leaves_no_worker_running(tmp_path):
+    """The demo killed outright cannot clean up; its workers must still go (Linux)."""
+    from ghtrader_assets.runner import ORPHAN_GRACE_SECONDS
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("parent-death signal and /proc are Linux facilities")
+    env = _demo_env(tmp_path, GHTRADER_SOURCE_LATENCY_SECONDS="120")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "ghtrader_assets.cli", "demo", "--days", "2", "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.5)
+            workers = _children(demo.pid)
+        assert len(workers) >= 2, "the demo never started its workers"
+        time.sleep(8)  # the runs are inside the source's latency now
+    finally:
+        demo.kill()
+        demo.wait()
+    deadline = time.monotonic() + ORPHAN_GRACE_SECONDS + 20
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = [p for p in workers if _alive(p)]
+    for pid in left:  # do not leak them into the rest of the suite
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "worker processes outlived the killed demo"
