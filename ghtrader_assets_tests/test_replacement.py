@@ -204,3 +204,37 @@ def test_manifest_json_is_written_only_after_the_table_write(tmp_path):
         doc = json.loads(json_path.read_text())
         assert doc["rows"] == int(row.at[0, "rows"])
         assert doc["created_at"] == row.at[0, "created_at"].isoformat()
+
+
+def test_multi_day_run_keeps_the_good_day_and_writes_the_new_one(tmp_path):
+    """With several days per run the kept day is written back unchanged (the IO manager
+    writes the run's frame by day), the other days are stored, and the folded check
+    result names the rejected day."""
+    days = ["2026-03-02", "2026-03-03"]
+    with DagsterInstance.ephemeral() as instance:
+        good = build_definitions(_settings(tmp_path))
+        assert _run(good, instance).success  # 2026-03-02 stored and passing
+        store = good.resources["store"].get_store()
+        before = store.read_partition(TICKS, CU.raw, days[0])
+        crossed = SourceResource(simulated_defects={CU.raw: {days[0]: {"crossed_book": True}}})
+        settings = Settings(
+            data_dir=tmp_path, universe=(CU,), start_date="2026-01-05", days_per_run=2
+        )
+        defs = build_definitions(settings, source=crossed)
+        result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": days[0],
+                "dagster/asset_partition_range_end": days[1],
+            },
+            raise_on_error=False,
+        )
+        assert not result.success
+        pd.testing.assert_frame_equal(store.read_partition(TICKS, CU.raw, days[0]), before)
+        assert len(store.read_partition(TICKS, CU.raw, days[1])) > 10_000
+        assert len(store.read_partition(MANIFESTS, CU.raw, days[0])) == 1
+        book = [
+            e for e in result.get_asset_check_evaluations() if e.check_name == "book_integrity"
+        ]
+        assert len(book) == 1 and not book[0].passed
+        assert book[0].metadata["rejected_days (stored day kept)"].value == days[0]
