@@ -233,8 +233,6 @@ def test_multi_day_run_keeps_the_good_day_and_writes_the_new_one(tmp_path):
         pd.testing.assert_frame_equal(store.read_partition(TICKS, CU.raw, days[0]), before)
         assert len(store.read_partition(TICKS, CU.raw, days[1])) > 10_000
         assert len(store.read_partition(MANIFESTS, CU.raw, days[0])) == 1
-        book = [
-            e for e in result.get_asset_check_evaluations() if e.check_name == "book_integrity"
-        ]
+        book = [e for e in result.get_asset_check_evaluations() if e.check_name == "book_integrity"]
         assert len(book) == 1 and not book[0].passed
         assert book[0].metadata["rejected_days (stored day kept)"].value == days[0]
