@@ -236,3 +236,21 @@ def test_multi_day_run_keeps_the_good_day_and_writes_the_new_one(tmp_path):
         book = [e for e in result.get_asset_check_evaluations() if e.check_name == "book_integrity"]
         assert len(book) == 1 and not book[0].passed
         assert book[0].metadata["rejected_days (stored day kept)"].value == days[0]
+
+
+class _UnreadableStore:
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+    def read_partition(self, spec, symbol, trading_day):
+        raise self.exc
+
+
+def test_an_unreadable_stored_day_is_not_protected_but_an_unreachable_store_raises():
+    from ghtrader_assets.assets.ingest import stored_good_day
+    from ghtrader_assets.stores.base import StoreError
+
+    corrupt = _UnreadableStore(StoreError("validation_summary partition: not a Parquet file"))
+    assert stored_good_day(corrupt, CU, DAY) is None  # replacing it is the way out
+    with pytest.raises(TimeoutError):
+        stored_good_day(_UnreadableStore(TimeoutError("pgwire timed out")), CU, DAY)

@@ -219,7 +219,8 @@ def stored_good_day(
 
     A day counts as good when its stored summary records no blocking failure and its stored
     ticks have the row count the summary vouches for. A partition that cannot be read is
-    not a good day to protect: it must never stand in the way of replacing it.
+    not a good day to protect: it must never stand in the way of replacing it (a store that
+    cannot be reached at all raises instead, so the step is retried).
     """
     try:
         summary = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
@@ -229,6 +230,8 @@ def stored_good_day(
         if any(o.get("blocking") and not o.get("passed") for o in outcomes.values()):
             return None
         ticks = store.read_partition(TICKS, symbol.raw, trading_day)
+    except (ConnectionError, TimeoutError):
+        raise  # the store is unreachable, not the day corrupt: retry rather than replace
     except Exception as exc:  # noqa: BLE001 - unreadable stored day: nothing good to keep
         logger.warning("%s %s: stored day unreadable (%s); not kept", symbol.raw, trading_day, exc)
         return None
