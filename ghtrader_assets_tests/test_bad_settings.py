@@ -30,7 +30,12 @@ BAD = [
     ("GHTRADER_UNIVERSE", " , ", "GHTRADER_UNIVERSE=' , ' names no symbol"),
     ("GHTRADER_UNIVERSE", "KQ.m@SHFE.cu,cu", "GHTRADER_UNIVERSE: not a main continuous symbol"),
     ("GHTRADER_REPLACE_MIN_RATIO", "half", "GHTRADER_REPLACE_MIN_RATIO='half'"),
-    ("GHTRADER_VALIDATION_GAP_WARN_ABOV", "3", "GHTRADER_VALIDATION_GAP_WARN_ABOV: unknown"),
+    (
+        "GHTRADER_VALIDATION_GAP_WARN_ABOV",
+        "3",
+        "GHTRADER_VALIDATION_GAP_WARN_ABOV: unknown validation variable, did you mean "
+        "GHTRADER_VALIDATION_GAP_WARN_ABOVE?",
+    ),
     ("GHTRADER_VALIDATION_PRICE_JUMP_SIGMA", "x", "GHTRADER_VALIDATION_PRICE_JUMP_SIGMA='x'"),
     ("GHTRADER_AUTOMATION", "maybe", "GHTRADER_AUTOMATION='maybe'"),
     ("GHTRADER_QDB_PG_PORT", "pg", "GHTRADER_QDB_PG_PORT='pg'"),

@@ -276,8 +276,8 @@ class ValidationConfig:
             else:
                 if name not in params:
                     raise ValidationConfigError(
-                        f"{var}: unknown validation variable (rules take _WARN_ABOVE, "
-                        f"_ERROR_ABOVE or _ENABLED; parameters: "
+                        f"{var}: unknown validation variable{_did_you_mean(var, params)} "
+                        f"(rules take _WARN_ABOVE, _ERROR_ABOVE or _ENABLED; parameters: "
                         f"{', '.join(ENV_PREFIX + p.upper() for p in sorted(params))})"
                     )
                 overrides[name] = value
@@ -295,6 +295,19 @@ class ValidationConfig:
                 raise ValidationConfigError(f"{var}={env[var]!r}: {exc}") from None
         names = ", ".join(sorted(variables.values()))
         raise ValidationConfigError(f"{combined} (from {names})") from None
+
+
+def _did_you_mean(var: str, params: set[str]) -> str:
+    """``", did you mean GHTRADER_VALIDATION_GAP_WARN_ABOVE?"`` for a near-miss, else ``""``."""
+    import difflib
+
+    known = [ENV_PREFIX + p.upper() for p in params] + [
+        f"{ENV_PREFIX}{rule.upper()}{suffix}"
+        for rule in RULE_NAMES
+        for suffix in ("_WARN_ABOVE", "_ERROR_ABOVE", "_ENABLED")
+    ]
+    close = difflib.get_close_matches(var.upper(), known, n=1, cutoff=0.8)
+    return f", did you mean {close[0]}?" if close else ""
 
 
 def _parse_gap_key(key: str) -> tuple[str, str]:
