@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ghtrader_assets import calendar
-from ghtrader_assets.config import Settings, SettingsError
+from ghtrader_assets.config import Settings, SettingsError, one_line
 from ghtrader_assets.metadata import markdown_table
 from ghtrader_assets.runner import (
     QUIET,
@@ -324,11 +324,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
         ValidationConfigError,
         QuestDBSettingsError,
     )
-
-
-def one_line(exc: BaseException) -> str:
-    """The message of ``exc`` on one line (a KeyError's would be quoted)."""
-    return one_line_text(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))
 
 
 def one_line_text(text: str) -> str:

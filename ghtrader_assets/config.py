@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from ghtrader_assets.calendar import TZ
 from ghtrader_assets.symbols import MainSymbol, SymbolError, parse_universe
 
 DEFAULT_UNIVERSE = "KQ.m@SHFE.cu,KQ.m@SHFE.au,KQ.m@SHFE.ag,KQ.m@DCE.m,KQ.m@CZCE.SR"
@@ -39,11 +39,6 @@ def parse_number(text: str, name: str, cast: type[int] | type[float], minimum: f
     return value
 
 
-#: Exchange-local time zone (as :data:`ghtrader_assets.calendar.TZ`; not imported from there
-#: because calendar imports this module's neighbours).
-_LOCAL = ZoneInfo("Asia/Shanghai")
-
-
 def parse_start_date(text: str, name: str = "GHTRADER_START_DATE") -> str:
     """An ISO day no later than today (exchange-local): the first partition."""
     what = "a date YYYY-MM-DD no later than today, e.g. 2025-01-02"
@@ -51,7 +46,7 @@ def parse_start_date(text: str, name: str = "GHTRADER_START_DATE") -> str:
         day = dt.date.fromisoformat(text)
     except ValueError:
         raise SettingsError(f"{name}={text!r} is not {what}") from None
-    today = dt.datetime.now(_LOCAL).date()
+    today = dt.datetime.now(TZ).date()
     if day > today:
         raise SettingsError(f"{name}={text!r} is in the future (today is {today}): expected {what}")
     return day.isoformat()
@@ -82,10 +77,10 @@ def parse_universe_setting(
     try:
         return tuple(parse_universe(text))
     except (SymbolError, KeyError) as exc:
-        raise SettingsError(f"{name}: {_message(exc)}") from None
+        raise SettingsError(f"{name}: {one_line(exc)}") from None
 
 
-def _message(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """An exception's message on one line (KeyError would quote it)."""
     text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
     return " ".join(str(text).split())
@@ -205,4 +200,4 @@ def check_environment(env: Mapping[str, str] | None = None) -> None:
         except SettingsError:
             raise
         except (ValueError, KeyError, TypeError) as exc:
-            raise SettingsError(_message(exc)) from None
+            raise SettingsError(one_line(exc)) from None
