@@ -31,6 +31,7 @@ from ghtrader_assets.schema import (
     conform,
 )
 from ghtrader_assets.sources.base import MalformedInputError, RollEntry, SourceError, TickSource
+from ghtrader_assets.sources.csv import EXCLUDED_ATTR
 from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipLedger
 from ghtrader_assets.stores.base import TickStore
 from ghtrader_assets.symbols import MainSymbol
@@ -195,10 +196,11 @@ def ingest_day(
     def download_ticks() -> pd.DataFrame:
         return source.call(trading_day, lambda src: src.ticks(entry))
 
-    seconds, dropped = 0.0, 0
+    seconds, dropped, excluded = 0.0, 0, None
     if download:
         started = time.perf_counter()
         raw = download_ticks()
+        excluded = raw.attrs.get(EXCLUDED_ATTR)
         seconds = time.perf_counter() - started
         ticks, dropped = drop_exact_duplicates(raw)
         guard_replacement(store, symbol, trading_day, len(ticks), allow=allow_shrink)
@@ -219,6 +221,7 @@ def ingest_day(
         duplicates_dropped=dropped,
         refetch=download_ticks if download and config.attribution_enabled else None,
         attribution_budget=attribution_budget,
+        excluded=excluded,
     )
     summary = _with_lineage(result.summary, underlying, source_name)
     return DayIngest(trading_day, ticks, result, summary, seconds, dropped)

@@ -150,6 +150,7 @@ def validate_day(
     duplicates_dropped: int = 0,
     refetch: Callable[[], pd.DataFrame] | None = None,
     attribution_budget: AttributionBudget | None = None,
+    excluded: pd.DataFrame | None = None,
 ) -> ValidationResult:
     """Validate one symbol-day of ticks (conformed to TICKS, as stored or as downloaded).
 
@@ -158,6 +159,8 @@ def validate_day(
     duplicate rows ingestion removed before storing. ``refetch``: re-downloads the day from
     the source; used only when ``config.attribution_enabled`` and the day has gaps, within
     ``attribution_budget`` (see :mod:`~ghtrader_assets.validation.attribution`).
+    ``excluded``: rows the source left out before storing (misdated rows of a one-day
+    file), reported by the ``misdated_rows`` rule of ``out_of_session``.
     Raises :class:`ValidationInputError` when the input cannot be validated at all.
     """
     started = time.perf_counter()
@@ -176,7 +179,10 @@ def validate_day(
     conflicting = conflicting_key_mask(frame)
     valid_ts = t != NAT_NS
     t_ok = t[valid_ts] if not valid_ts.all() else t
-    cov = compute_coverage(t_ok, windows, config, symbol.exchange, symbol.product)
+    volume = frame["volume"].to_numpy(dtype=np.float64) if "volume" in frame.columns else None
+    if volume is not None and not valid_ts.all():
+        volume = volume[valid_ts]
+    cov = compute_coverage(t_ok, windows, config, symbol.exchange, symbol.product, volume)
     in_session = _expand(cov.in_session, valid_ts)
     window_of = _expand(cov.window_of, valid_ts, fill=-1)
     out_of_session = _expand(cov.out_of_session, valid_ts)
@@ -192,7 +198,9 @@ def validate_day(
     rules, fq = _field_rules(frame, in_session, window_of, after_hole, sample, config, spec, limits)
     rules.update(duplicate_rules(frame, ticks, exact_present, conflicting, duplicates_dropped))
     rules.update(
-        coverage_rules(cov, frame, out_of_session, config, symbol.exchange, symbol.product)
+        coverage_rules(
+            cov, frame, out_of_session, config, symbol.exchange, symbol.product, excluded
+        )
     )
 
     severities = {name: rule_severity(name, r, config, cov) for name, r in rules.items()}
