@@ -259,16 +259,6 @@ class CsvSource(TickSource):
             )
         return RollEntry(symbol, trading_day, found[0], self.name)
 
-    def tick_file(self, underlying: str, trading_day: dt.date) -> tuple[Path, bool]:
-        """``(path, per_day)`` of the file holding ``underlying`` on ``trading_day``."""
-        files = self.tick_files(underlying, trading_day)
-        if len(files) > 1:
-            raise MalformedInputError(
-                f"{underlying} {trading_day}: several files claim this day: "
-                + ", ".join(str(p) for p, _ in files)
-            )
-        return files[0]
-
     def tick_files(self, underlying: str, trading_day: dt.date) -> list[tuple[Path, bool]]:
         """Every ``(path, per_day)`` that may hold ``underlying`` on ``trading_day``.
 
@@ -478,6 +468,12 @@ class FileIndex:
     def files_for(self, contract: str, trading_day: dt.date) -> list[tuple[Path, bool]]:
         mine = self.files.get(contract, [])
         named = [(p, True) for p, d in mine if d == trading_day]
+        if len(named) > 1:
+            raise MalformedInputError(
+                f"{contract} {trading_day}: several files claim this day: "
+                + ", ".join(str(p) for p, _ in named)
+                + " (keep one, or move the others out of the folder)"
+            )
         return named or [(p, False) for p, d in mine if d is None]
 
 
