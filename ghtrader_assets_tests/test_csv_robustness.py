@@ -16,7 +16,6 @@ import pytest
 from ghtrader_assets.assets.ingest import source_failure
 from ghtrader_assets.sources.base import MalformedInputError, RollEntry
 from ghtrader_assets.sources.csv import (
-    EXCLUDED_ATTR,
     CsvSource,
     day_in_name,
     write_downloader_csv,
@@ -167,9 +166,11 @@ def test_one_misdated_row_is_left_out_and_reported(tmp_path, cu_day):
     path = tmp_path / entry.underlying / f"{DAY.isoformat()}.csv"
     write_downloader_csv(pd.concat([frame.iloc[:300], later.iloc[-1:]]), path)
     write_roll_schedule([entry], tmp_path)
-    got = CsvSource(tmp_path).ticks(RollEntry(CU, DAY, entry.underlying, "csv"))
+    src = CsvSource(tmp_path)
+    day_entry = RollEntry(CU, DAY, entry.underlying, "csv")
+    got = src.ticks(day_entry)
     assert len(got) == 300 and (got["trading_day"] == DAY.isoformat()).all()
-    excluded = got.attrs[EXCLUDED_ATTR]
+    excluded = src.left_out(day_entry)
     assert excluded["line"].tolist() == [302]
     assert excluded["belongs_to"].tolist() == [NEXT.isoformat()]
     assert excluded["file"].tolist() == [str(path)]

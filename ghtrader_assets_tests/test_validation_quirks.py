@@ -106,3 +106,29 @@ def test_misdated_rows_left_out_are_reported_with_file_and_line():
     assert oos.metadata["misdated_rows_left_out"] == 1
     assert oos.sample["line"].tolist() == [20773]
     assert "belongs_to" in oos.sample.columns
+
+
+def _thinned(quiet: bool) -> pd.DataFrame:
+    """15 % of ticks missing; ``quiet``: the ticks after the longer intervals traded nothing
+    (exchanges publish on change: a skipped snapshot is a market that did not move)."""
+    frame = clean()
+    rng = np.random.default_rng(7)
+    frame = frame[rng.random(len(frame)) >= 0.15].reset_index(drop=True)
+    if quiet:
+        steps = frame["volume"].diff().fillna(frame["volume"].iloc[0]).to_numpy().copy()
+        long = frame["ts"].diff().dt.total_seconds().fillna(0).to_numpy() >= 0.75
+        steps[long] = 0
+        frame["volume"] = np.cumsum(steps)
+    return frame
+
+
+def test_missing_half_seconds_in_a_quiet_market_warn_only():
+    quiet = validate_day(_thinned(quiet=True), CU, DAY)
+    assert quiet.failed_rules.get("half_seconds_missing") == "WARN"
+    cadence = next(c for c in quiet.checks if c.name == "cadence")
+    assert cadence.metadata["missing_half_seconds_quiet"] == 1
+    assert cadence.metadata["long_interval_volume_ratio"] <= 1.5
+    # dropped snapshots of a trading market: their trades land in the next tick -> blocks
+    dropped = validate_day(_thinned(quiet=False), CU, DAY)
+    assert dropped.failed_rules.get("half_seconds_missing") == "ERROR"
+    assert "cadence" in dropped.blocking_failures

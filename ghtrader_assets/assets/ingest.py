@@ -31,7 +31,6 @@ from ghtrader_assets.schema import (
     conform,
 )
 from ghtrader_assets.sources.base import MalformedInputError, RollEntry, SourceError, TickSource
-from ghtrader_assets.sources.csv import EXCLUDED_ATTR
 from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipLedger
 from ghtrader_assets.stores.base import TickStore
 from ghtrader_assets.symbols import MainSymbol
@@ -200,7 +199,7 @@ def ingest_day(
     if download:
         started = time.perf_counter()
         raw = download_ticks()
-        excluded = raw.attrs.get(EXCLUDED_ATTR)
+        excluded = source.call(trading_day, lambda src: src.left_out(entry))
         seconds = time.perf_counter() - started
         ticks, dropped = drop_exact_duplicates(raw)
         guard_replacement(store, symbol, trading_day, len(ticks), allow=allow_shrink)

@@ -232,6 +232,7 @@ class CsvSource(TickSource):
         self.root = Path(root)
         self._schedule: _RollSchedule | None = None
         self._index: FileIndex | None = None
+        self._left_out: dict[tuple[str, dt.date], pd.DataFrame] = {}
 
     @property
     def roll_path(self) -> Path:
@@ -296,6 +297,7 @@ class CsvSource(TickSource):
     def ticks(self, entry: RollEntry) -> pd.DataFrame:
         day = entry.trading_day
         wanted = day.isoformat()
+        self._left_out.pop((entry.underlying, day), None)
         parts, excluded, spans = [], [], []
         covered = False
         for path, per_day in self.tick_files(entry.underlying, day):
@@ -337,16 +339,17 @@ class CsvSource(TickSource):
         }
         for col in raw.columns[2:]:
             data[col[prefix:]] = raw[col].to_numpy(dtype=np.float64)
-        frame = conform(pd.DataFrame(data), TICKS)
         dropped = [e for e in excluded if e is not None and len(e)]
         if dropped:
-            frame.attrs[EXCLUDED_ATTR] = pd.concat(dropped, ignore_index=True)
-        return frame
+            self._left_out[(entry.underlying, day)] = pd.concat(dropped, ignore_index=True)
+        return conform(pd.DataFrame(data), TICKS)
+
+    def left_out(self, entry: RollEntry) -> pd.DataFrame | None:
+        """Misdated rows the last :meth:`ticks` of ``entry`` left out: file, line, datetime,
+        the trading day they belong to, and why."""
+        return self._left_out.get((entry.underlying, entry.trading_day))
 
 
-#: ``DataFrame.attrs`` key under which :meth:`CsvSource.ticks` hands over the rows it left
-#: out (file, line, time, the trading day they belong to, why); validation reports them.
-EXCLUDED_ATTR = "ghtrader_excluded_rows"
 #: A per-day file may hold at most this share of rows stamped on another trading day; they
 #: are left out and reported. Above it the file is refused: it is mostly another day.
 MAX_MISDATED_SHARE = 0.01

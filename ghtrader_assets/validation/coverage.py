@@ -50,6 +50,9 @@ from ghtrader_assets.validation.samples import rows_sample
 
 NS = 1_000_000_000
 HALF_NS = NS // 2
+#: :attr:`Coverage.long_interval_volume_ratio` at or below which missing half-seconds are
+#: judged a quiet market: halfway between 1 (quiet) and 2 (dropped snapshots).
+QUIET_INTERVAL_RATIO = 1.5
 #: Gap length buckets in whole seconds (inclusive bounds); runs of one second are not gaps.
 GAP_BUCKETS: tuple[tuple[str, int, float], ...] = (
     ("2_5", 2, 5),
@@ -121,6 +124,18 @@ class Coverage:
     #: More than ``quiet_market_max_share`` of the expected seconds hold a tick: a
     #: streaming day, on which no silence counts as a quiet market.
     dense: bool = False
+    #: Mean volume per tick of intervals longer than the cadence over that of intervals at
+    #: the cadence. About 2 when snapshots were dropped from a trading stream (the dropped
+    #: tick's trades land in the next one); at or below 1 when the longer intervals are a
+    #: market that did not change (exchanges publish on change). NaN when unknown.
+    long_interval_volume_ratio: float = float("nan")
+
+    @property
+    def missing_halves_quiet(self) -> bool:
+        """Empty half-seconds fall where the market was quiet (see the ratio)."""
+        r = self.long_interval_volume_ratio
+        return not math.isnan(r) and r <= QUIET_INTERVAL_RATIO
+
     #: Row masks over the input timestamps.
     in_session: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     #: Index of the window each row falls in, -1 outside every window.
@@ -281,6 +296,10 @@ def compute_coverage(
     if cov.interior_seconds_with_ticks:
         fixed = cov.multi_tick_share >= config.fixed_cadence_min_share
         cov.cadence_mode = "fixed" if fixed else "event"
+    if vol is not None:
+        cov.long_interval_volume_ratio = _interval_volume_ratio(
+            t, vol, window_of, cov.resolution_seconds
+        )
     if intervals:
         ms = np.concatenate(intervals) / 1e6
         if ms.size:
@@ -306,6 +325,24 @@ def quiet_volume(vol: np.ndarray) -> float:
     steps = np.diff(vol)
     steps = steps[np.isfinite(steps) & (steps > 0)]
     return float(np.percentile(steps, 99)) if steps.size else 0.0
+
+
+def _interval_volume_ratio(
+    t: np.ndarray, vol: np.ndarray, window_of: np.ndarray, resolution: float
+) -> float:
+    """Mean volume per tick after intervals longer than 1.5 cadences over that after
+    intervals at the cadence, within sessions (NaN without both kinds or any volume)."""
+    same = (window_of[1:] == window_of[:-1]) & (window_of[1:] >= 0)
+    d = np.diff(t)[same] / NS
+    dv = np.diff(vol)[same]
+    ok = np.isfinite(dv) & (dv >= 0)
+    d, dv = d[ok], dv[ok]
+    long = d >= 1.5 * resolution
+    short = ~long
+    if not long.any() or not short.any():
+        return float("nan")
+    base = float(dv[short].mean())
+    return float(dv[long].mean()) / base if base > 0 else float("nan")
 
 
 def _judge_quiet(gap: Gap, t: np.ndarray, vol: np.ndarray, lo: int, quiet: float) -> Gap:
@@ -431,6 +468,8 @@ def coverage_rules(
             "half_seconds_observed": cov.half_seconds_observed,
             "half_seconds_in_holes": cov.half_seconds_in_holes,
             "timestamp_resolution_seconds": cov.resolution_seconds,
+            "long_interval_volume_ratio": cov.long_interval_volume_ratio,
+            "missing_half_seconds_quiet": int(cov.missing_halves_quiet),
         },
         sample=minutes_sample(cov),
         skipped=no_ticks
