@@ -41,12 +41,23 @@ def ensure_dagster_home(default: Path) -> Path:
     return home
 
 
-def run_day(day: str) -> DayRun:
-    """Materialize every symbol's chain for one trading day in one Dagster run."""
+def run_day(day: str, symbols: Sequence[str] | None = None) -> DayRun:
+    """Materialize every symbol's chain (or only ``symbols``' chains) for one trading day in
+    one Dagster run."""
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from ghtrader_assets.definitions import ingest_job
 
+    selection = None
+    if symbols is not None:
+        from ghtrader_assets.assets import SymbolAssetKeys
+        from ghtrader_assets.symbols import parse_main_symbol
+
+        selection = [
+            key
+            for raw in symbols
+            for key in vars(SymbolAssetKeys.of(parse_main_symbol(raw))).values()
+        ]
     with DagsterInstance.get() as instance:
         result = execute_job(
             reconstructable(ingest_job),
@@ -54,6 +65,7 @@ def run_day(day: str) -> DayRun:
             tags={"dagster/partition": day},
             run_config={"execution": {"config": {"in_process": {}}}, **QUIET},
             raise_on_error=False,
+            asset_selection=selection,
         )
         return DayRun(day, result.success, result.run_id)
 

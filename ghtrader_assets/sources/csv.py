@@ -148,6 +148,18 @@ def write_roll_schedule(entries: Iterable[RollEntry], root: Path) -> Path:
     return path
 
 
+def read_roll_schedule(path: Path) -> list[RollEntry]:
+    """The entries of a roll schedule file, checked as the source checks its own (sorted by
+    symbol and day)."""
+    schedule = _RollSchedule(Path(path))
+    return [
+        RollEntry(symbol, day, underlying, SOURCE_NAME)
+        for (symbol, day), (underlying, _) in sorted(
+            schedule.entries.items(), key=lambda kv: (kv[0][0].raw, kv[0][1])
+        )
+    ]
+
+
 def _where(path: Path, line: int | None = None, column: str | None = None) -> str:
     out = str(path)
     if line is not None:
