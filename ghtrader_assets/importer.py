@@ -53,7 +53,7 @@ from ghtrader_assets.sources.csv import (
 from ghtrader_assets.symbols import parse_contract, parse_main_symbol
 
 
-class ImportError_(BackfillError):
+class FolderImportError(BackfillError):
     """The folder cannot be imported (no tick files, bad files, unknown products)."""
 
 
@@ -172,18 +172,18 @@ def import_folder(
     """Scan, stage and materialize ``root``; returns the exit code (see module doc)."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise ImportError_(f"{root}: not a folder")
+        raise FolderImportError(f"{root}: not a folder")
     out(f"ghtrader import: scanning {root}")
     facts, errors = scan(root)
     if errors:
         for message in errors:
             out(f"  bad file: {message}")
-        raise ImportError_(
+        raise FolderImportError(
             f"{len(errors)} file(s) under {root} cannot be read (listed above); nothing was "
             "imported and the store is unchanged"
         )
     if not facts:
-        raise ImportError_(f"{root}: no DataDownloader tick files (.csv, .csv.gz) with ticks")
+        raise FolderImportError(f"{root}: no DataDownloader tick files (.csv, .csv.gz) with ticks")
     contracts = sorted({f.contract for f in facts})
     days = sorted({f.trading_day for f in facts})
     out(
@@ -195,7 +195,10 @@ def import_folder(
     if roll_schedule is None and own.is_file():
         roll_schedule = own
     if roll_schedule is not None:
-        entries = given_roll(Path(roll_schedule))
+        try:
+            entries = given_roll(Path(roll_schedule))
+        except SourceError as exc:
+            raise FolderImportError(f"roll schedule: {exc}") from None
         out(f"  roll schedule: {roll_schedule} ({len(entries)} symbol-days)")
     else:
         entries = derive_roll(facts)
@@ -206,7 +209,7 @@ def import_folder(
     missing = [e for e in entries if (e.underlying, e.trading_day.isoformat()) not in held]
     if missing:
         e = missing[0]
-        raise ImportError_(
+        raise FolderImportError(
             f"the roll schedule names {e.underlying} for {e.symbol.raw} on {e.trading_day}, but "
             f"no file under {root} holds it ({len(missing)} such symbol-days)"
         )
