@@ -14,6 +14,7 @@ import pandas as pd
 
 from ghtrader_assets import calendar
 from ghtrader_assets.schema import SKIP_LEDGER, TICKS, VALIDATION_SUMMARY
+from ghtrader_assets.sessions import listed_days
 from ghtrader_assets.stores.base import TickStore
 from ghtrader_assets.symbols import MainSymbol
 
@@ -41,9 +42,11 @@ def coverage_report(
 ) -> pd.DataFrame:
     """One row per symbol: stored range, holes against the calendar, lag, gap totals.
 
-    ``days_expected`` counts trading days between the first and last stored day;
-    ``missing_days`` are the holes among them; ``days_behind`` counts trading days after the
-    last stored day up to ``as_of`` (default: the last completed trading day).
+    ``days_expected`` counts trading days between the first and last stored day on which
+    the product was listed (:func:`ghtrader_assets.sessions.listed_days`: days before its
+    listing or while delisted are not work); ``missing_days`` are the holes among them;
+    ``days_behind`` counts such days after the last stored day up to ``as_of`` (default: the
+    last completed trading day).
     """
     as_of = as_of or calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ))
     symbols = [s.raw for s in universe]
@@ -51,14 +54,17 @@ def coverage_report(
     summaries = store.read_table(VALIDATION_SUMMARY, symbols=symbols)
     skips = store.read_table(SKIP_LEDGER, symbols=symbols)
     rows = []
-    for sym in symbols:
+    for main in universe:
+        sym = main.raw
         present = store.partitions(TICKS, sym)
         row: dict[str, object] = {"symbol": sym, "days_present": len(present)}
         if present:
             first, last = dt.date.fromisoformat(present[0]), dt.date.fromisoformat(present[-1])
-            expected = [d.isoformat() for d in calendar.trading_days(first, last)]
+            listed = listed_days(main.exchange, main.product, calendar.trading_days(first, last))
+            expected = [d.isoformat() for d in listed]
             missing = sorted(set(expected) - set(present))
-            behind = [d for d in calendar.trading_days(last, as_of) if d > last]
+            later = [d for d in calendar.trading_days(last, as_of) if d > last]
+            behind = listed_days(main.exchange, main.product, later)
             row.update(
                 first_day=present[0],
                 last_day=present[-1],

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ghtrader_assets.calendar import TZ, CalendarError, trading_days
+from ghtrader_assets.calendar import TZ, CalendarError, is_trading_day, trading_days
 from ghtrader_assets.products import (
     PRODUCTS,
     ProductSpec,
@@ -332,3 +332,16 @@ def test_night_suspended_covers_every_reason_a_night_is_missing() -> None:
     assert night_suspended("SHFE", "cu", D(2020, 3, 2))  # 2020 suspension
     assert not night_suspended("SHFE", "cu", D(2020, 5, 7))
     assert has_night_session("CZCE", "CF", D(2017, 4, 14))
+
+
+def test_our_trading_days_agree_with_the_session_source_on_every_weekday() -> None:
+    # 2009..2026: every weekday our calendar trades, the timeline has sessions, and back
+    tl = timeline()
+    day, disagree = D(2009, 1, 19), []
+    while day <= D(2026, 12, 31):
+        if day.weekday() < 5:
+            theirs = bool(tl.resolve(day, "CU").periods)
+            if is_trading_day(day) != theirs:
+                disagree.append(day)
+        day += dt.timedelta(days=1)
+    assert disagree == []
