@@ -397,13 +397,29 @@ def _misdated(
 def _shared_ids(day: dt.date, raw: pd.DataFrame) -> np.ndarray:
     """Synthetic ids where a row identical in every field to an earlier row of the day gets
     that row's id, so ingestion drops and counts it as an exact duplicate (vendors repeat
-    snapshots, CZCE often within one whole second); distinct rows keep distinct ids."""
+    snapshots, CZCE often within one whole second); distinct rows keep distinct ids.
+
+    Rows are matched by a 64-bit hash of all fields (one vectorized pass, several times
+    faster than ``DataFrame.duplicated``), and every match is then confirmed field by field,
+    so a hash collision can never merge two distinct rows."""
     ids = synthetic_tick_ids(day, len(raw))
-    repeat = raw.duplicated(keep="first").to_numpy()
-    if repeat.any():
-        first = raw.groupby(list(raw.columns), dropna=False, sort=False).ngroup().to_numpy()
-        first_pos = pd.Series(np.arange(len(raw))).groupby(first).transform("min").to_numpy()
-        ids = ids[first_pos]
+    if len(raw) < 2:
+        return ids
+    hashes = pd.util.hash_pandas_object(raw, index=False).to_numpy()
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    first_pos = first[inverse]
+    repeat = np.flatnonzero(first_pos != np.arange(len(raw)))
+    if not repeat.size:
+        return ids
+    same = np.ones(repeat.size, dtype=bool)
+    for col in raw.columns:
+        values = raw[col].to_numpy()
+        a, b = values[repeat], values[first_pos[repeat]]
+        equal = a == b
+        if values.dtype.kind == "f":
+            equal |= np.isnan(a) & np.isnan(b)
+        same &= equal
+    ids[repeat[same]] = ids[first_pos[repeat[same]]]
     return ids
 
 
