@@ -248,3 +248,66 @@ def test_header_of_a_non_tick_file_is_named(tmp_path):
     (tmp_path / "notes.csv").write_text("a,b,c\n1,2,3\n")
     with pytest.raises(MalformedInputError, match=re.escape("not a DataDownloader tick file")):
         CsvSource(tmp_path).index()
+
+
+# -- through Dagster: the failure is final, the stored day is kept ----------------------------
+
+
+@pytest.mark.parametrize("fault", ["truncated_last_line", "gbk_row", "gbk_roll_schedule"])
+def test_bad_bytes_fail_the_run_once_and_keep_the_stored_day(tmp_path, fault):
+    """The day is ingested from good files; then the files go bad and it is
+    re-materialized: the step fails with file and line, is not retried, and the stored
+    ticks and manifest are unchanged."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    from ghtrader_assets.config import Settings
+    from ghtrader_assets.definitions import INGEST_JOB, build_definitions
+    from ghtrader_assets.resources import SourceResource
+    from ghtrader_assets.schema import MANIFESTS, TICKS
+
+    day = dt.date(2026, 3, 3)
+    src = SimulatedSource(seed=4)
+    entry = src.roll_entry(CU, day)
+    root = tmp_path / "csv"
+    path = root / entry.underlying / f"{day.isoformat()}.csv"
+    write_downloader_csv(src.ticks(entry), path)
+    write_roll_schedule([entry], root)
+    settings = Settings(data_dir=tmp_path / "data", universe=(CU,), start_date="2026-01-05")
+    defs = build_definitions(settings, source=SourceResource(kind="csv", csv_dir=str(root)))
+    job = defs.resolve_job_def(INGEST_JOB)
+    store = defs.resources["store"].get_store()
+    with DagsterInstance.ephemeral() as instance:
+        first = job.execute_in_process(
+            instance=instance, partition_key=day.isoformat(), raise_on_error=False
+        )
+        assert first.success
+        before = store.read_partition(TICKS, CU.raw, day.isoformat())
+        assert len(store.read_partition(MANIFESTS, CU.raw, day.isoformat())) == 1
+
+        if fault == "truncated_last_line":
+            path.write_bytes(path.read_bytes()[:-3])
+            where, what = f"{path}, line {len(before) + 1}", "no newline"
+        elif fault == "gbk_row":
+            lines = path.read_bytes().split(b"\n")
+            lines[100] = lines[100].replace(b",", b",\xc9\xcf", 1)
+            path.write_bytes(b"\n".join(lines))
+            where, what = f"{path}, line 101", "not UTF-8"
+        else:
+            roll = root / "roll_schedule.csv"
+            roll.write_bytes(roll.read_bytes().replace(b"trading_day", "交易日".encode("gbk")))
+            where, what = f"{roll}, line 1", "not UTF-8"
+        second = job.execute_in_process(
+            instance=instance, partition_key=day.isoformat(), raise_on_error=False
+        )
+        assert not second.success
+        failures = [e for e in second.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+        assert len(failures) == 1
+        message = failures[0].step_failure_data.user_failure_data.description
+        assert where in message and what in message
+        retries = [
+            e for e in second.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY
+        ]
+        assert retries == []
+        after = store.read_partition(TICKS, CU.raw, day.isoformat())
+        pd.testing.assert_frame_equal(after, before)
+        assert len(store.read_partition(MANIFESTS, CU.raw, day.isoformat())) == 1
