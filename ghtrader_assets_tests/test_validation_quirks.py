@@ -108,12 +108,12 @@ def test_misdated_rows_left_out_are_reported_with_file_and_line():
     assert "belongs_to" in oos.sample.columns
 
 
-def _thinned(quiet: bool) -> pd.DataFrame:
+def _thinned(quiet: bool, share: float = 0.15) -> pd.DataFrame:
     """15 % of ticks missing; ``quiet``: the ticks after the longer intervals traded nothing
     (exchanges publish on change: a skipped snapshot is a market that did not move)."""
     frame = clean()
     rng = np.random.default_rng(7)
-    frame = frame[rng.random(len(frame)) >= 0.15].reset_index(drop=True)
+    frame = frame[rng.random(len(frame)) >= share].reset_index(drop=True)
     if quiet:
         steps = frame["volume"].diff().fillna(frame["volume"].iloc[0]).to_numpy().copy()
         long = frame["ts"].diff().dt.total_seconds().fillna(0).to_numpy() >= 0.75
@@ -132,3 +132,15 @@ def test_missing_half_seconds_in_a_quiet_market_warn_only():
     dropped = validate_day(_thinned(quiet=False), CU, DAY)
     assert dropped.failed_rules.get("half_seconds_missing") == "ERROR"
     assert "cadence" in dropped.blocking_failures
+
+
+def test_an_on_change_feed_is_not_reported_as_thinned():
+    """Most seconds hold one tick (event-driven) but the longer intervals traded less: the
+    exchange published on change. The same day with the trades kept (dropped snapshots)
+    is reported as a thinned stream."""
+    on_change = validate_day(_thinned(quiet=True, share=0.6), CU, DAY)
+    cadence = next(c for c in on_change.checks if c.name == "cadence")
+    assert cadence.metadata["cadence_mode"] == "event"
+    assert "event_cadence" not in on_change.failed_rules
+    thinned = validate_day(_thinned(quiet=False, share=0.6), CU, DAY)
+    assert thinned.failed_rules.get("event_cadence") == "WARN"

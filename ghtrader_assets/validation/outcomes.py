@@ -23,6 +23,8 @@ def rule_severity(
     threshold: Threshold = config.threshold(name)
     if result.skipped or not threshold.enabled:
         return None
+    if name == "event_cadence" and cov.missing_halves_quiet:
+        return None  # the longer intervals traded no more: an on-change feed, not thinned
     if name == "half_seconds_missing" and cov.missing_halves_quiet:
         return _at_most_warn(threshold.severity(result.value))
     if name == "session_end_lag" and cov.session_end_lag_quiet:

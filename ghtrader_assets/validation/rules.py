@@ -39,6 +39,9 @@ Severity reasoning (defaults; every threshold and level is configurable):
   one ordinary tick carries (the day's 99th percentile of per-tick volume) hid no trades;
   it is reported (WARN, ``quiet_gaps``) but never blocks, so an illiquid contract's genuine
   day is not refused. A gap that hid more volume than that is judged by the thresholds.
+  Likewise ``half_seconds_missing`` only warns, and ``event_cadence`` passes, when the ticks
+  after longer intervals carry no more volume than those at the 500 ms cadence: exchanges
+  publish on change, so such empty half-seconds are a market that did not move.
 * ``outliers`` never block: a price jump, a volume spike or a wide spread is usually a real
   market event, so it is reported for a human to look at, not used to withhold the day.
 * ``open_interest_decrease`` is INFO only (counted, never fails): open interest falls
