@@ -44,6 +44,7 @@ from ghtrader_assets.sources.csv import (
     ROLL_FILE,
     day_in_name,
     header_contract,
+    is_tick_header,
     read_downloader_csv,
     read_header,
     read_roll_schedule,
@@ -69,10 +70,14 @@ class DayFacts:
     path: Path
 
 
-def scan_file(path: Path) -> list[DayFacts]:
-    """The contract-days of one tick file; raises :class:`MalformedInputError` naming file,
-    line and column (the same checks the csv source applies when the day is ingested)."""
-    contract = header_contract(path, read_header(path))
+def scan_file(path: Path) -> list[DayFacts] | None:
+    """The contract-days of one tick file (``None``: not a tick file, e.g. klines); raises
+    :class:`MalformedInputError` naming file, line and column (the same checks the csv
+    source applies when the day is ingested)."""
+    header = read_header(path)
+    if not is_tick_header(header):
+        return None
+    contract = header_contract(path, header)
     raw = read_downloader_csv(path, contract)
     if raw.empty:
         return []
@@ -107,16 +112,23 @@ def scan_file(path: Path) -> list[DayFacts]:
     return facts
 
 
-def scan(root: Path) -> tuple[list[DayFacts], list[str]]:
-    """Facts of every tick file under ``root`` and the errors of the files that fail."""
+def scan(root: Path) -> tuple[list[DayFacts], list[str], list[Path]]:
+    """Facts of every tick file under ``root``, the errors of the files that fail, and the
+    CSV files skipped because they are not tick files."""
     facts: list[DayFacts] = []
     errors: list[str] = []
+    skipped: list[Path] = []
     for path in tick_paths(root):
         try:
-            facts.extend(scan_file(path))
+            found = scan_file(path)
         except SourceError as exc:
             errors.append(str(exc))
-    return facts, errors
+            continue
+        if found is None:
+            skipped.append(path)
+        else:
+            facts.extend(found)
+    return facts, errors, skipped
 
 
 def derive_roll(facts: list[DayFacts]) -> list[RollEntry]:
@@ -174,7 +186,11 @@ def import_folder(
     if not root.is_dir():
         raise FolderImportError(f"{root}: not a folder")
     out(f"ghtrader import: scanning {root}")
-    facts, errors = scan(root)
+    facts, errors, skipped = scan(root)
+    for path in skipped:
+        out(
+            f"  skipped (not a DataDownloader tick file: header is not datetime,datetime_nano,...): {path}"
+        )
     if errors:
         for message in errors:
             out(f"  bad file: {message}")
@@ -187,7 +203,7 @@ def import_folder(
     contracts = sorted({f.contract for f in facts})
     days = sorted({f.trading_day for f in facts})
     out(
-        f"  {len(tick_paths(root))} files: {len(contracts)} contracts "
+        f"  {len(tick_paths(root)) - len(skipped)} tick files: {len(contracts)} contracts "
         f"({', '.join(contracts[:8])}{' ...' if len(contracts) > 8 else ''}), "
         f"{len(days)} trading days {days[0]}..{days[-1]}, {sum(f.rows for f in facts):,} rows"
     )

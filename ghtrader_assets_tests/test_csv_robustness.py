@@ -244,9 +244,12 @@ def test_day_in_name(name, day):
     assert day_in_name(Path(name)) == day
 
 
-def test_header_of_a_non_tick_file_is_named(tmp_path):
+def test_non_tick_files_are_skipped_and_bad_tick_headers_named(tmp_path):
     (tmp_path / "notes.csv").write_text("a,b,c\n1,2,3\n")
-    with pytest.raises(MalformedInputError, match=re.escape("not a DataDownloader tick file")):
+    index = CsvSource(tmp_path).index()
+    assert index.skipped == [tmp_path / "notes.csv"] and index.files == {}
+    (tmp_path / "bad.csv").write_text("datetime,datetime_nano,cu.last_price\n")
+    with pytest.raises(MalformedInputError, match=re.escape(f"{tmp_path / 'bad.csv'}, line 1")):
         CsvSource(tmp_path).index()
 
 

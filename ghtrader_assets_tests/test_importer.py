@@ -60,8 +60,9 @@ def folder(tmp_path) -> Path:
 
 
 def test_scan_finds_contract_days_from_the_files(folder):
-    facts, errors = scan(folder)
-    assert errors == []
+    (folder / "klines.csv").write_text("datetime,SHFE.cu2602.open,SHFE.cu2602.close\n1,2,3\n")
+    facts, errors, skipped = scan(folder)
+    assert errors == [] and skipped == [folder / "klines.csv"]
     days = {(f.contract.split(".")[1][:2], f.trading_day) for f in facts}
     assert {d for _, d in days} == {DAY.isoformat(), NEXT.isoformat()}
     assert len(facts) == 6  # 2 cu contracts x 2 days + 1 m contract x 2 days
@@ -69,7 +70,7 @@ def test_scan_finds_contract_days_from_the_files(folder):
 
 
 def test_derived_roll_picks_the_largest_open_interest(folder):
-    facts, _ = scan(folder)
+    facts, _, _ = scan(folder)
     entries = derive_roll(facts)
     by = {(e.symbol.raw, e.trading_day): e.underlying for e in entries}
     near = SimulatedSource(seed=11).roll_entry(CU, DAY).underlying
@@ -120,7 +121,7 @@ def test_import_materializes_then_refuses_a_bad_folder_without_touching_the_stor
 
 
 def test_import_uses_the_folders_own_roll_schedule(folder, tmp_path):
-    facts, _ = scan(folder)
+    facts, _, _ = scan(folder)
     far = sorted({f.contract for f in facts if ".cu" in f.contract})[1]
     write_roll_schedule([RollEntry(CU, DAY, far, "csv")], folder)
     data = tmp_path / "data"

@@ -450,6 +450,12 @@ def read_header(path: Path) -> list[str]:
     return [h.strip() for h in text.strip().split(",")]
 
 
+def is_tick_header(header: list[str]) -> bool:
+    """True for a DataDownloader *tick* header (``datetime,datetime_nano,...``); kline
+    downloads and other CSV files in a download folder are not tick files."""
+    return header[:2] == ["datetime", "datetime_nano"]
+
+
 def header_contract(path: Path, header: list[str]) -> str:
     """The contract a DataDownloader header is about (``SHFE.cu2602``); raises otherwise."""
     if header[:2] != ["datetime", "datetime_nano"] or len(header) < 3:
@@ -485,16 +491,25 @@ class FileIndex:
     many-day file of its contract, filtered by trading day when read.
     """
 
-    def __init__(self, files: dict[str, list[tuple[Path, dt.date | None]]]) -> None:
+    def __init__(
+        self, files: dict[str, list[tuple[Path, dt.date | None]]], skipped: list[Path]
+    ) -> None:
         self.files = files
+        #: CSV files whose header is not a tick header (klines, notes): not read.
+        self.skipped = skipped
 
     @classmethod
     def scan(cls, root: Path) -> FileIndex:
         files: dict[str, list[tuple[Path, dt.date | None]]] = {}
+        skipped: list[Path] = []
         for path in tick_paths(root):
-            contract = header_contract(path, read_header(path))
+            header = read_header(path)
+            if not is_tick_header(header):
+                skipped.append(path)
+                continue
+            contract = header_contract(path, header)
             files.setdefault(contract, []).append((path, day_in_name(path)))
-        return cls(files)
+        return cls(files, skipped)
 
     def files_for(self, contract: str, trading_day: dt.date) -> list[tuple[Path, bool]]:
         mine = self.files.get(contract, [])
