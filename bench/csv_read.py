@@ -7,7 +7,9 @@ per-line field count, the last-line (truncation) check, datetime/datetime_nano a
 misdated-row filtering, repeat detection for ids, and conforming to the TICKS schema. The
 bare baseline is ``pandas.read_csv`` of the same bytes (C engine, default options). Both run
 on the same file in the same process: a simulated SHFE.cu day (five levels, ~56k rows),
-plain and gzip, and the real CZCE.CF709 2017-04-14 file when ``shared/realdata`` is found.
+plain and gzip, and the real CZCE.CF709 2017-04-14 file when ``shared/realdata`` is found
+(found by header among the folder's ten files, so that figure includes the discovery a
+fresh source does: reading ten gzip headers).
 Figures are printed, never asserted; medians of ``--repeats`` runs.
 """
 
