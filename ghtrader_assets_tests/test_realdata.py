@@ -57,11 +57,11 @@ pytestmark = pytest.mark.skipif(
 #: symbol, day, underlying, rows stored, checks failing at ERROR, at WARN, manifest
 EXPECTED = [
     ("KQ.m@CFFEX.IF", "2017-04-20", "CFFEX.IF1704", 16120, set(),
-     {"nulls", "gaps", "outliers"}, True),
+     {"gaps", "outliers"}, True),
     ("KQ.m@CFFEX.IF", "2017-04-21", "CFFEX.IF1704", 9865, set(),
-     {"nulls", "gaps", "outliers"}, True),
+     {"gaps", "outliers"}, True),
     ("KQ.m@CZCE.CF", "2017-04-14", "CZCE.CF709", 20753, set(),
-     {"nulls", "duplicates", "gaps", "out_of_session", "outliers"}, True),
+     {"duplicates", "gaps", "out_of_session", "outliers"}, True),
     ("KQ.m@DCE.pp", "2017-04-20", "DCE.pp1709", 21624, set(),
      {"gaps", "cadence", "outliers"}, True),
     ("KQ.m@DCE.pp", "2017-04-21", "DCE.pp1709", 20520, set(),

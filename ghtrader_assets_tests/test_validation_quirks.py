@@ -144,3 +144,24 @@ def test_an_on_change_feed_is_not_reported_as_thinned():
     assert "event_cadence" not in on_change.failed_rules
     thinned = validate_day(_thinned(quiet=False, share=0.6), CU, DAY)
     assert thinned.failed_rules.get("event_cadence") == "WARN"
+
+
+def _empty_side(frame: pd.DataFrame, start: int, n: int, *, at_high: bool) -> pd.DataFrame:
+    """``n`` rows from ``start`` with no ask; ``at_high``: bid and last at the day's high
+    (a book locked at its upper limit), else the ask simply vanishes."""
+    out = frame.copy()
+    rows = out.index[start : start + n]
+    out.loc[rows, "ask_price1"] = np.nan
+    out.loc[rows, "ask_volume1"] = np.nan
+    if at_high:
+        top = float(out["highest"].iloc[start + n - 1])
+        out.loc[rows, ["bid_price1", "last_price"]] = top
+        out.loc[rows, "highest"] = top
+    return out
+
+
+def test_a_book_locked_at_its_limit_is_not_a_null_run():
+    locked = validate_day(_empty_side(clean(), 5000, 300, at_high=True), CU, DAY)
+    assert "null_run" not in locked.failed_rules and "null_rate" not in locked.failed_rules
+    vanished = validate_day(_empty_side(clean(), 5000, 300, at_high=False), CU, DAY)
+    assert vanished.failed_rules.get("null_run") == "ERROR"

@@ -141,6 +141,8 @@ class Coverage:
     #: Index of the window each row falls in, -1 outside every window.
     window_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     out_of_session: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: Off-session snapshots (see ``off_session_snapshots``); empty when none.
+    snapshot: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     #: (minute start ns, missing half-seconds) of the worst minutes, for samples.
     worst_minutes: list[tuple[int, int]] = field(default_factory=list)
 
@@ -280,6 +282,7 @@ def compute_coverage(
         # row in a break between sessions is out of session even without a trade
         outside = (t < _ns(ordered[0].start)) | (t >= _ns(ordered[-1].end))
         snapshot = cov.out_of_session & outside & ~traded(vol)
+        cov.snapshot = snapshot
         cov.off_session_snapshots = int(np.count_nonzero(snapshot))
         cov.out_of_session &= ~snapshot
     cov.in_session_ticks = int(np.count_nonzero(in_session))

@@ -186,6 +186,7 @@ def validate_day(
     in_session = _expand(cov.in_session, valid_ts)
     window_of = _expand(cov.window_of, valid_ts, fill=-1)
     out_of_session = _expand(cov.out_of_session, valid_ts)
+    snapshot = _expand(cov.snapshot, valid_ts) if cov.snapshot.size else None
 
     sample = choose_sample(len(frame), symbol, trading_day, config)
     # the first tick after a gap (>= 2 empty seconds, above its threshold or not) is not
@@ -195,7 +196,9 @@ def validate_day(
     holes = [g.end_ns for g in cov.gaps]
     starts = np.searchsorted(t, np.asarray(holes, dtype=np.int64), side="left")
     after_hole[starts[starts < len(frame)]] = True
-    rules, fq = _field_rules(frame, in_session, window_of, after_hole, sample, config, spec, limits)
+    rules, fq = _field_rules(
+        frame, in_session, window_of, after_hole, sample, config, spec, limits, snapshot
+    )
     rules.update(duplicate_rules(frame, ticks, exact_present, conflicting, duplicates_dropped))
     rules.update(
         coverage_rules(
@@ -247,6 +250,7 @@ def _field_rules(
     config: ValidationConfig,
     spec: ProductSpec,
     limits: tuple[float, float] | None,
+    snapshot: np.ndarray | None = None,
 ) -> tuple[dict[str, RuleResult], pd.DataFrame]:
     """Schema, row, null and outlier rules on the whole day or its sample; returns the
     results and the frame they were measured on (row positions refer to it)."""
@@ -254,8 +258,15 @@ def _field_rules(
     block_starts = None if sample is None else sample.block_starts
     rules: dict[str, RuleResult] = schema_rules(fq)
     cols = float_columns(fq)
+    if snapshot is not None and sample is not None:
+        snapshot = snapshot[sample.rows]
     row_results, bad = row_rules(
-        cols, config, five_levels=spec.five_levels, limits=limits, segment_starts=block_starts
+        cols,
+        config,
+        five_levels=spec.five_levels,
+        limits=limits,
+        segment_starts=block_starts,
+        null_exempt=snapshot,
     )
     rules.update(row_results)
     for name in ("non_positive_price", "negative_volume"):
