@@ -120,12 +120,23 @@ def _home() -> Path:
     return Path(os.environ["DAGSTER_HOME"])
 
 
-def run_day(day: str) -> DayRun:
-    """Materialize every symbol's chain for one trading day in one Dagster run."""
+def run_day(day: str, symbols: Sequence[str] | None = None) -> DayRun:
+    """Materialize every symbol's chain (or only ``symbols``' chains) for one trading day in
+    one Dagster run."""
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from ghtrader_assets.definitions import ingest_job
 
+    selection = None
+    if symbols is not None:
+        from ghtrader_assets.assets import SymbolAssetKeys
+        from ghtrader_assets.symbols import parse_main_symbol
+
+        selection = [
+            key
+            for raw in symbols
+            for key in vars(SymbolAssetKeys.of(parse_main_symbol(raw))).values()
+        ]
     with DagsterInstance.get() as instance:
         result = execute_job(
             reconstructable(ingest_job),
@@ -137,6 +148,7 @@ def run_day(day: str) -> DayRun:
             },
             run_config={"execution": {"config": {"in_process": {}}}, **QUIET},
             raise_on_error=False,
+            asset_selection=selection,
         )
     if _orphaned():
         os._exit(1)  # the demo is gone: nobody will read the result, nor send more work
@@ -281,8 +293,10 @@ def run_days(
     report_every: float = 30.0,
     say: Callable[[str], None] = print,
     run: Callable[[str], DayRun] = run_day,
+    on_done: Callable[[DayRun], None] | None = None,
 ) -> list[DayRun]:
     """Run ``days`` with at most ``workers`` runs at once; results in the order of ``days``.
+    ``on_done`` sees each day's outcome as it finishes (progress lines).
 
     While runs are unfinished it reports, every ``report_every`` seconds, the days it waits
     for and (with ``pool``) who holds the pool, releasing runs whose process died; after
@@ -303,6 +317,9 @@ def run_days(
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=report_every, return_when=FIRST_COMPLETED)
+                if on_done is not None:
+                    for future in done:
+                        on_done(_outcome(future, futures[future]))
                 if not pending:
                     break
                 waited = time.monotonic() - started
@@ -323,14 +340,15 @@ def run_days(
             release_dead_runs()
         raise
     executor.shutdown(wait=True)
-    out = []
-    for future, day in futures.items():
-        exc = future.exception()
-        if exc is None:
-            out.append(future.result())
-        else:  # a worker that died (BrokenProcessPool) or raised: the day failed, say why
-            out.append(DayRun(day, False, "", f"{type(exc).__name__}: {exc}"))
-    return out
+    return [_outcome(future, day) for future, day in futures.items()]
+
+
+def _outcome(future: Future[DayRun], day: str) -> DayRun:
+    exc = future.exception()
+    if exc is None:
+        return future.result()
+    # a worker that died (BrokenProcessPool) or raised: the day failed, say why
+    return DayRun(day, False, "", f"{type(exc).__name__}: {exc}")
 
 
 def _progress(pool: str | None, say: Callable[[str], None], days: list[str], waited: float) -> str:

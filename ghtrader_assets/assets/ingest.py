@@ -282,10 +282,11 @@ def ingest_day(
     def download_ticks() -> pd.DataFrame:
         return source.call(trading_day, lambda src: src.ticks(entry))
 
-    seconds, dropped = 0.0, 0
+    seconds, dropped, excluded = 0.0, 0, None
     if download:
         started = time.perf_counter()
         raw = download_ticks()
+        excluded = source.call(trading_day, lambda src: src.left_out(entry))
         seconds = time.perf_counter() - started
         ticks, dropped = drop_exact_duplicates(raw)
         guard_replacement(store, symbol, trading_day, len(ticks), allow=allow_shrink)
@@ -306,6 +307,7 @@ def ingest_day(
         duplicates_dropped=dropped,
         refetch=download_ticks if download and config.attribution_enabled else None,
         attribution_budget=attribution_budget,
+        excluded=excluded,
     )
     summary = _with_lineage(result.summary, underlying, source_name)
     if download and result.blocking_failures and not allow_failing:

@@ -23,16 +23,29 @@ def rule_severity(
     threshold: Threshold = config.threshold(name)
     if result.skipped or not threshold.enabled:
         return None
+    if name == "event_cadence" and cov.missing_halves_quiet:
+        return None  # the longer intervals traded no more: an on-change feed, not thinned
+    if name == "half_seconds_missing" and cov.missing_halves_quiet:
+        return _at_most_warn(threshold.severity(result.value))
+    if name == "session_end_lag" and cov.session_end_lag_quiet:
+        return _at_most_warn(threshold.severity(result.value))
     if name != "gap":
         return threshold.severity(result.value)
-    # gaps: the warn level depends on the product and session kind of each gap
+    # gaps: the warn level depends on the product and session kind of each gap; a quiet
+    # gap (no more volume crossed it than one ordinary tick carries) never blocks
     worst = None
     for g in cov.gaps:
         level = Threshold(g.warn_seconds, threshold.error_above).severity(float(g.seconds))
+        if g.quiet:
+            level = _at_most_warn(level)
         if level == "ERROR":
             return level
         worst = level or worst
     return worst
+
+
+def _at_most_warn(level: str | None) -> str | None:
+    return "WARN" if level == "ERROR" else level
 
 
 def _num(value: float) -> float | int | str:
