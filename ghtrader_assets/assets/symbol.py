@@ -2,9 +2,16 @@
 
 One factory call per main symbol of the universe; assets are keyed
 ``<EXCHANGE>/<product>/<asset>`` and grouped by exchange so the asset graph reads like the
-market. Ticks and the validation summary come from one step, so validation runs in the same
-pass as ingestion with no second read; selecting the summary alone recomputes it from
-stored ticks (after a threshold change) without touching the source.
+market. Ticks, their checks and the validation summary come from one step that cannot be
+subset, so validation runs in the same pass as ingestion with no second read, and a check
+never runs without its day (Dagster greys out *Execute* on the checks tab: "cannot execute
+without materializing the asset"; an unpartitioned checks-only run would have no day to
+check). A run tagged ``ghtrader/revalidate=true`` (the ``revalidate_from_store`` job)
+recomputes the checks and the summary from stored ticks (after a threshold change) without
+touching the source.
+
+Step names follow Dagster's own key-derived scheme, ``<EXCHANGE>__<product>_<asset>``
+(``SHFE__cu_roll_schedule``, ``SHFE__cu_ticks``, ``SHFE__cu_manifest``).
 """
 
 import json
@@ -33,6 +40,7 @@ from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from ghtrader_assets.assets.ingest import (
     ALLOW_SHRINK_TAG,
+    REVALIDATE_TAG,
     StepSource,
     check_results,
     fetch_roll,
@@ -69,6 +77,11 @@ class SymbolAssetKeys:
     ticks: AssetKey
     validation_summary: AssetKey
     manifest: AssetKey
+
+    @property
+    def validated_day(self) -> tuple[AssetKey, AssetKey]:
+        """The assets of the one non-subsettable step: ticks (with checks) and summary."""
+        return (self.ticks, self.validation_summary)
 
     @classmethod
     def of(cls, symbol: MainSymbol) -> "SymbolAssetKeys":
@@ -166,7 +179,9 @@ def build_symbol_assets(
         ]
 
     @multi_asset(
-        name=f"{symbol.key}_ticks",
+        # The name Dagster derives for a single asset keyed SHFE/cu_ticks: one step-naming
+        # scheme for the whole chain.
+        name=keys.ticks.to_python_identifier(),
         outs={
             "ticks": AssetOut(
                 key=keys.ticks,
@@ -188,7 +203,8 @@ def build_symbol_assets(
                 is_required=False,
                 kinds={"pandas"},
                 description=f"Coverage and field-quality figures of `{symbol.raw}` for one day. "
-                "Materialize it alone to recompute from stored ticks after a threshold change.",
+                "Made with the ticks; after a threshold change, run the `revalidate_from_store` "
+                f"job (or tag a run `{REVALIDATE_TAG}=true`) to recompute it from stored ticks.",
             ),
         },
         ins={"roll": AssetIn(keys.roll_schedule)},
@@ -199,7 +215,8 @@ def build_symbol_assets(
         check_specs=check_specs,
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
-        can_subset=True,
+        # Not subsettable: the checks and the summary only ever run with their day's ticks.
+        can_subset=False,
         pool=pool,
     )
     def ticks_and_validation(
@@ -215,7 +232,7 @@ def build_symbol_assets(
                 f"{symbol.raw}: no roll-schedule entry for {', '.join(sorted(missing))}; "
                 "materialize the roll schedule first"
             )
-        download = keys.ticks in context.selected_asset_keys
+        download = context.run.tags.get(REVALIDATE_TAG) != "true"
         config = ValidationConfig.from_env()
         budget = AttributionBudget(config.attribution_max_days)
         rows = [
@@ -278,26 +295,26 @@ def build_symbol_assets(
                     "last_tick": local_time(ticks["ts"].max()) if len(ticks) else "",
                 },
             )
-        if keys.validation_summary in context.selected_asset_keys:
-            gap_rows = store_gaps(store.get_store(), symbol, days)
-            yield Output(
-                summary,
-                output_name="validation_summary",
-                metadata={
-                    "tick_rows": len(ticks),
-                    "gap_count": gap_count,
-                    "validation_seconds": round(validation_seconds, 4),
-                    **verdict,
-                    "recomputed_from_store": not download,
-                    "gaps_stored": gap_rows,
-                },
-            )
+        # The summary comes with every run of this step (ticks or not).
+        gap_rows = store_gaps(store.get_store(), symbol, days)
+        yield Output(
+            summary,
+            output_name="validation_summary",
+            metadata={
+                "tick_rows": len(ticks),
+                "gap_count": gap_count,
+                "validation_seconds": round(validation_seconds, 4),
+                **verdict,
+                "recomputed_from_store": not download,
+                "gaps_stored": gap_rows,
+            },
+        )
         record_day_metrics(
             store,
             symbol,
             days,
             ingested=download,
-            summarized=keys.validation_summary in context.selected_asset_keys,
+            summarized=True,
             mark=mark,
             run_id=context.run.run_id,
             log=context.log,
