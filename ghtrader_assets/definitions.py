@@ -107,7 +107,9 @@ def build_definitions(
     if "store" in resource_overrides and "store_io_manager" not in resource_overrides:
         # The IO manager must write through the same (overridden) store.
         resources["store_io_manager"] = StoreIOManager(store=resources["store"])
-    return Definitions(assets=assets, jobs=[ingest, revalidate], sensors=sensors, resources=resources)
+    return Definitions(
+        assets=assets, jobs=[ingest, revalidate], sensors=sensors, resources=resources
+    )
 
 
 defs = build_definitions()

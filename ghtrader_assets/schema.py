@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import pandas as pd
 import pandera.pandas as pa
 
+from ghtrader_assets.column_descriptions import describe
+
 LEVELS = (1, 2, 3, 4, 5)
 BOOK_COLUMNS: tuple[str, ...] = tuple(
     f"{side}_{kind}{lvl}"
@@ -62,9 +64,21 @@ def table_spec(
     dedup_keys: tuple[str, ...],
     symbol_columns: tuple[str, ...],
 ) -> TableSpec:
-    """A table whose pandera schema is strict and ordered: exactly these columns, in order."""
+    """A table whose pandera schema is strict and ordered: exactly these columns, in order.
+
+    Each column gets its description (meaning and unit) from
+    :mod:`ghtrader_assets.column_descriptions` unless it carries its own; descriptions are
+    documentation only and never enter :func:`schema_hash`."""
+    columns = {n: _described(name, n, c) for n, c in columns.items()}
     schema = pa.DataFrameSchema(columns, strict=True, ordered=True, name=name)
     return TableSpec(name, schema, timestamp, dedup_keys, symbol_columns)
+
+
+def _described(table: str, name: str, col: pa.Column) -> pa.Column:
+    text = col.description or describe(table, name)
+    if text is None or text == col.description:
+        return col
+    return pa.Column(**{**col.properties, "description": text})
 
 
 def _str(nullable: bool = False) -> pa.Column:

@@ -96,7 +96,9 @@ def test_step_names_follow_one_scheme(tmp_path):
 def test_revalidate_rechecks_stored_days_under_their_partition(tmp_path, instance, monkeypatch):
     defects = {CU.raw: {DAY: {"gap": {"seconds": 20}}}}
     defs = build_definitions(_settings(tmp_path), source=SourceResource(simulated_defects=defects))
-    first = defs.resolve_job_def(INGEST_JOB).execute_in_process(partition_key=DAY, instance=instance)
+    first = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+        partition_key=DAY, instance=instance
+    )
     assert first.success
     store = defs.resources["store"].get_store()
     stored_ticks = store.read_partition(TICKS, CU.raw, DAY)

@@ -105,6 +105,18 @@ def table_metadata(spec: TableSpec) -> dict[str, object]:
     return {TABLE_METADATA_KEY: spec.name, "dagster/column_schema": column_schema(spec)}
 
 
+def validation_metadata(summary: pd.DataFrame) -> dict[str, object]:
+    """Figures of the validated day(s) with their unit in the name, and whether the row-level
+    rules saw every row (``validation_sampled``) or which share of them (``sample_fraction``)."""
+    rows = int(summary["rows"].sum())
+    checked = int(summary["sample_rows"].sum())
+    return {
+        "max_gap_seconds": int(summary["max_gap_seconds"].max()) if len(summary) else 0,
+        "validation_sampled": bool((summary["sampled"] == 1).any()),
+        "sample_fraction": round(checked / rows, 6) if rows else 1.0,
+    }
+
+
 def build_symbol_assets(
     symbol: MainSymbol,
     partitions_def: PartitionsDefinition,
@@ -275,6 +287,7 @@ def build_symbol_assets(
             "failed_checks": ", ".join(failed) or "none",
             "blocking_failures": ", ".join(blocking) or "none",
         }
+        figures = validation_metadata(summary)
         mark = write_mark(store.get_store())  # the IO manager writes when outputs are yielded
         if download:
             seconds = max(sum(d.download_seconds for d in days), 1e-9)
@@ -287,9 +300,10 @@ def build_symbol_assets(
                     "source": source.kind,
                     "download_seconds": round(seconds, 4),
                     "download_rows_per_second": round(len(ticks) / seconds, 1),
-                    "duplicates_dropped": sum(d.duplicates_dropped for d in days),
+                    "duplicates_dropped_rows": sum(d.duplicates_dropped for d in days),
                     "gap_count": gap_count,
                     "validation_seconds": round(validation_seconds, 4),
+                    **figures,
                     **verdict,
                     "first_tick": local_time(ticks["ts"].min()) if len(ticks) else "",
                     "last_tick": local_time(ticks["ts"].max()) if len(ticks) else "",
@@ -304,6 +318,7 @@ def build_symbol_assets(
                 "tick_rows": len(ticks),
                 "gap_count": gap_count,
                 "validation_seconds": round(validation_seconds, 4),
+                **figures,
                 **verdict,
                 "recomputed_from_store": not download,
                 "gaps_stored": gap_rows,
@@ -385,7 +400,7 @@ def build_symbol_assets(
         return Output(
             out,
             metadata={
-                "rows": int(out["rows"].sum()),
+                "tick_rows": int(out["rows"].sum()),
                 "schema_hash": str(out.at[0, "schema_hash"]),
                 "code_version": str(out.at[0, "code_version"]),
                 "checks_failed": int(out["checks_failed"].sum()),
