@@ -131,3 +131,24 @@ def test_revalidate_rechecks_stored_days_under_their_partition(tmp_path, instanc
     pd.testing.assert_frame_equal(store.read_partition(TICKS, CU.raw, DAY), stored_ticks)
     summary = store.read_partition(VALIDATION_SUMMARY, CU.raw, DAY)
     assert summary.at[0, "verdict_overall"] == "error"
+
+
+def test_revalidating_a_day_never_ingested_is_refused(tmp_path, instance):
+    defs = build_definitions(_settings(tmp_path))
+    # The roll schedules of the day exist (so the step gets that far), the ticks never did.
+    rolls = [SymbolAssetKeys.of(s).roll_schedule for s in (CU, M)]
+    assert (
+        defs.resolve_implicit_global_asset_job_def()
+        .execute_in_process(partition_key=DAY, instance=instance, asset_selection=rolls)
+        .success
+    )
+    job = defs.resolve_job_def(REVALIDATE_JOB)
+    result = job.execute_in_process(partition_key=DAY, instance=instance, raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failures and all(
+        f"nothing stored to re-validate on {DAY}" in str(e.event_specific_data.error)
+        for e in failures
+    )
+    store = defs.resources["store"].get_store()
+    assert store.read_partition(VALIDATION_SUMMARY, CU.raw, DAY).empty  # nothing invented

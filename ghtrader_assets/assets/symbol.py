@@ -60,6 +60,7 @@ from ghtrader_assets.metadata import column_schema
 from ghtrader_assets.metrics import record_day_metrics, write_mark
 from ghtrader_assets.resources import SourceResource, StoreResource
 from ghtrader_assets.schema import MANIFESTS, ROLL_SCHEDULE, TICKS, VALIDATION_SUMMARY, TableSpec
+from ghtrader_assets.stores.base import TickStore
 from ghtrader_assets.symbols import MainSymbol
 from ghtrader_assets.validation import CHECKS, AttributionBudget, ValidationConfig
 
@@ -103,6 +104,19 @@ def local_time(ts: pd.Timestamp) -> str:
 def table_metadata(spec: TableSpec) -> dict[str, object]:
     """Which table the IO manager stores an asset in, and its columns for the UI."""
     return {TABLE_METADATA_KEY: spec.name, "dagster/column_schema": column_schema(spec)}
+
+
+def require_stored_days(store: TickStore, symbol: MainSymbol, days: list[str]) -> None:
+    """Re-validating a day that was never ingested would store a summary (and check
+    results) for ticks that do not exist; refuse it, naming the days."""
+    never = [d for d in days if store.read_partition(VALIDATION_SUMMARY, symbol.raw, d).empty]
+    if never:
+        raise Failure(
+            f"{symbol.raw}: nothing stored to re-validate on {', '.join(never)}; materialize "
+            "the ticks of these days first (without the revalidate tag)",
+            metadata={"days_not_stored": ", ".join(never)},
+            allow_retries=False,
+        )
 
 
 def validation_metadata(summary: pd.DataFrame) -> dict[str, object]:
@@ -245,6 +259,8 @@ def build_symbol_assets(
                 "materialize the roll schedule first"
             )
         download = context.run.tags.get(REVALIDATE_TAG) != "true"
+        if not download:
+            require_stored_days(store.get_store(), symbol, sorted(wanted))
         config = ValidationConfig.from_env()
         budget = AttributionBudget(config.attribution_max_days)
         rows = [
