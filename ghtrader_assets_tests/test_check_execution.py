@@ -13,15 +13,11 @@ import re
 
 import pandas as pd
 import pytest
-from dagster import AssetCheckKey, DagsterInstance
+from dagster import AssetCheckKey, DagsterInstance, instance_for_test
 from dagster._core.errors import DagsterInvalidSubsetError
-from dagster._core.remote_representation.external import RemoteRepository
-from dagster._core.remote_representation.external_data import RepositorySnap
-from dagster._core.remote_representation.handle import RepositoryHandle
-from dagster_graphql.schema.asset_checks import (
-    GrapheneAssetCheck,
-    GrapheneAssetCheckCanExecuteIndividually,
-)
+from dagster._core.test_utils import in_process_test_workspace
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster_graphql.test.utils import execute_dagster_graphql, infer_repository_selector
 
 from ghtrader_assets import calendar
 from ghtrader_assets.assets import SymbolAssetKeys
@@ -48,29 +44,55 @@ def _settings(tmp_path) -> Settings:
     return Settings(data_dir=tmp_path, universe=(CU, M), start_date="2026-01-05")
 
 
-def _remote_repository(defs) -> RemoteRepository:
-    repo = defs.get_repository_def()
-    return RemoteRepository(
-        RepositorySnap.from_def(repo),
-        repository_handle=RepositoryHandle.for_test(repository_name=repo.name),
-        auto_materialize_use_sensors=True,
-    )
+CHECKS_QUERY = """
+query ($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode {
+      assetChecksOrError { ... on AssetChecks { checks { name canExecuteIndividually jobNames } } }
+    }
+  }
+}"""
+
+LAUNCH = """
+mutation ($params: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $params) {
+    __typename
+    ... on InvalidSubsetError { message }
+    ... on PythonError { message }
+    ... on LaunchRunSuccess { run { runId } }
+  }
+}"""
 
 
-def test_ui_cannot_execute_ticks_checks_on_their_own(tmp_path):
-    remote = _remote_repository(build_definitions(_settings(tmp_path)))
-    graph = remote.asset_graph
-    for symbol in (CU, M):
-        ticks = SymbolAssetKeys.of(symbol).ticks
-        for check in CHECKS:
-            node = graph.remote_asset_check_nodes_by_key[AssetCheckKey(ticks, check.name)]
-            # What the Checks tab's Execute / Execute all buttons read (disabled unless
-            # CAN_EXECUTE): the check shares an execution set with its asset.
-            assert (
-                GrapheneAssetCheck(node).resolve_canExecuteIndividually(None)
-                == GrapheneAssetCheckCanExecuteIndividually.REQUIRES_MATERIALIZATION
-            )
-            assert ticks in node.execution_set_entity_keys
+def test_execute_all_on_the_checks_tab_is_disabled_and_refused():
+    """The UI's own GraphQL, against the code location ``dagster dev`` loads."""
+    origin = LoadableTargetOrigin(module_name="ghtrader_assets.definitions", attribute="defs")
+    with instance_for_test() as instance, in_process_test_workspace(instance, origin) as ctx:
+        found = execute_dagster_graphql(ctx, CHECKS_QUERY, {"key": {"path": ["SHFE", "cu_ticks"]}})
+        checks = found.data["assetNodeOrError"]["assetChecksOrError"]["checks"]
+        assert {c["name"] for c in checks} == {c.name for c in CHECKS}
+        # ExecuteChecksButton enables itself only for CAN_EXECUTE checks; otherwise it is
+        # greyed out with "This check cannot execute without materializing the asset."
+        assert {c["canExecuteIndividually"] for c in checks} == {"REQUIRES_MATERIALIZATION"}
+        # The request the button would send (checks only, no partition) is refused: no run.
+        params = {
+            "mode": "default",
+            "executionMetadata": {},
+            "runConfigData": "{}",
+            "selector": {
+                **infer_repository_selector(ctx),
+                "jobName": checks[0]["jobNames"][0],
+                "assetSelection": [],
+                "assetCheckSelection": [
+                    {"assetKey": {"path": ["SHFE", "cu_ticks"]}, "name": c["name"]} for c in checks
+                ],
+            },
+        }
+        launched = execute_dagster_graphql(ctx, LAUNCH, {"params": params})
+        outcome = launched.data["launchPipelineExecution"]
+        assert outcome["__typename"] == "InvalidSubsetError"
+        assert "does not support subsetting" in outcome["message"]
+        assert instance.get_runs() == []
 
 
 def test_a_checks_only_selection_is_refused_before_any_run(tmp_path):
