@@ -3,7 +3,9 @@
 The pandera schemas below decide column names, order and dtypes. Sources normalise to them,
 the stores derive their table definitions from them (Parquet/Arrow types, QuestDB DDL), the
 field-quality check validates with them and the manifest records :func:`schema_hash` so a
-reader can tell which layout a partition was written with.
+reader can tell which layout a partition was written with. Every column also carries a
+description (meaning and unit, from :mod:`ghtrader_assets.column_descriptions`) that the
+Dagster UI shows; descriptions are documentation and never enter the schema hash.
 
 Numeric tick fields are float64 as TqSdk delivers them (levels 2-5 are NaN on exchanges that
 publish level 1 only); ``id`` and ``datetime`` are TqSdk's int64 tick sequence id and
