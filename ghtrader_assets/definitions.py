@@ -10,6 +10,7 @@ from __future__ import annotations
 from dagster import AssetSelection, BackfillPolicy, Definitions, define_asset_job
 
 from ghtrader_assets.assets import SymbolAssetKeys, build_coverage_report_asset, build_symbol_assets
+from ghtrader_assets.assets.ingest import REVALIDATE_TAG
 from ghtrader_assets.automation import AutomationSettings, build_sensors, with_automation
 from ghtrader_assets.config import Settings, check_environment
 from ghtrader_assets.io_managers import StoreIOManager
@@ -18,6 +19,7 @@ from ghtrader_assets.partitions import trading_day_partitions
 from ghtrader_assets.resources import SourceResource, StoreResource, env_or
 
 INGEST_JOB = "ingest_daily"
+REVALIDATE_JOB = "revalidate_from_store"
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -92,11 +94,24 @@ def build_definitions(
         description="Roll schedule, ticks (with checks), validation summary and manifest of "
         "every symbol for one trading day.",
     )
+    revalidate = define_asset_job(
+        REVALIDATE_JOB,
+        selection=AssetSelection.assets(
+            *(k for s in settings.universe for k in SymbolAssetKeys.of(s).validated_day)
+        ),
+        tags={REVALIDATE_TAG: "true"},
+        partitions_def=partitions_def,
+        description="Re-validate stored ticks (after a GHTRADER_VALIDATION_* change): checks "
+        "and validation summary recomputed per day, ticks left as stored, the source never "
+        "opened. Launch a backfill over the days to re-check.",
+    )
     resources = {**build_resources(settings), **resource_overrides}
     if "store" in resource_overrides and "store_io_manager" not in resource_overrides:
         # The IO manager must write through the same (overridden) store.
         resources["store_io_manager"] = StoreIOManager(store=resources["store"])
-    return Definitions(assets=assets, jobs=[ingest], sensors=sensors, resources=resources)
+    return Definitions(
+        assets=assets, jobs=[ingest, revalidate], sensors=sensors, resources=resources
+    )
 
 
 defs = build_definitions()

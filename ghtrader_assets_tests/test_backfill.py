@@ -14,7 +14,7 @@ from dagster._core.loader import LoadingContextForTest
 from ghtrader_assets import calendar
 from ghtrader_assets.assets import SymbolAssetKeys
 from ghtrader_assets.config import Settings
-from ghtrader_assets.definitions import INGEST_JOB, build_definitions
+from ghtrader_assets.definitions import INGEST_JOB, REVALIDATE_JOB, build_definitions
 from ghtrader_assets.reports import coverage_report
 from ghtrader_assets.resources import SourceResource
 from ghtrader_assets.schema import MANIFESTS, SKIP_LEDGER, TICKS
@@ -194,9 +194,6 @@ def test_a_step_opens_one_source_for_all_its_days(tmp_path, instance):
     assert _run_range(defs, DAYS[0], DAYS[-1], instance).success
     assert [CU.raw, CU.raw] == OPENED  # the roll-schedule step and the ticks step, 5 days each
     OPENED.clear()
-    job = defs.resolve_implicit_global_asset_job_def()
-    keys = SymbolAssetKeys.of(CU)
-    assert job.execute_in_process(
-        partition_key=DAYS[0], instance=instance, asset_selection=[keys.validation_summary]
-    ).success
+    job = defs.resolve_job_def(REVALIDATE_JOB)
+    assert job.execute_in_process(partition_key=DAYS[0], instance=instance).success
     assert OPENED == []  # recomputing a summary never opens the source

@@ -141,6 +141,11 @@ def fetch_roll(source: StepSource, trading_day: str) -> pd.DataFrame:
 #: Run tag that lets a re-download replace a stored day with far fewer rows (or none).
 ALLOW_SHRINK_TAG = "ghtrader/allow_shrink"
 
+#: Run tag (``true``) that re-validates stored ticks instead of downloading them: the checks
+#: and the validation summary are recomputed (after a threshold change), the ticks are left
+#: as stored and the source is never opened.
+REVALIDATE_TAG = "ghtrader/revalidate"
+
 
 def replacement_min_ratio() -> float:
     """``GHTRADER_REPLACE_MIN_RATIO`` (default 0.5): the smallest share of a stored day's rows

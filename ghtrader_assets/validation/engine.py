@@ -14,8 +14,8 @@ contiguous blocks of ``sample_block_rows`` rows, picked uniformly at random with
 replacement by a generator seeded with ``sample_seed`` and the symbol-day (so re-running
 picks the same rows), kept in time order. Blocks rather than single rows keep the
 sequential rules meaningful: they compare a row with earlier rows of its own block only.
-Counts then describe the sample; the metadata says ``sampled=1`` with the sample and
-population sizes.
+Counts then describe the sample; the check metadata says ``validation_sampled=true`` and
+``sample_fraction`` with the sample and population sizes (the summary row: ``sampled=1``).
 """
 
 from __future__ import annotations
