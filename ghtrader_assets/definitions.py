@@ -12,6 +12,7 @@ from dagster import AssetSelection, BackfillPolicy, Definitions, define_asset_jo
 from ghtrader_assets.assets import SymbolAssetKeys, build_coverage_report_asset, build_symbol_assets
 from ghtrader_assets.automation import AutomationSettings, build_sensors, with_automation
 from ghtrader_assets.config import Settings
+from ghtrader_assets.executors import build_executor, executor_kind
 from ghtrader_assets.io_managers import StoreIOManager
 from ghtrader_assets.metrics import exporter_settings
 from ghtrader_assets.partitions import trading_day_partitions
@@ -53,13 +54,36 @@ def build_resources(settings: Settings) -> dict[str, object]:
     return {"store": store, "source": source, "store_io_manager": StoreIOManager(store=store)}
 
 
+def backfill_policy(days_per_run: int) -> BackfillPolicy | None:
+    """How a backfill splits into runs.
+
+    One day per run (the default) uses no policy at all: Dagster then launches one run per
+    partition tagged ``dagster/partition``, the tag under which it records each day's check
+    results, and the UI lists the run under its day. A policy (``multi_run(n)``) is only set
+    when several days per run are asked for; those runs carry partition-range tags, and the
+    ticks step then records its check results per day itself
+    (:mod:`ghtrader_assets.assets.day_checks`).
+    """
+    return None if days_per_run == 1 else BackfillPolicy.multi_run(days_per_run)
+
+
 def build_definitions(
-    settings: Settings | None = None, **resource_overrides: object
+    settings: Settings | None = None,
+    *,
+    executor: str | None = None,
+    **resource_overrides: object,
 ) -> Definitions:
-    """The full code location for ``settings`` (default: from the environment)."""
+    """The full code location for ``settings`` (default: from the environment).
+
+    ``executor`` (default ``$GHTRADER_EXECUTOR``, else in-process) runs the steps of every
+    job, including the asset jobs the UI, backfills and automation launch; see
+    :mod:`ghtrader_assets.executors` for why in-process is the default.
+    """
     settings = settings or Settings.from_env()
+    executor_def = build_executor(executor or executor_kind())
     partitions_def = trading_day_partitions(settings.start_date, settings.close_time)
     automation = AutomationSettings.from_env()
+    policy = backfill_policy(settings.days_per_run)
     assets: list = []
     # The coverage report reads manifests and validation summaries; depending on both keeps
     # it fresh after a day that fails its blocking checks (no manifest then).
@@ -70,7 +94,7 @@ def build_definitions(
                 symbol,
                 partitions_def,
                 pool=settings.source,
-                backfill_policy=BackfillPolicy.multi_run(settings.days_per_run),
+                backfill_policy=policy,
             )
         )
         keys = SymbolAssetKeys.of(symbol)
@@ -94,7 +118,9 @@ def build_definitions(
     if "store" in resource_overrides and "store_io_manager" not in resource_overrides:
         # The IO manager must write through the same (overridden) store.
         resources["store_io_manager"] = StoreIOManager(store=resources["store"])
-    return Definitions(assets=assets, jobs=[ingest], sensors=sensors, resources=resources)
+    return Definitions(
+        assets=assets, jobs=[ingest], sensors=sensors, resources=resources, executor=executor_def
+    )
 
 
 defs = build_definitions()

@@ -52,7 +52,7 @@ def run_day(day: str) -> DayRun:
             reconstructable(ingest_job),
             instance=instance,
             tags={"dagster/partition": day},
-            run_config={"execution": {"config": {"in_process": {}}}, **QUIET},
+            run_config=QUIET,  # the job's executor is in-process (ghtrader_assets.executors)
             raise_on_error=False,
         )
         return DayRun(day, result.success, result.run_id)

@@ -31,10 +31,10 @@ from dagster import (
 )
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
+from ghtrader_assets.assets.day_checks import day_check_events
 from ghtrader_assets.assets.ingest import (
     ALLOW_SHRINK_TAG,
     StepSource,
-    check_results,
     fetch_roll,
     ingest_day,
     store_gaps,
@@ -104,7 +104,6 @@ def build_symbol_assets(
     ``pool`` caps concurrent source calls across runs (the TqSdk account); the backfill
     policy decides how many trading days one run covers (see ``GHTRADER_DAYS_PER_RUN``).
     """
-    backfill_policy = backfill_policy or BackfillPolicy.multi_run(1)
     keys = SymbolAssetKeys.of(symbol)
     group = symbol.exchange
     meta = {SYMBOL_METADATA_KEY: symbol.raw}
@@ -303,7 +302,7 @@ def build_symbol_assets(
             log=context.log,
         )
         selected = {k.name for k in context.selected_asset_check_keys}
-        yield from check_results(keys.ticks, days, selected)
+        yield from day_check_events(context, keys.ticks, days, selected)
 
     @asset(
         key=keys.manifest,
