@@ -7,6 +7,8 @@ variables) so the same module serves the demo, tests and production; secrets ent
 
 from __future__ import annotations
 
+import os
+
 from dagster import AssetSelection, BackfillPolicy, Definitions, define_asset_job
 
 from ghtrader_assets.assets import SymbolAssetKeys, build_coverage_report_asset, build_symbol_assets
@@ -123,10 +125,30 @@ def build_definitions(
     )
 
 
+def _environment() -> tuple[tuple[str, str], ...]:
+    """The ``GHTRADER_*`` variables the definitions are built from."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("GHTRADER_")))
+
+
 defs = build_definitions()
+_built: dict[tuple[tuple[str, str], ...], Definitions] = {_environment(): defs}
+
+
+def current_definitions() -> Definitions:
+    """The definitions for the current ``GHTRADER_*`` environment, built once per environment.
+
+    :data:`defs` is built from the environment at import; a process that changes the
+    environment afterwards (a benchmark, a test) gets definitions that match it. The day
+    runner loads them *before* forking its workers, so a worker starts with the code
+    location in memory instead of importing and building it again for every run.
+    """
+    key = _environment()
+    if key not in _built:
+        _built[key] = build_definitions()
+    return _built[key]
 
 
 def ingest_job():
-    """The ingest job of :data:`defs`, as a module-level function so Dagster can
-    reconstruct it in other processes (``reconstructable(ingest_job)``)."""
-    return defs.resolve_job_def(INGEST_JOB)
+    """The ingest job for the current environment, as a module-level function so Dagster
+    can reconstruct it in other processes (``reconstructable(ingest_job)``)."""
+    return current_definitions().resolve_job_def(INGEST_JOB)

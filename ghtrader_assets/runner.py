@@ -9,6 +9,7 @@ workers, so they build the same definitions.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -74,8 +75,15 @@ def run_days(days: Sequence[str], workers: int) -> list[DayRun]:
     """Run ``days`` with at most ``workers`` runs at once; results in the order of ``days``."""
     from dagster import DagsterInstance
 
+    from ghtrader_assets.definitions import ingest_job
+
     # Create the instance's storage once here: worker processes racing to create the same
     # SQLite schema would collide.
     DagsterInstance.get().dispose()
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    # Load the code location once, here, and fork the workers from this process: each run
+    # then starts with the definitions in memory instead of importing and building them
+    # again (about a second of CPU per run; bench/overhead.py, bench/backfill.py).
+    ingest_job()
+    context = multiprocessing.get_context("fork") if os.name == "posix" else None
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
         return list(pool.map(run_day, days))
