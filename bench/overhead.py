@@ -150,12 +150,54 @@ def route_command(route: str, day: str) -> tuple[list[str], dict[str, str]]:
     return cmd, {"GHTRADER_EXECUTOR": executor[route]}
 
 
-def run_route(route: str, n_symbols: int, day: str, site: Path) -> tuple[float, float]:
+class Postgres:
+    """A Postgres server for the Dagster instance (the production storage): a fresh database
+    per route, and the CPU of the server processes that served it (the postmaster reaps
+    them, so its children's CPU grows by theirs)."""
+
+    def __init__(self, url: str, data_dir: str) -> None:
+        base, _, self.query = url.partition("?")
+        self.base = base.rstrip("/")
+        pid_file = Path(data_dir) / "postmaster.pid"
+        self.pid = int(pid_file.read_text().split()[0])
+        self.count = 0
+
+    def server_cpu(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / ticks
+
+    def database(self) -> str:
+        import psycopg
+
+        self.count += 1
+        name = f"ghtrader_overhead_{os.getpid()}_{self.count}"
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return name
+
+    def url(self, database: str, driver: str = "postgresql") -> str:
+        base = self.base.replace("postgresql://", f"{driver}://", 1)
+        return f"{base}/{database}" + (f"?{self.query}" if self.query else "")
+
+
+def instance_yaml(pg: Postgres | None) -> str:
+    text = "telemetry:\n  enabled: false\n"
+    if pg is None:
+        return text
+    url = pg.url(pg.database(), driver="postgresql+psycopg2")
+    return text + f'storage:\n  postgres:\n    postgres_url: "{url}"\n'
+
+
+def run_route(
+    route: str, n_symbols: int, day: str, site: Path, pg: Postgres | None = None
+) -> tuple[float, float]:
     names, clones = universe(n_symbols)
     with tempfile.TemporaryDirectory(prefix="ghtrader-overhead-") as tmp:
         home = Path(tmp) / "dagster_home"
         home.mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        (home / "dagster.yaml").write_text(instance_yaml(pg))
         cmd, extra = route_command(route, day)
         env = {
             **os.environ,
@@ -169,44 +211,73 @@ def run_route(route: str, n_symbols: int, day: str, site: Path) -> tuple[float, 
             "GHTRADER_AUTOMATION": "off",
             **extra,
         }
-        return measure(cmd, env, Path(tmp))
+        if route != "bare" and pg is not None:
+            # Dagster creates its tables on first use; do it outside the measurement.
+            subprocess.run(
+                [str(BIN / "dagster"), "instance", "migrate"], env=env, capture_output=True
+            )
+        server = pg.server_cpu() if pg else 0.0
+        cpu, wall = measure(cmd, env, Path(tmp))
+        if pg is not None:
+            time.sleep(0.5)  # let the postmaster reap the backends of this route
+            cpu += pg.server_cpu() - server
+        return cpu, wall
 
 
-def bench_routes(sizes: list[int], routes: list[str], day: str, site: Path) -> None:
+def bench_routes(
+    sizes: list[int],
+    routes: list[str],
+    day: str,
+    site: Path,
+    pg: Postgres | None,
+    heavy_max: int,
+) -> None:
     print(
         f"CPU per symbol-day, trading day {day}, simulated source, embedded store, "
         f"{os.cpu_count()} CPUs; ratio = route / bare in this run"
     )
+    print(
+        "  Dagster instance: SQLite (the local default)"
+        + ("; '+pg': Postgres (production), server CPU included" if pg else "")
+    )
     for n in sizes:
         bare_cpu = None
         print(f"\n{n} symbols")
-        print(f"  {'route':<13} {'CPU s':>8} {'wall s':>8} {'CPU/symbol-day':>15} {'vs bare':>8}")
-        for route in routes:
-            cpu, wall = run_route(route, n, day, site)
+        print(f"  {'route':<16} {'CPU s':>8} {'wall s':>8} {'CPU/symbol-day':>15} {'vs bare':>8}")
+        variants = [(r, None) for r in routes]
+        if pg is not None:
+            variants += [(r, pg) for r in routes if r in ("materialize", "demo")]
+        for route, instance in variants:
+            if route in ("multiprocess", "forkserver") and n > heavy_max:
+                continue  # one process per step: minutes of CPU; see --heavy-max
+            cpu, wall = run_route(route, n, day, site, instance)
             if route == "bare":
                 bare_cpu = cpu
+            label = route + ("+pg" if instance else "")
             ratio = f"{cpu / bare_cpu:7.2f}x" if bare_cpu else "      -"
-            print(f"  {route:<13} {cpu:8.2f} {wall:8.2f} {cpu / n:15.3f} {ratio}")
+            print(f"  {label:<16} {cpu:8.2f} {wall:8.2f} {cpu / n:15.3f} {ratio}", flush=True)
 
 
 LOAD = textwrap.dedent(
     """
     import time
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     from ghtrader_assets.definitions import defs
     repo = defs.get_repository_def()
     repo.get_job("ingest_daily"); repo.get_implicit_global_asset_job_def()
-    print(f"{time.perf_counter() - t0:.3f}")
+    print(time.perf_counter() - t0, time.process_time() - c0)
     """
 )
 
 
 def bench_load(sizes: list[int], site: Path, repeats: int = 3) -> None:
     """Seconds from a fresh interpreter to loaded definitions (what every run worker and,
-    with the multiprocess executor, every step process pays)."""
+    with the multiprocess executor, every step process pays). CPU seconds are what a quiet
+    machine's wall time would be; wall time on a shared machine includes waiting for a core."""
     print(
         f"definition load (import + build + repository + jobs), fresh process, median of {repeats}"
     )
+    print(f"  {'symbols':>7} {'wall s':>7} {'CPU s':>7}")
     for n in sizes:
         names, clones = universe(n)
         env = {
@@ -217,15 +288,17 @@ def bench_load(sizes: list[int], site: Path, repeats: int = 3) -> None:
         }
         with tempfile.TemporaryDirectory() as tmp:
             env["GHTRADER_DATA_DIR"] = tmp
-            times = sorted(
-                float(
-                    subprocess.run(
+            runs = sorted(
+                tuple(
+                    float(x)
+                    for x in subprocess.run(
                         [PYTHON, "-c", LOAD], env=env, capture_output=True, text=True, check=True
-                    ).stdout.split()[-1]
+                    ).stdout.split()[-2:]
                 )
                 for _ in range(repeats)
             )
-        print(f"  {n:3d} symbols: {times[len(times) // 2]:.2f} s wall")
+        wall, cpu = runs[len(runs) // 2]
+        print(f"  {n:7d} {wall:7.2f} {cpu:7.2f}", flush=True)
 
 
 def main() -> None:
@@ -252,12 +325,27 @@ def main() -> None:
         default=5,
         help="symbols of the one-day runs in the partitioning comparison",
     )
+    parser.add_argument(
+        "--postgres",
+        nargs=2,
+        metavar=("URL", "DATA_DIR"),
+        help="also run materialize and demo with a Postgres Dagster instance, e.g. "
+        "'postgresql://postgres@?host=/tmp/pg&port=55432' (no database) and the server's "
+        "data directory (for its CPU)",
+    )
+    parser.add_argument(
+        "--heavy-max",
+        type=int,
+        default=5,
+        help="largest universe for the one-process-per-step routes (default 5)",
+    )
     args = parser.parse_args()
     _become_subreaper()
     with tempfile.TemporaryDirectory(prefix="ghtrader-site-") as site:
         (Path(site) / "sitecustomize.py").write_text(SITECUSTOMIZE)
         if args.symbols:
-            bench_routes(args.symbols, args.routes, args.day, Path(site))
+            pg = Postgres(*args.postgres) if args.postgres else None
+            bench_routes(args.symbols, args.routes, args.day, Path(site), pg, args.heavy_max)
         if args.load:
             bench_load(args.load, Path(site))
         if args.partitioning:
