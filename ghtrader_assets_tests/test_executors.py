@@ -10,6 +10,7 @@ from dagster import execute_job
 from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster._core.test_utils import instance_for_test
 
+from ghtrader_assets.assets import SymbolAssetKeys
 from ghtrader_assets.config import Settings, SettingsError
 from ghtrader_assets.definitions import INGEST_JOB, backfill_policy, build_definitions
 from ghtrader_assets.executors import PRELOAD_MODULES, build_executor, executor_kind
@@ -90,3 +91,21 @@ def test_in_process_runs_wait_for_the_source_pool(tmp_path):
         worker.join(120)
         assert outcome == {"success": True}
         assert store.partitions(TICKS, CU.raw) == [DAY]
+
+
+def test_definitions_follow_the_environment_and_are_built_once(monkeypatch, tmp_path):
+    """The day runner loads the definitions before forking; a process that changed its
+    ``GHTRADER_*`` variables since import (a benchmark's second run) must not get stale ones."""
+    from ghtrader_assets import definitions
+
+    monkeypatch.setenv("GHTRADER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GHTRADER_UNIVERSE", "KQ.m@DCE.m")
+    first = definitions.current_definitions()
+    assert definitions.current_definitions() is first
+    keys = {k.path[0] for k in first.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"DCE", "coverage_report"}
+    monkeypatch.setenv("GHTRADER_UNIVERSE", "KQ.m@SHFE.cu")
+    second = definitions.current_definitions()
+    assert second is not first
+    assert definitions.ingest_job().name == INGEST_JOB
+    assert SymbolAssetKeys.of(CU).ticks in second.resolve_asset_graph().get_all_asset_keys()
