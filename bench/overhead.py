@@ -20,6 +20,7 @@ so the figures measure Dagster and our code, not the product list.
     python bench/overhead.py --symbols 5 --routes bare materialize multiprocess
     python bench/overhead.py --load 1 14 80       # definition load time per universe size
     python bench/overhead.py --partitioning 80    # one chain per symbol vs symbol x day
+    python bench/overhead.py --symbols --steps 10 # three steps vs one fused step per symbol
 """
 
 from __future__ import annotations
@@ -301,6 +302,42 @@ def bench_load(sizes: list[int], site: Path, repeats: int = 3) -> None:
         print(f"  {n:7d} {wall:7.2f} {cpu:7.2f}", flush=True)
 
 
+def bench_steps(n: int, day: str, site: Path) -> None:
+    """Three steps per symbol (like the real chain) vs one fused step, same work, same run
+    shape (``bench/step_granularity_location.py``); bare work as the yardstick."""
+    names, clones = universe(n)
+    print(f"\nstep granularity, one trading day of {n} symbols, in-process, CPU per symbol-day")
+    bare_cpu, _ = run_route("bare", n, day, site)
+    print(f"  {'bare':<28} {bare_cpu / n:6.3f} s   1.00x")
+    for label, fused in (("three steps per symbol", "0"), ("one fused step per symbol", "1")):
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp) / "dagster_home"
+            home.mkdir()
+            (home / "dagster.yaml").write_text(instance_yaml(None))
+            env = {
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).parent), str(ROOT)]),
+                "GHTRADER_DATA_DIR": tmp,
+                "DAGSTER_HOME": str(home),
+                "GHTRADER_UNIVERSE": names,
+                "GHTRADER_BENCH_CLONES": str(clones),
+                "GHTRADER_BENCH_FUSED": fused,
+            }
+            cmd = [
+                str(BIN / "dagster"),
+                "asset",
+                "materialize",
+                "-m",
+                "step_granularity_location",
+                "--select",
+                "*",
+                "--partition",
+                day,
+            ]
+            cpu, _ = measure(cmd, env, Path(tmp))
+        print(f"  {label:<28} {cpu / n:6.3f} s {cpu / bare_cpu:6.2f}x", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--symbols", type=int, nargs="*", default=[5, 40])
@@ -339,6 +376,9 @@ def main() -> None:
         default=5,
         help="largest universe for the one-process-per-step routes (default 5)",
     )
+    parser.add_argument(
+        "--steps", type=int, default=0, help="compare three steps vs one fused step per symbol"
+    )
     args = parser.parse_args()
     _become_subreaper()
     with tempfile.TemporaryDirectory(prefix="ghtrader-site-") as site:
@@ -348,6 +388,8 @@ def main() -> None:
             bench_routes(args.symbols, args.routes, args.day, Path(site), pg, args.heavy_max)
         if args.load:
             bench_load(args.load, Path(site))
+        if args.steps:
+            bench_steps(args.steps, args.day, Path(site))
         if args.partitioning:
             sys.path.insert(0, str(Path(__file__).resolve().parent))
             from partitioning import compare  # bench/partitioning.py
