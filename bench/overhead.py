@@ -309,7 +309,12 @@ def bench_steps(n: int, day: str, site: Path) -> None:
     print(f"\nstep granularity, one trading day of {n} symbols, in-process, CPU per symbol-day")
     bare_cpu, _ = run_route("bare", n, day, site)
     print(f"  {'bare':<28} {bare_cpu / n:6.3f} s   1.00x")
-    for label, fused in (("three steps per symbol", "0"), ("one fused step per symbol", "1")):
+    variants = (
+        ("three steps per symbol", "0", "0"),
+        ("one fused step per symbol", "1", "0"),
+        ("three steps, one check", "0", "1"),
+    )
+    for label, fused, one_check in variants:
         with tempfile.TemporaryDirectory() as tmp:
             home = Path(tmp) / "dagster_home"
             home.mkdir()
@@ -322,6 +327,7 @@ def bench_steps(n: int, day: str, site: Path) -> None:
                 "GHTRADER_UNIVERSE": names,
                 "GHTRADER_BENCH_CLONES": str(clones),
                 "GHTRADER_BENCH_FUSED": fused,
+                "GHTRADER_BENCH_ONE_CHECK": one_check,
             }
             cmd = [
                 str(BIN / "dagster"),
