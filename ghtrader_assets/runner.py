@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing
 import os
 import signal
 import socket
@@ -146,7 +147,7 @@ def run_day(day: str, symbols: Sequence[str] | None = None) -> DayRun:
                 HOST_TAG: socket.gethostname(),
                 PID_TAG: str(os.getpid()),
             },
-            run_config={"execution": {"config": {"in_process": {}}}, **QUIET},
+            run_config=QUIET,  # the job's executor is in-process (ghtrader_assets.executors)
             raise_on_error=False,
             asset_selection=selection,
         )
@@ -308,8 +309,17 @@ def run_days(
     # racing to create the same SQLite schema would collide.
     with instance_setup_lock(_home()):
         DagsterInstance.get().dispose()
+    # Load the code location once, here, and fork the workers from this process: each run
+    # then starts with the definitions in memory instead of importing and building them
+    # again (about a second of CPU per run; bench/overhead.py, bench/backfill.py).
+    from ghtrader_assets.definitions import ingest_job
+
+    ingest_job()
+    context = multiprocessing.get_context("fork") if os.name == "posix" else None
     started = time.monotonic()
-    executor = ProcessPoolExecutor(max_workers=max(1, workers), initializer=_die_with_parent)
+    executor = ProcessPoolExecutor(
+        max_workers=max(1, workers), initializer=_die_with_parent, mp_context=context
+    )
     futures: dict[Future[DayRun], str] = {}
     try:
         with _sigterm_as_interrupt():
