@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -256,9 +257,8 @@ def test_ghtrader_demo(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    days = [
-        line.split("(")[1].split(")")[0] for line in proc.stdout.splitlines() if " run " in line
-    ]
+    days = re.findall(r"^\s+run \S+ \((\d{4}-\d\d-\d\d)\): success$", proc.stdout, re.M)
+    assert len(days) == 2, proc.stdout
     os.environ["DAGSTER_HOME"] = str(tmp_path / "data" / "dagster_home")
     try:
         with DagsterInstance.get() as instance:

@@ -104,9 +104,8 @@ def test_universe_backfill_starts_at_the_listing(instance):
     cursor = UniverseCursor(known=[CU.raw])
     plan = plan_universe_backfill(cursor, (CU, BZ), parts, instance, now=at("2025-07-15T16:00"))
     days = [r.partition_key for r in plan.run_requests]
-    assert days == [
-        d.isoformat() for d in calendar.trading_days(dt.date(2025, 7, 8), dt.date(2025, 7, 15))
-    ]
+    listed = calendar.trading_days(dt.date(2025, 7, 8), dt.date(2025, 7, 15))
+    assert days == [d.isoformat() for d in reversed(listed)]  # newest first, none before
     assert plan.cursor.pending == {}
 
 

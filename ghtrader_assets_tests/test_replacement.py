@@ -208,8 +208,8 @@ def test_manifest_json_is_written_only_after_the_table_write(tmp_path):
 
 def test_multi_day_run_keeps_the_good_day_and_writes_the_new_one(tmp_path):
     """With several days per run the kept day is written back unchanged (the IO manager
-    writes the run's frame by day), the other days are stored, and the folded check
-    result names the rejected day."""
+    writes the run's frame by day), the other days are stored, and each day's check result,
+    recorded under that day, says which download was refused."""
     days = ["2026-03-02", "2026-03-03"]
     with DagsterInstance.ephemeral() as instance:
         good = build_definitions(_settings(tmp_path))
@@ -233,9 +233,15 @@ def test_multi_day_run_keeps_the_good_day_and_writes_the_new_one(tmp_path):
         pd.testing.assert_frame_equal(store.read_partition(TICKS, CU.raw, days[0]), before)
         assert len(store.read_partition(TICKS, CU.raw, days[1])) > 10_000
         assert len(store.read_partition(MANIFESTS, CU.raw, days[0])) == 1
-        book = [e for e in result.get_asset_check_evaluations() if e.check_name == "book_integrity"]
-        assert len(book) == 1 and not book[0].passed
-        assert book[0].metadata["rejected_days (stored day kept)"].value == days[0]
+        book = {
+            e.partition: e
+            for e in result.get_asset_check_evaluations()
+            if e.check_name == "book_integrity"
+        }
+        assert set(book) == set(days)
+        assert not book[days[0]].passed and book[days[1]].passed
+        assert book[days[0]].metadata["replacement"].value == "refused: stored day kept"
+        assert "replacement" not in book[days[1]].metadata
 
 
 class _UnreadableStore:
