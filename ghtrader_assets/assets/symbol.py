@@ -42,6 +42,7 @@ from ghtrader_assets.assets.ingest import (
     ALLOW_FAILING_TAG,
     ALLOW_SHRINK_TAG,
     REVALIDATE_TAG,
+    DayIngest,
     StepSource,
     fetch_roll,
     ingest_day,
@@ -57,6 +58,7 @@ from ghtrader_assets.schema import MANIFESTS, ROLL_SCHEDULE, TICKS, VALIDATION_S
 from ghtrader_assets.stores.base import TickStore
 from ghtrader_assets.symbols import MainSymbol
 from ghtrader_assets.validation import CHECKS, AttributionBudget, ValidationConfig
+from ghtrader_assets.validation.verdict import DayVerdict, day_verdict
 
 IO_MANAGER_KEY = "store_io_manager"
 
@@ -135,6 +137,35 @@ def validation_metadata(summary: pd.DataFrame) -> dict[str, object]:
         "validation_sampled": bool((summary["sampled"] == 1).any()),
         "sample_fraction": round(checked / rows, 6) if rows else 1.0,
     }
+
+
+def verdicts_of(days: list[DayIngest]) -> list[DayVerdict]:
+    """Each ingested day's verdict (pass / warn / blocked), reason, hint and largest gap."""
+    out = []
+    for day in days:
+        row = day.summary.iloc[0].to_dict() if len(day.summary) else {}
+        failed = [c.name for c in day.validation.checks if not c.passed]
+        out.append(day_verdict(day.trading_day, row, failed, day.validation.blocking_failures))
+    return out
+
+
+def run_verdict(verdicts: list[DayVerdict]) -> dict[str, object]:
+    """The run-level verdict: the worst day's (a single-day run: that day's). Each day's own
+    verdict overrides it on that day's materialization (``add_asset_metadata``)."""
+    rank = {"pass": 0, "warn": 1, "blocked": 2}
+    worst = max(verdicts, key=lambda v: rank[v.status])
+    failed = sorted({c for v in verdicts for c in v.failed_checks})
+    blocking = sorted({c for v in verdicts for c in v.blocking_failures})
+    out = worst.metadata()
+    out.update(
+        max_gap_seconds=max(v.max_gap_seconds for v in verdicts),
+        checks_failed=len(failed),
+        failed_checks=", ".join(failed) or "none",
+        blocking_failures=", ".join(blocking) or "none",
+    )
+    if len(verdicts) > 1:
+        out["verdict_days"] = "; ".join(f"{v.trading_day} {v.status}" for v in verdicts)
+    return out
 
 
 def build_symbol_assets(
@@ -306,13 +337,10 @@ def build_symbol_assets(
         summary = pd.concat([d.summary for d in days], ignore_index=True)
         validation_seconds = sum(d.validation.duration_seconds for d in days)
         gap_count = int(summary["gap_count"].sum())
-        failed = sorted({c.name for d in days for c in d.validation.checks if not c.passed})
-        blocking = sorted({f for d in days for f in d.validation.blocking_failures})
-        verdict = {
-            "checks_failed": len(failed),
-            "failed_checks": ", ".join(failed) or "none",
-            "blocking_failures": ", ".join(blocking) or "none",
-        }
+        verdicts = verdicts_of(days)
+        # The verdict leads the metadata, so a blocked day reads "verdict: blocked" first on
+        # its materialization (Partitions tab -> the day), not only on its manifest.
+        verdict = run_verdict(verdicts)
         rejected = [d for d in days if d.rejection is not None]
         if rejected:
             verdict["rejected_downloads (stored day kept)"] = "; ".join(
@@ -320,6 +348,10 @@ def build_symbol_assets(
                 for d in rejected
                 if d.rejection is not None
             )
+        outputs = [keys.validation_summary] + ([keys.ticks] if download else [])
+        for v in verdicts:
+            for key in outputs:
+                context.add_asset_metadata(v.metadata(), asset_key=key, partition_key=v.trading_day)
         figures = validation_metadata(summary)
         mark = write_mark(store.get_store())  # the IO manager writes when outputs are yielded
         if download:
@@ -328,6 +360,7 @@ def build_symbol_assets(
                 ticks,
                 output_name="ticks",
                 metadata={
+                    **verdict,
                     "dagster/row_count": len(ticks),
                     "underlying": ", ".join(sorted(set(roll["underlying"]))),
                     "source": source.kind,
@@ -337,7 +370,7 @@ def build_symbol_assets(
                     "gap_count": gap_count,
                     "validation_seconds": round(validation_seconds, 4),
                     **figures,
-                    **verdict,
+                    "max_gap_seconds": verdict["max_gap_seconds"],
                     "first_tick": local_time(ticks["ts"].min()) if len(ticks) else "",
                     "last_tick": local_time(ticks["ts"].max()) if len(ticks) else "",
                 },
@@ -348,11 +381,12 @@ def build_symbol_assets(
             summary,
             output_name="validation_summary",
             metadata={
+                **verdict,
                 "tick_rows": len(ticks),
                 "gap_count": gap_count,
                 "validation_seconds": round(validation_seconds, 4),
                 **figures,
-                **verdict,
+                "max_gap_seconds": verdict["max_gap_seconds"],
                 "recomputed_from_store": not download,
                 "gaps_stored": gap_rows,
             },

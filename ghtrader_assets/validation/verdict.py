@@ -68,3 +68,78 @@ def layered_verdict(
     overall_layer = max(LAYERS, key=lambda layer: _RANK[out[layer].status])
     out["overall"] = out[overall_layer]
     return out
+
+
+#: What a user sees per symbol-day: ``pass`` (every check passed), ``warn`` (a check failed
+#: without blocking: the day is stored and has its manifest) or ``blocked`` (a blocking
+#: check failed: the day is stored for inspection but gets no manifest).
+DAY_STATUSES = ("pass", "warn", "blocked")
+
+
+@dataclass(frozen=True)
+class DayVerdict:
+    """The one-word verdict of a symbol-day with why and what to do, for the UI.
+
+    ``blocked`` is decided by the blocking checks (what keeps the manifest out), not by the
+    overall layer status alone: a non-blocking check failing at ERROR is a ``warn`` day.
+    """
+
+    trading_day: str
+    status: str  # pass | warn | blocked
+    reason: str  # reason code of the most severe failure, OK when clean
+    hint: str  # one-line action hint
+    max_gap_seconds: int
+    failed_checks: tuple[str, ...]
+    blocking_failures: tuple[str, ...]
+
+    def metadata(self) -> dict[str, object]:
+        """The day's materialization metadata: verdict first, so the UI lists it on top."""
+        return {
+            "verdict": self.status,
+            "verdict_reason": self.reason,
+            "action_hint": self.hint,
+            "max_gap_seconds": self.max_gap_seconds,
+            "checks_failed": len(self.failed_checks),
+            "failed_checks": ", ".join(self.failed_checks) or "none",
+            "blocking_failures": ", ".join(self.blocking_failures) or "none",
+        }
+
+
+def day_status(failed_checks: Iterable[str], blocking_failures: Iterable[str]) -> str:
+    """``blocked`` if a blocking check failed, ``warn`` if any check failed, else ``pass``."""
+    if any(True for _ in blocking_failures):
+        return "blocked"
+    return "warn" if any(True for _ in failed_checks) else "pass"
+
+
+def status_from_summary(verdict_overall: str, blocking_failure: bool) -> str:
+    """The day status from a stored validation-summary row (reports read these)."""
+    if blocking_failure:
+        return "blocked"
+    return "pass" if str(verdict_overall) in ("ok", "", "nan", "None") else "warn"
+
+
+def day_verdict(
+    trading_day: str,
+    summary_row: Mapping[str, object],
+    failed_checks: Iterable[str],
+    blocking_failures: Iterable[str],
+) -> DayVerdict:
+    """The :class:`DayVerdict` of one day from its summary row and its failed checks."""
+    failed = tuple(sorted(failed_checks))
+    blocking = tuple(sorted(blocking_failures))
+    status = day_status(failed, blocking)
+    reason = str(summary_row.get("reason_overall") or "OK")
+    hint = str(summary_row.get("hint_overall") or "no action")
+    if status == "pass":
+        reason, hint = "OK", "no action"
+    gap = summary_row.get("max_gap_seconds")
+    return DayVerdict(
+        trading_day=trading_day,
+        status=status,
+        reason=reason,
+        hint=hint,
+        max_gap_seconds=int(gap) if gap is not None and gap == gap else 0,  # NaN-safe
+        failed_checks=failed,
+        blocking_failures=blocking,
+    )
