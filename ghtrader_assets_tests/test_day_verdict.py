@@ -11,11 +11,11 @@ import datetime as dt
 
 import pytest
 from dagster import AssetKey, DagsterInstance
+from dagster._core.storage.event_log.base import AssetRecordsFilter
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.storage.event_log.base import AssetRecordsFilter
 from dagster._core.test_utils import instance_for_test
 
 from ghtrader_assets import calendar
