@@ -144,7 +144,6 @@ def _print_summary(
     """What ran, what failed and where the data is; printed whatever happened before."""
     print()
     try:
-
         store = open_store(settings)
         print(markdown_table(_demo_summary(store, settings, days, began), for_ui=False))
         print(
@@ -261,11 +260,20 @@ def _demo_summary(
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
-    from ghtrader_assets.reports import coverage_report
+    """The coverage report against the partitions (from GHTRADER_START_DATE, as the UI
+    counts them), then pass / warn / blocked of the last ten trading days."""
+    from ghtrader_assets.partitions import trading_day_partitions
+    from ghtrader_assets.reports import coverage_report, recent_verdicts
 
     settings = _prepare_environment(args)
-    report = coverage_report(open_store(settings), settings.universe)
-    print(markdown_table(report, for_ui=False))
+    keys = trading_day_partitions(settings.start_date, settings.close_time).get_partition_keys()
+    store = open_store(settings)
+    print(
+        markdown_table(coverage_report(store, settings.universe, partition_keys=keys), for_ui=False)
+    )
+    print()
+    print("Recent trading days (pass / warn REASON / blocked REASON / missing / - not listed):")
+    print(markdown_table(recent_verdicts(store, settings.universe, keys[-10:]), for_ui=False))
     return 0
 
 
@@ -298,7 +306,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     out = Path(args.out).expanduser()
     rows = export_ticks(args.symbol, args.start, args.end, out, columns=columns)
-    print(f"ghtrader export: {rows} rows of {args.symbol} ({args.start}..{args.end or args.start}) -> {out}")
+    print(
+        f"ghtrader export: {rows} rows of {args.symbol} ({args.start}..{args.end or args.start}) -> {out}"
+    )
     return 0
 
 
@@ -360,7 +370,6 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--columns", help="comma-separated tick columns (default: all)")
     export.add_argument("--out", required=True, help="a .parquet, .csv or .csv.gz file")
     export.set_defaults(func=cmd_export)
-
 
     back = sub.add_parser(
         "backfill", help="materialize a range of trading days (progress, summary, exit code)"

@@ -105,7 +105,7 @@ def build_definitions(
         )
         keys = SymbolAssetKeys.of(symbol)
         report_inputs.extend([keys.validation_summary, keys.manifest])
-    assets.append(build_coverage_report_asset(settings.universe, report_inputs))
+    assets.append(build_coverage_report_asset(settings.universe, report_inputs, partitions_def))
     assets = with_automation(assets, automation.lookback)
     sensors = build_sensors(
         settings.universe,
