@@ -8,9 +8,11 @@ and records the runs in a persistent Dagster instance so ``dagster dev`` shows t
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +26,7 @@ from ghtrader_assets.runner import (
     RunsStalledError,
     ensure_dagster_home,
     release_dead_runs,
+    run_day,
     run_days,
     set_pool_limit,
 )
@@ -96,14 +99,70 @@ def _demo_days(settings: Settings, n: int) -> list[str]:
     return chosen
 
 
+#: The defects of the demo's one defective day: a crossed book (blocking ``book_integrity``)
+#: and a 45 s hole in a session (``gaps``), so its verdict is ``blocked`` with a largest gap.
+DEMO_DEFECTS = {"crossed_book": {"rows": 5}, "gap": {"seconds": 45}}
+
+#: Run tag naming the demo's defective symbol-day (visible on the run in the UI).
+DEMO_DEFECT_TAG = "ghtrader/demo_defect"
+
+
+@dataclass(frozen=True)
+class DemoDefect:
+    """The one symbol-day the demo makes defective on purpose, so a failed day can be seen."""
+
+    symbol: str
+    trading_day: str
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.symbol} {self.trading_day}: crossed book on 5 ticks + a 45 s gap, "
+            "injected on purpose"
+        )
+
+    def run_config(self) -> dict:
+        """Resource config of that day's run: only this symbol-day gets the defects."""
+        defects = {self.symbol: {self.trading_day: DEMO_DEFECTS}}
+        # The planned step failure would print a stack trace in the terminal; the run's
+        # logs keep it, and the summary below reports the day.
+        quiet = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+        return {**quiet, "resources": {"source": {"config": {"simulated_defects": defects}}}}
+
+    def tags(self) -> dict[str, str]:
+        from ghtrader_assets.assets.ingest import ALLOW_FAILING_TAG
+
+        # A re-run of the demo shows the failed day again even where an earlier clean run
+        # stored it (otherwise the passing day is kept and the defect only quarantined).
+        return {DEMO_DEFECT_TAG: self.label, ALLOW_FAILING_TAG: "true"}
+
+
+def demo_defect(settings: Settings, days: list[str], clean: bool) -> DemoDefect | None:
+    """The first symbol on the second-to-last demo day (the last stays clean, so the newest
+    day reads green); none with ``--clean`` or a source other than the simulated market."""
+    if clean or settings.source != "simulated" or not settings.universe:
+        return None
+    return DemoDefect(settings.universe[0].raw, days[-2] if len(days) > 1 else days[0])
+
+
+def run_demo_day(day: str, defect: DemoDefect | None = None) -> DayRun:
+    """One demo day's run; the defective day's run gets the defect's config and tags."""
+    if defect is not None and day == defect.trading_day:
+        return run_day(day, run_config=defect.run_config(), tags=defect.tags())
+    return run_day(day)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = _prepare_environment(args)
     days = _demo_days(settings, args.days)
+    defect = demo_defect(settings, days, args.clean)
     symbols = ", ".join(s.raw for s in settings.universe)
     print(f"ghtrader demo: source={settings.source} store={settings.store}")
     print(f"  symbols: {symbols}")
     workers = args.workers or default_workers(settings)
     print(f"  trading days: {', '.join(days)} ({workers} in parallel)", flush=True)
+    if defect is not None:
+        print(f"  DEFECTIVE DAY (on purpose): {defect.label} (--clean: none)", flush=True)
     open_store(settings)  # reachable and tables created before any worker starts
     began = pd.Timestamp.now(tz="UTC")
     set_pool_limit(settings.source, settings.source_pool_limit)
@@ -115,7 +174,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     problems: list[str] = []
     try:
-        results = run_days(days, workers, pool=settings.source, timeout=args.timeout)
+        results = run_days(
+            days,
+            workers,
+            pool=settings.source,
+            timeout=args.timeout,
+            run=functools.partial(run_demo_day, defect=defect),
+        )
     except RunsStalledError as exc:
         problems.append(str(exc))
         results = [DayRun(d, False, "", "did not finish (stalled)") for d in days]
@@ -129,9 +194,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     coverage = _materialize_coverage()
     if coverage:
         problems.append(f"coverage report not refreshed: {coverage}")
-    _print_summary(settings, days, results, began, problems)
-    ok = all(r.success for r in results) and not problems
+    summary = _print_summary(settings, days, results, began, problems, defect)
+    ok = not problems and all(r.success or _failed_as_planned(r, defect, summary) for r in results)
     return 0 if ok else 1
+
+
+def _failed_as_planned(r: DayRun, defect: DemoDefect | None, summary: pd.DataFrame | None) -> bool:
+    """The defective day's run fails (its blocking check fails the step); that is the plan
+    only if the defective symbol-day is blocked and every other symbol of the day passed
+    to its manifest."""
+    if defect is None or r.trading_day != defect.trading_day or summary is None:
+        return False
+    day = summary[summary["trading_day"] == r.trading_day]
+    mine = day["symbol"] == defect.symbol
+    return bool(
+        mine.any()
+        and day.loc[mine, "verdict"].str.startswith("blocked").all()
+        and day.loc[~mine, "manifest"].ne("no").all()
+    )
 
 
 def _print_summary(
@@ -140,25 +220,36 @@ def _print_summary(
     results: list[DayRun],
     began: pd.Timestamp,
     problems: list[str],
-) -> None:
-    """What ran, what failed and where the data is; printed whatever happened before."""
+    defect: DemoDefect | None = None,
+) -> pd.DataFrame | None:
+    """What ran, what failed and where the data is; printed whatever happened before.
+    Returns the per symbol-day table (``None`` when the store could not be read)."""
     print()
+    table = None
     try:
         store = open_store(settings)
-        print(markdown_table(_demo_summary(store, settings, days, began), for_ui=False))
+        table = _demo_summary(store, settings, days, began)
+        shown = table.copy()
+        if defect is not None:
+            mark = (shown["symbol"] == defect.symbol) & (shown["trading_day"] == defect.trading_day)
+            shown.loc[mark, "trading_day"] += " (DEFECT, on purpose)"
+        print(markdown_table(shown, for_ui=False))
         print(
-            "  manifest: yes = written by this demo; kept = an earlier manifest (this run did "
-            "not replace the day); no = none"
+            "  verdict: pass / warn REASON / blocked REASON (a blocking check failed: stored "
+            "for inspection, no manifest). manifest: yes = written by this demo; kept = an "
+            "earlier manifest (this run did not replace the day); no = none"
         )
     except Exception as exc:  # noqa: BLE001 - the summary must not hide the outcome
         print(f"  (summary table unavailable: {type(exc).__name__}: {exc})")
     print()
     for r in results:
         state = "success" if r.success else f"FAILED{f' ({r.error})' if r.error else ''}"
+        if not r.success and _failed_as_planned(r, defect, table):
+            state = "FAILED as planned (the defective day's blocking check failed)"
         print(f"  run {r.run_id or '-'} ({r.trading_day}): {state}")
     for problem in problems:
         print(f"  FAILED: {problem}")
-    failed = [r.trading_day for r in results if not r.success]
+    failed = [r for r in results if not r.success and not _failed_as_planned(r, defect, table)]
     if failed:
         print(
             f"  {len(failed)} of {len(results)} day(s) failed: see the run's logs and check "
@@ -170,30 +261,72 @@ def _print_summary(
     print(f"Coverage:  {settings.data_dir / 'reports' / 'coverage.json'}  (or: ghtrader coverage)")
     print("Dagster UI (shows these runs, partitions, checks and metadata):")
     print(f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml")
+    print(f"  {_partitions_note(settings, days)}")
+    if defect is not None:
+        _print_defect_guide(defect)
+    return table
+
+
+def _partitions_note(settings: Settings, days: list[str]) -> str:
+    """What the UI's partition counts will say about the demo's window (issue 13.3)."""
+    from ghtrader_assets.partitions import trading_day_partitions
+
+    keys = trading_day_partitions(settings.start_date, settings.close_time).get_partition_keys()
+    if not keys or keys[0] >= days[0]:
+        return f"The partitions and this demo both start at {days[0]}."
+    return (
+        f"Partitions start at GHTRADER_START_DATE={settings.start_date}: the UI counts "
+        f"{len(keys)} trading days, so these {len(days)} show as about "
+        f"{max(1, round(100 * len(days) / len(keys)))}% filled, the rest as missing, and "
+        f"plots put them at the right edge. For a UI that shows only this window, run both "
+        f"this demo and dagster dev with GHTRADER_START_DATE={days[0]}."
+    )
+
+
+def _print_defect_guide(defect: DemoDefect) -> None:
+    """Where the failed day shows in the UI."""
+    exchange, product = defect.symbol.split("@")[1].split(".")
+    ticks = f"{exchange}/{product}_ticks"
+    day = defect.trading_day
+    print(f"Defective day (on purpose): {defect.label}. Where to see it in the UI:")
+    print(
+        f"  - Assets -> {ticks} -> Partitions -> {day}: metadata verdict = blocked, "
+        "verdict_reason, action_hint, max_gap_seconds"
+    )
+    print(f"  - Assets -> {ticks} -> Checks -> book_integrity -> Partitions: {day} failed")
+    print(f"  - Assets -> {exchange}/{product}_manifest -> Partitions: {day} failed (not written)")
+    print(
+        "  - Assets -> coverage_report -> recent_days: "
+        f"{day} blocked for {defect.symbol}; report: blocking_failure_days, worst_day"
+    )
+    print(f"  - Runs: the run of {day}, tagged {DEMO_DEFECT_TAG}")
 
 
 def _materialize_coverage() -> str:
     """Refresh the coverage report; returns "" or what went wrong (never raises)."""
-    from dagster import DagsterInstance
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     from ghtrader_assets.assets.coverage import COVERAGE_REPORT_KEY
     from ghtrader_assets.definitions import defs
+    from ghtrader_assets.runner import execute_with_origin
 
+    # The implicit asset job, reconstructed from the code location as the UI's run worker
+    # does, so the run carries the workspace's origin like the day runs.
+    repo = ReconstructableRepository.for_module("ghtrader_assets.definitions", "defs")
     try:
-        with DagsterInstance.get() as instance:
-            result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-                instance=instance,
-                asset_selection=[COVERAGE_REPORT_KEY],
-                run_config=QUIET,
-                raise_on_error=False,
-            )
-            if result.success:
-                return ""
-            causes = [
-                _root_cause(e.step_failure_data.error) if e.step_failure_data else ""
-                for e in result.get_step_failure_events()
-            ]
-            return f"run {result.run_id} failed: {'; '.join(c for c in causes if c)}"
+        result = execute_with_origin(
+            repo.get_reconstructable_job(defs.resolve_implicit_global_asset_job_def().name),
+            run_config=QUIET,
+            tags={},
+            asset_selection=[COVERAGE_REPORT_KEY],
+        )
+        if result.success:
+            return ""
+        causes = [
+            _root_cause(e.step_failure_data.error) if e.step_failure_data else ""
+            for e in result.get_step_failure_events()
+        ]
+        return f"run {result.run_id} failed: {'; '.join(c for c in causes if c)}"
     except Exception as exc:  # noqa: BLE001 - reported in the summary, exit code 1
         return f"{type(exc).__name__}: {exc}"
 
@@ -239,6 +372,7 @@ def _demo_summary(
                         "rows": 0,
                         "checks_passed": 0,
                         "checks_failed": "not stored",
+                        "verdict": "missing",
                         "manifest": manifest,
                     }
                 )
@@ -253,6 +387,7 @@ def _demo_summary(
                     "rows": int(rec.rows),
                     "checks_passed": len(outcomes) - len(failed),
                     "checks_failed": ", ".join(failed) or "-",
+                    "verdict": _verdict_cell(rec, outcomes),
                     "manifest": manifest,
                 }
             )
@@ -333,6 +468,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     return import_folder(Path(args.dir), workers, roll_schedule=roll)
 
 
+def _verdict_cell(rec, outcomes: dict) -> str:
+    """``pass``, ``warn REASON`` or ``blocked REASON`` of a stored summary row."""
+    from ghtrader_assets.validation.verdict import status_from_summary
+
+    blocked = any(o["blocking"] and not o["passed"] for o in outcomes.values())
+    status = status_from_summary(str(rec.verdict_overall), blocked)
+    reason = str(rec.reason_overall or "")
+    return f"{status} {reason}" if status != "pass" and reason not in ("", "OK") else status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ghtrader", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -353,6 +498,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=3600.0,
         help="seconds to wait for the runs before giving up with what blocks them (default 3600)",
+    )
+    demo.add_argument(
+        "--clean",
+        action="store_true",
+        help="no defective day (by default, with the simulated source, one symbol-day gets "
+        "injected defects so the UI shows a failed day)",
     )
     demo.set_defaults(func=cmd_demo)
     cov = sub.add_parser("coverage", help="print the coverage table of the store")

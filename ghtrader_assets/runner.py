@@ -6,6 +6,14 @@ runs go at once, the same shape a Dagster backfill takes under the run queue and
 pool. Environment variables set before calling (``GHTRADER_*``, ``DAGSTER_HOME``) reach the
 workers, so they build the same definitions.
 
+**Runs look like the UI's own.** Each run is created with the *code-location origin* of
+``workspace.yaml`` (location ``ghtrader_assets``, repository ``__repository__``;
+:func:`workspace_job_origin`), exactly what ``dagster dev -w workspace.yaml`` stamps on the
+runs it launches. The UI then lists them on the *Overview* timeline under that location and
+*Re-execute* loads the job from it without the "loaded from a different code location"
+warning. The run is still executed here, in the worker (no webserver or daemon needed), so
+the protections below hold.
+
 Crashes, in the order they bite:
 
 * **Concurrent first use.** Several demos starting on a fresh ``$DAGSTER_HOME`` would race
@@ -121,10 +129,78 @@ def _home() -> Path:
     return Path(os.environ["DAGSTER_HOME"])
 
 
-def run_day(day: str, symbols: Sequence[str] | None = None) -> DayRun:
+#: The code location ``workspace.yaml`` loads (and the one runs are stamped with).
+LOCATION_NAME = "ghtrader_assets"
+WORKSPACE_YAML = Path(__file__).resolve().parent.parent / "workspace.yaml"
+
+
+def workspace_job_origin(job_name: str, workspace: Path | None = None):
+    """The ``RemoteJobOrigin`` the UI gives runs of ``job_name`` it launches itself.
+
+    Read from ``workspace.yaml`` when the checkout has one (the same file ``dagster dev -w``
+    reads, so the two cannot disagree), else the same module target built in code (an
+    installed package). Only the origin is built: no code server is started."""
+    from dagster._core.definitions.repository_definition.valid_definitions import (
+        SINGLETON_REPOSITORY_NAME,
+    )
+    from dagster._core.remote_origin import RemoteRepositoryOrigin
+    from dagster._core.workspace.load import (
+        location_origin_from_module_name,
+        location_origins_from_yaml_paths,
+    )
+
+    path = workspace or WORKSPACE_YAML
+    origins = location_origins_from_yaml_paths([str(path)]) if path.exists() else []
+    location = next((o for o in origins if o.location_name == LOCATION_NAME), None)
+    if location is None:
+        location = location_origin_from_module_name(
+            "ghtrader_assets.definitions", "defs", None, location_name=LOCATION_NAME
+        )
+    return RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME).get_job_origin(job_name)
+
+
+def execute_with_origin(
+    recon,
+    *,
+    run_config: dict,
+    tags: dict[str, str],
+    asset_selection: Sequence | None = None,
+):
+    """``execute_job`` plus the workspace's code-location origin, which it cannot pass:
+    create the run with ``remote_job_origin`` (as the UI would), then execute it here, in
+    this process, against the instance at ``$DAGSTER_HOME``. Returns the execution result."""
+    from dagster import DagsterInstance
+    from dagster._core.execution.api import _job_with_repository_load_data, execute_run
+
+    # What execute_job does first: bake the repository load data in once.
+    recon, load_data = _job_with_repository_load_data(recon)
+    job_def = recon.get_definition()
+    with DagsterInstance.get() as instance:
+        run = instance.create_run_for_job(
+            job_def=job_def,
+            run_config=run_config,
+            tags=tags,
+            asset_selection=frozenset(asset_selection) if asset_selection else None,
+            job_code_origin=recon.get_python_origin(),
+            remote_job_origin=workspace_job_origin(job_def.name),
+            repository_load_data=load_data,
+        )
+        return execute_run(recon, run, instance, raise_on_error=False)
+
+
+def run_day(
+    day: str,
+    symbols: Sequence[str] | None = None,
+    *,
+    run_config: dict | None = None,
+    tags: dict[str, str] | None = None,
+) -> DayRun:
     """Materialize every symbol's chain (or only ``symbols``' chains) for one trading day in
-    one Dagster run."""
-    from dagster import DagsterInstance, execute_job, reconstructable
+    one Dagster run, stamped with the workspace's code-location origin (module docstring).
+
+    ``run_config`` is merged over :data:`QUIET` (e.g. resource config of a demo defect);
+    ``tags`` are added to the run's."""
+    from dagster import reconstructable
 
     from ghtrader_assets.definitions import ingest_job
 
@@ -138,19 +214,17 @@ def run_day(day: str, symbols: Sequence[str] | None = None) -> DayRun:
             for raw in symbols
             for key in vars(SymbolAssetKeys.of(parse_main_symbol(raw))).values()
         ]
-    with DagsterInstance.get() as instance:
-        result = execute_job(
-            reconstructable(ingest_job),
-            instance=instance,
-            tags={
-                "dagster/partition": day,
-                HOST_TAG: socket.gethostname(),
-                PID_TAG: str(os.getpid()),
-            },
-            run_config=QUIET,  # the job's executor is in-process (ghtrader_assets.executors)
-            raise_on_error=False,
-            asset_selection=selection,
-        )
+    result = execute_with_origin(
+        reconstructable(ingest_job),
+        run_config={**QUIET, **(run_config or {})},
+        tags={
+            **(tags or {}),
+            "dagster/partition": day,
+            HOST_TAG: socket.gethostname(),
+            PID_TAG: str(os.getpid()),
+        },
+        asset_selection=selection,
+    )
     if _orphaned():
         os._exit(1)  # the demo is gone: nobody will read the result, nor send more work
     return DayRun(day, result.success, result.run_id)

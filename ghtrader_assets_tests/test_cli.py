@@ -39,10 +39,17 @@ def test_demo_materializes_days_and_prints_where_to_look(tmp_path):
     data = tmp_path / "data"
     assert str(data / "store") in out and "dagster dev -w workspace.yaml" in out
     rows = [line for line in out.splitlines() if line.startswith("| KQ.m@")]
-    assert len(rows) == 4  # 2 symbols x 2 days, each with its manifest
-    assert all(line.rstrip().endswith("| yes |") for line in rows)
+    assert len(rows) == 4  # 2 symbols x 2 days
+    # one clearly labelled defective day (first symbol, first of the two days): blocked,
+    # no manifest; every other symbol-day passed with its manifest
+    (bad,) = [r for r in rows if "(DEFECT, on purpose)" in r]
+    assert bad.startswith("| KQ.m@SHFE.cu |") and "| blocked CROSSED_BOOK | no |" in bad
+    assert all(line.rstrip().endswith("| pass | yes |") for line in rows if line != bad)
+    assert "FAILED as planned" in out and "DEFECTIVE DAY (on purpose): KQ.m@SHFE.cu" in out
+    assert "Checks -> book_integrity -> Partitions" in out
+    assert "Partitions start at GHTRADER_START_DATE=2025-01-02" in out
     manifests = sorted((data / "manifests").rglob("*.json"))
-    assert len(manifests) == 4
+    assert len(manifests) == 3
     assert json.loads(manifests[0].read_text())["source"] == "simulated"
     report = json.loads((data / "reports" / "coverage.json").read_text())["symbols"]
     assert {r["symbol"]: r["days_present"] for r in report} == {
@@ -55,7 +62,13 @@ def test_demo_materializes_days_and_prints_where_to_look(tmp_path):
     try:
         with DagsterInstance.get() as instance:
             runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.SUCCESS]))
-            assert len(runs) >= 2
+            assert len(runs) >= 2  # the clean day and the coverage report
+            # every run carries the workspace's code-location origin, as UI-launched runs do
+            for run in instance.get_runs():
+                assert run.remote_job_origin is not None, run.job_name
+                assert run.remote_job_origin.repository_origin.get_label() == (
+                    "__repository__@ghtrader_assets"
+                )
             info = instance.event_log_storage.get_concurrency_info("simulated")
             assert info.slot_count == 4
     finally:
