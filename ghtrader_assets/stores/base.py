@@ -19,6 +19,28 @@ from ghtrader_assets.schema import TableSpec
 #: The columns of :meth:`TickStore.coverage`, in order: the same from every store.
 COVERAGE_COLUMNS = ("symbol", "first_day", "last_day", "n_days", "rows", "first_ts", "last_ts")
 
+#: The columns of :meth:`TickStore.catalog_rows`: what a store's partition catalog knows
+#: about each stored partition (``facts``: a dict of figures, e.g. a metrics partition's
+#: ``{"ticks.ingest_rows_per_second": ...}`` or a summary's ``{"rows": ...}``).
+CATALOG_COLUMNS = (
+    "table",
+    "symbol",
+    "trading_day",
+    "rows",
+    "bytes",
+    "first_ts",
+    "last_ts",
+    "state",
+    "problem",
+    "verdict",
+    "checks_failed",
+    "gap_count",
+    "gap_seconds",
+    "facts",
+)
+#: The columns of :meth:`TickStore.damaged`.
+DAMAGED_COLUMNS = ("table", "symbol", "trading_day", "problem")
+
 
 class StoreError(RuntimeError):
     """A store operation failed; the message names the table and partition."""
@@ -80,6 +102,25 @@ class TickStore(ABC):
     @abstractmethod
     def latest(self, symbols: Sequence[str]) -> pd.DataFrame:
         """The latest stored tick per symbol (one row per symbol that has data)."""
+
+    def catalog_rows(
+        self,
+        spec: TableSpec,
+        symbols: Sequence[str],
+        *,
+        start_day: str | None = None,
+        end_day: str | None = None,
+        days: Sequence[str] | None = None,
+    ) -> pd.DataFrame | None:
+        """Per stored partition of ``spec``, what the store's partition catalog records
+        (:data:`CATALOG_COLUMNS`), without opening partitions; ``None`` when the store keeps
+        no catalog, in which case callers read the tables themselves."""
+        return None
+
+    def damaged(self, symbols: Sequence[str] | None = None) -> pd.DataFrame:
+        """Stored partitions known to be corrupt or unreadable (:data:`DAMAGED_COLUMNS`).
+        A server-side store has no files to damage: empty by default."""
+        return pd.DataFrame(columns=list(DAMAGED_COLUMNS))
 
     def close(self) -> None:
         """Release connections and senders."""
