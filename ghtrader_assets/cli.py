@@ -18,11 +18,13 @@ import pandas as pd
 from ghtrader_assets import calendar
 from ghtrader_assets.config import Settings, SettingsError
 from ghtrader_assets.metadata import markdown_table
-from ghtrader_assets.runner import QUIET, ensure_dagster_home, run_days, set_pool_limit
+from ghtrader_assets.stores.base import TickStore
 
 
 def _prepare_environment(args: argparse.Namespace) -> Settings:
     """Fix data dir and DAGSTER_HOME in the environment so worker processes agree."""
+    from ghtrader_assets.runner import ensure_dagster_home
+
     if args.data_dir:
         os.environ["GHTRADER_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
     settings = Settings.from_env()
@@ -49,6 +51,8 @@ def _demo_days(settings: Settings, n: int) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from ghtrader_assets.runner import run_days, set_pool_limit
+
     settings = _prepare_environment(args)
     days = _demo_days(settings, args.days)
     symbols = ", ".join(s.raw for s in settings.universe)
@@ -82,6 +86,7 @@ def _materialize_coverage() -> None:
 
     from ghtrader_assets.assets.coverage import COVERAGE_REPORT_KEY
     from ghtrader_assets.definitions import defs
+    from ghtrader_assets.runner import QUIET
 
     with DagsterInstance.get() as instance:
         defs.resolve_implicit_global_asset_job_def().execute_in_process(
@@ -118,26 +123,70 @@ def _demo_summary(settings: Settings, days: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["symbol", "trading_day"]).reset_index(drop=True)
 
 
+def _read_store(settings: Settings) -> TickStore:
+    """The store for read-only commands, without loading the Dagster definitions (which
+    would cost seconds): the same root and class the store resource uses."""
+    if settings.store == "embedded":
+        from ghtrader_assets.stores.embedded import EmbeddedStore
+
+        return EmbeddedStore(settings.data_dir / "store")
+    from ghtrader_assets.definitions import build_resources
+
+    return build_resources(settings)["store"].get_store()
+
+
+def _settings_only(args: argparse.Namespace) -> Settings:
+    if args.data_dir:
+        os.environ["GHTRADER_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+    return Settings.from_env()
+
+
 def cmd_coverage(args: argparse.Namespace) -> int:
-    from ghtrader_assets.definitions import defs
     from ghtrader_assets.reports import coverage_report
 
-    settings = _prepare_environment(args)
-    report = coverage_report(defs.resources["store"].get_store(), settings.universe)
+    settings = _settings_only(args)
+    store = _read_store(settings)
+    verify = getattr(store, "verify", None)
+    if callable(verify):  # stat every file against the catalog; re-read only changed ones
+        verify([s.raw for s in settings.universe])
+    report = coverage_report(store, settings.universe)
     print(markdown_table(report, for_ui=False))
     return 0
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """Rebuild (or with --verify, check) the embedded store's partition catalog."""
+    settings = _settings_only(args)
+    if settings.store != "embedded":
+        print(
+            "ghtrader reindex: only the embedded store keeps a partition catalog", file=sys.stderr
+        )
+        return 2
+    store = _read_store(settings)
+    report = store.verify(full=True) if args.verify else store.reindex()
+    print(f"ghtrader reindex: {store.root}: {report.line()}")
+    for title, items in (
+        ("added", report.added),
+        ("removed", report.removed),
+        ("repaired", report.repaired),
+        ("corrupt", report.corrupt),
+    ):
+        for item in items[:50]:
+            print(f"  {title}: {item}")
+        if len(items) > 50:
+            print(f"  ... {len(items) - 50} more {title}")
+    return 1 if report.corrupt else 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Per symbol: last ingested day, freshness, last check outcomes, ingestion rate."""
-    settings = _prepare_environment(args)
-    from ghtrader_assets.definitions import build_resources
+    settings = _settings_only(args)
     from ghtrader_assets.partitions import resolve_close
     from ghtrader_assets.status import status_table
 
     close = resolve_close(settings.close_time)
-    store = build_resources(settings)["store"].get_store()
-    table = status_table(store, settings.universe, close=close)
+    store = _read_store(settings)
+    table = status_table(store, settings.universe, close=close, verify_files=True)
     as_of = calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ), close)
     print(f"ghtrader status: store={settings.store} ({settings.data_dir}), as of {as_of} close")
     print()
@@ -172,6 +221,17 @@ def main(argv: list[str] | None = None) -> int:
         "status", help="per symbol: last ingested day, freshness, checks, ingestion rate"
     )
     status.set_defaults(func=cmd_status)
+    reindex = sub.add_parser(
+        "reindex",
+        help="rebuild the embedded store's partition catalog from the files (every file "
+        "read in full and checked)",
+    )
+    reindex.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every file against the catalog and repair what differs, without rebuilding",
+    )
+    reindex.set_defaults(func=cmd_reindex)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
-from dagster import MetadataValue, TableColumn, TableSchema
 
 from ghtrader_assets.schema import TableSpec
+
+if TYPE_CHECKING:
+    from dagster import MetadataValue, TableSchema
 
 _DTYPE_NAMES = {
     "str": "string",
@@ -17,6 +21,10 @@ _DTYPE_NAMES = {
 
 def column_schema(spec: TableSpec) -> TableSchema:
     """The table's columns as a Dagster ``TableSchema`` (shown on the asset page)."""
+    # Dagster is imported here, not at module level: the CLI's terminal tables
+    # (``markdown_table``) must not pay its import time.
+    from dagster import TableColumn, TableSchema
+
     return TableSchema(
         columns=[
             TableColumn(
@@ -30,6 +38,8 @@ def column_schema(spec: TableSpec) -> TableSchema:
 
 
 def sample_table(sample: pd.DataFrame, max_rows: int = 10) -> MetadataValue:
+    from dagster import MetadataValue
+
     """A short Markdown table of offending rows for a failed check."""
     head = sample.head(max_rows).copy()
     for col in head.columns:

@@ -248,6 +248,24 @@ class TimedStore(TickStore):
         with self._timed("latest", TICKS.name):
             return self._inner.latest(symbols)
 
+    def catalog_rows(
+        self,
+        spec: TableSpec,
+        symbols: Sequence[str],
+        *,
+        start_day: str | None = None,
+        end_day: str | None = None,
+        days: Sequence[str] | None = None,
+    ) -> pd.DataFrame | None:
+        with self._timed("catalog_rows", spec.name):
+            return self._inner.catalog_rows(
+                spec, symbols, start_day=start_day, end_day=end_day, days=days
+            )
+
+    def damaged(self, symbols: Sequence[str] | None = None) -> pd.DataFrame:
+        with self._timed("damaged", "*"):
+            return self._inner.damaged(symbols)
+
     def close(self) -> None:
         self._inner.close()
 
@@ -397,7 +415,11 @@ def record_metrics(
         lock_dir.mkdir(parents=True, exist_ok=True)
         file_lock = FileLock(str(lock_dir / _lock_name(symbol, trading_day)), timeout=60)
     with _RECORD_LOCK, file_lock:
-        old = store.read_partition(METRICS, symbol, trading_day)
+        try:
+            old = store.read_partition(METRICS, symbol, trading_day)
+        except StoreError as exc:  # a corrupt partition must never block replacing it
+            logger.warning("%s; replacing it with this step's figures only", exc)
+            old = metrics_frame(symbol, trading_day, {})
         keep = old[~old["asset"].isin(list(figures))]
         merged = pd.concat([keep, new], ignore_index=True) if len(keep) else new
         store.write_partition(METRICS, symbol, trading_day, merged)

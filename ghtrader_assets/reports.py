@@ -1,8 +1,11 @@
 """The coverage report: what the store holds per symbol, against the trading calendar.
 
-Cheap to refresh: it reads the store's coverage bounds (Parquet footers or one QuestDB
-query, cached), the partition lists and the small validation-summary table, never ticks.
-Shared by the ``coverage_report`` asset and ``ghtrader coverage``.
+Cheap to refresh: it reads the store's coverage bounds (the embedded store's partition
+catalog or one QuestDB query, cached), the stored days and per-day gap totals and verdicts,
+never ticks. With a catalog the days and the per-day figures come from it (no file opened:
+O(symbols) queries); otherwise from the partition lists and the validation-summary table.
+Partitions the store knows to be damaged are counted in ``corrupt_days`` and named in
+``corrupt_sample``. Shared by the ``coverage_report`` asset and ``ghtrader coverage``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ REPORT_COLUMNS = [
     "worst_day",
     "skipped_days",
     "skip_reasons",
+    "corrupt_days",
+    "corrupt_sample",
 ]
 
 
@@ -48,11 +53,21 @@ def coverage_report(
     as_of = as_of or calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ))
     symbols = [s.raw for s in universe]
     bounds = store.coverage(symbols).set_index("symbol")
-    summaries = store.read_table(VALIDATION_SUMMARY, symbols=symbols)
+    ticks_cat = store.catalog_rows(TICKS, symbols)
+    if ticks_cat is not None:
+        days_of = ticks_cat.groupby("symbol")["trading_day"].apply(list).to_dict()
+        summaries = store.catalog_rows(VALIDATION_SUMMARY, symbols)
+        summaries = summaries.rename(
+            columns={"gap_seconds": "gap_seconds_total", "verdict": "verdict_overall"}
+        )
+    else:
+        days_of = {sym: store.partitions(TICKS, sym) for sym in symbols}
+        summaries = store.read_table(VALIDATION_SUMMARY, symbols=symbols)
     skips = store.read_table(SKIP_LEDGER, symbols=symbols)
+    damaged = store.damaged(symbols)
     rows = []
     for sym in symbols:
-        present = store.partitions(TICKS, sym)
+        present = sorted(days_of.get(sym, []))
         row: dict[str, object] = {"symbol": sym, "days_present": len(present)}
         if present:
             first, last = dt.date.fromisoformat(present[0]), dt.date.fromisoformat(present[-1])
@@ -84,6 +99,12 @@ def coverage_report(
         row["skip_reasons"] = ", ".join(
             f"{reason} x{n}" for reason, n in mine["reason"].value_counts().sort_index().items()
         )
+        bad = damaged[damaged["symbol"] == sym]
+        bad_days = sorted(set(bad["trading_day"].astype(str)))
+        row["corrupt_days"] = len(bad_days)
+        row["corrupt_sample"] = "; ".join(
+            f"{r.trading_day} {r.table}: {r.problem}"[:160] for r in bad.head(3).itertuples()
+        )
         rows.append(row)
     return pd.DataFrame(rows, columns=REPORT_COLUMNS)
 
@@ -92,8 +113,8 @@ def _gap_rollup(summaries: pd.DataFrame) -> dict[str, object]:
     """Gap totals, days that failed a blocking check, and the day with most gap seconds."""
     if summaries.empty:
         return {"gap_count": 0, "gap_seconds": 0.0, "blocking_failure_days": 0, "worst_day": ""}
-    gap_count = summaries["gap_count"].fillna(0)
-    gap_seconds = summaries["gap_seconds_total"].fillna(0)
+    gap_count = pd.to_numeric(summaries["gap_count"], errors="coerce").fillna(0)
+    gap_seconds = pd.to_numeric(summaries["gap_seconds_total"], errors="coerce").fillna(0)
     failed = summaries["verdict_overall"].astype(str).eq("error")
     worst = summaries.loc[gap_seconds.idxmax(), "trading_day"] if gap_seconds.max() > 0 else ""
     return {
