@@ -7,8 +7,9 @@ passes compare the two, from cheap to thorough:
   file into place and committing the catalog row (an intent is left) are re-read from the
   file once their partition lock is free. Costs one indexed query when nothing is pending.
 * :func:`verify` with ``full=False``: ``stat`` every catalogued file; a missing file is
-  dropped from the catalog, a file whose size or mtime differs from the catalog is read in
-  full and re-catalogued (or marked corrupt).
+  dropped from the catalog, a file whose size or mtime differs from the catalog (or that is
+  marked corrupt, so a transient read error heals) is read in full and re-catalogued (or
+  marked corrupt).
 * :func:`verify` with ``full=True`` and :func:`rebuild`: read every file in full, compare
   its checksum with the recorded one and decode it with Parquet page-checksum verification,
   so a file with garbage in the middle is found even when its size and mtime were kept.
@@ -235,7 +236,8 @@ def verify(
                 except FileNotFoundError:
                     gone.append(old)
                     continue
-                if st.st_size == old.bytes and st.st_mtime_ns == old.mtime_ns:
+                unchanged = st.st_size == old.bytes and st.st_mtime_ns == old.mtime_ns
+                if unchanged and old.state == OK:  # known-bad ones are always re-read
                     continue
             report.read_in_full += 1
             loc = Location(old.table, old.symbol, old.day, path)
