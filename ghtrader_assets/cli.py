@@ -199,6 +199,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Ticks of one symbol (main or contract) over a day range to a Parquet or CSV file."""
+    from ghtrader_assets.ticks import export_ticks
+
+    _prepare_environment(args)
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    out = Path(args.out).expanduser()
+    rows = export_ticks(args.symbol, args.start, args.end, out, columns=columns)
+    print(f"ghtrader export: {rows} rows of {args.symbol} ({args.start}..{args.end or args.start}) -> {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ghtrader", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -232,10 +244,21 @@ def main(argv: list[str] | None = None) -> int:
         help="check every file against the catalog and repair what differs, without rebuilding",
     )
     reindex.set_defaults(func=cmd_reindex)
+    export = sub.add_parser(
+        "export", help="write the ticks of a symbol or contract over a day range to Parquet/CSV"
+    )
+    export.add_argument("symbol", help="main symbol (KQ.m@SHFE.cu) or contract (SHFE.cu2507)")
+    export.add_argument("--start", required=True, help="first trading day, YYYY-MM-DD")
+    export.add_argument("--end", help="last trading day (default: --start)")
+    export.add_argument("--columns", help="comma-separated tick columns (default: all)")
+    export.add_argument("--out", required=True, help="a .parquet, .csv or .csv.gz file")
+    export.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
+    from ghtrader_assets.ticks import ReadError
+
     try:
         return args.func(args)
-    except SettingsError as exc:
+    except (SettingsError, ReadError) as exc:
         print(f"ghtrader: {exc}", file=sys.stderr)
         return 2
 
