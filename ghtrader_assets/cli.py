@@ -207,7 +207,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     out = Path(args.out).expanduser()
     rows = export_ticks(args.symbol, args.start, args.end, out, columns=columns)
-    print(f"ghtrader export: {rows} rows of {args.symbol} ({args.start}..{args.end or args.start}) -> {out}")
+    print(
+        f"ghtrader export: {rows} rows of {args.symbol} ({args.start}..{args.end or args.start}) -> {out}"
+    )
     return 0
 
 

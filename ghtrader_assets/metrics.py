@@ -262,6 +262,10 @@ class TimedStore(TickStore):
                 spec, symbols, start_day=start_day, end_day=end_day, days=days
             )
 
+    def catalog_summary(self, spec: TableSpec, symbols: Sequence[str]) -> pd.DataFrame | None:
+        with self._timed("catalog_summary", spec.name):
+            return self._inner.catalog_summary(spec, symbols)
+
     def damaged(self, symbols: Sequence[str] | None = None) -> pd.DataFrame:
         with self._timed("damaged", "*"):
             return self._inner.damaged(symbols)

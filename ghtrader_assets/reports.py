@@ -11,7 +11,7 @@ Partitions the store knows to be damaged are counted in ``corrupt_days`` and nam
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
@@ -49,39 +49,48 @@ def coverage_report(
     ``days_expected`` counts trading days between the first and last stored day;
     ``missing_days`` are the holes among them; ``days_behind`` counts trading days after the
     last stored day up to ``as_of`` (default: the last completed trading day).
+
+    With a partition catalog everything but the skip ledger comes from per-symbol
+    aggregates; a symbol's day list is read only when its day count differs from the
+    calendar's (it has holes), to name them.
     """
     as_of = as_of or calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ))
     symbols = [s.raw for s in universe]
-    bounds = store.coverage(symbols).set_index("symbol")
-    ticks_cat = store.catalog_rows(TICKS, symbols)
-    if ticks_cat is not None:
-        days_of = ticks_cat.groupby("symbol")["trading_day"].apply(list).to_dict()
-        summaries = store.catalog_rows(VALIDATION_SUMMARY, symbols)
-        summaries = summaries.rename(
-            columns={"gap_seconds": "gap_seconds_total", "verdict": "verdict_overall"}
-        )
+    ticks = store.catalog_summary(TICKS, symbols)
+    if ticks is not None:
+        agg = ticks.set_index("symbol")
+        gaps = _rollups_from_catalog(store.catalog_summary(VALIDATION_SUMMARY, symbols))
     else:
-        days_of = {sym: store.partitions(TICKS, sym) for sym in symbols}
+        agg = store.coverage(symbols).set_index("symbol")
         summaries = store.read_table(VALIDATION_SUMMARY, symbols=symbols)
-    skips = store.read_table(SKIP_LEDGER, symbols=symbols)
-    damaged = store.damaged(symbols)
+        gaps = {sym: _gap_rollup(group) for sym, group in summaries.groupby("symbol")}
+    skips = {
+        sym: group
+        for sym, group in store.read_table(SKIP_LEDGER, symbols=symbols).groupby("symbol")
+    }
+    damaged = {sym: group for sym, group in store.damaged(symbols).groupby("symbol")}
+    span = _memo(lambda first, last: len(calendar.trading_days(first, last)))
     rows = []
     for sym in symbols:
-        present = sorted(days_of.get(sym, []))
-        row: dict[str, object] = {"symbol": sym, "days_present": len(present)}
-        if present:
-            first, last = dt.date.fromisoformat(present[0]), dt.date.fromisoformat(present[-1])
-            expected = [d.isoformat() for d in calendar.trading_days(first, last)]
-            missing = sorted(set(expected) - set(present))
-            behind = [d for d in calendar.trading_days(last, as_of) if d > last]
+        n_days = int(agg.at[sym, "n_days"]) if sym in agg.index else 0
+        row: dict[str, object] = {"symbol": sym, "days_present": n_days}
+        if n_days:
+            first_day, last_day = str(agg.at[sym, "first_day"]), str(agg.at[sym, "last_day"])
+            first, last = dt.date.fromisoformat(first_day), dt.date.fromisoformat(last_day)
+            n_expected = span(first, last)
+            missing: list[str] = []
+            if n_expected != n_days:  # holes (or days the calendar does not know): name them
+                present = set(store.partitions(TICKS, sym))
+                expected = [d.isoformat() for d in calendar.trading_days(first, last)]
+                missing = [d for d in expected if d not in present]
             row.update(
-                first_day=present[0],
-                last_day=present[-1],
-                days_expected=len(expected),
+                first_day=first_day,
+                last_day=last_day,
+                days_expected=n_expected,
                 missing_days=len(missing),
                 missing_sample=", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
-                days_behind=len(behind),
-                rows=int(bounds.at[sym, "rows"]) if sym in bounds.index else 0,
+                days_behind=_after(span, last, as_of),
+                rows=int(agg.at[sym, "rows"]),
             )
         else:
             row.update(
@@ -93,28 +102,73 @@ def coverage_report(
                 days_behind=0,
                 rows=0,
             )
-        row.update(_gap_rollup(summaries[summaries["symbol"] == sym]))
-        mine = skips[skips["symbol"] == sym]
-        row["skipped_days"] = int(mine["trading_day"].nunique())
-        row["skip_reasons"] = ", ".join(
-            f"{reason} x{n}" for reason, n in mine["reason"].value_counts().sort_index().items()
-        )
-        bad = damaged[damaged["symbol"] == sym]
-        bad_days = sorted(set(bad["trading_day"].astype(str)))
-        row["corrupt_days"] = len(bad_days)
-        row["corrupt_sample"] = "; ".join(
-            f"{r.trading_day} {r.table}: {r.problem}"[:160] for r in bad.head(3).itertuples()
-        )
+        row.update(gaps.get(sym, _NO_GAPS))
+        mine = skips.get(sym)
+        if mine is None:
+            row.update(skipped_days=0, skip_reasons="")
+        else:
+            row["skipped_days"] = int(mine["trading_day"].nunique())
+            row["skip_reasons"] = ", ".join(
+                f"{reason} x{n}" for reason, n in mine["reason"].value_counts().sort_index().items()
+            )
+        bad = damaged.get(sym)
+        if bad is None:
+            row.update(corrupt_days=0, corrupt_sample="")
+        else:
+            row["corrupt_days"] = int(bad["trading_day"].nunique())
+            row["corrupt_sample"] = "; ".join(
+                f"{r.trading_day} {r.table}: {r.problem}"[:160] for r in bad.head(3).itertuples()
+            )
         rows.append(row)
     return pd.DataFrame(rows, columns=REPORT_COLUMNS)
+
+
+_NO_GAPS: dict[str, object] = {
+    "gap_count": 0,
+    "gap_seconds": 0.0,
+    "blocking_failure_days": 0,
+    "worst_day": "",
+}
+
+
+def _memo(fn: Callable[[dt.date, dt.date], int]) -> Callable[[dt.date, dt.date], int]:
+    """``fn`` remembered per argument pair: symbols mostly share their first/last days."""
+    seen: dict[tuple[dt.date, dt.date], int] = {}
+
+    def call(a: dt.date, b: dt.date) -> int:
+        if (a, b) not in seen:
+            seen[(a, b)] = fn(a, b)
+        return seen[(a, b)]
+
+    return call
+
+
+def _after(span: Callable[[dt.date, dt.date], int], last: dt.date, as_of: dt.date) -> int:
+    """Trading days after ``last`` up to and including ``as_of``."""
+    if as_of <= last:
+        return 0
+    return span(last, as_of) - (1 if calendar.is_trading_day(last) else 0)
+
+
+def _rollups_from_catalog(summary: pd.DataFrame | None) -> dict[str, dict[str, object]]:
+    """The catalog's per-symbol gap totals as report fields."""
+    out: dict[str, dict[str, object]] = {}
+    for rec in (summary if summary is not None else pd.DataFrame()).itertuples(index=False):
+        out[rec.symbol] = {
+            "gap_count": int(rec.gap_count) if pd.notna(rec.gap_count) else 0,
+            "gap_seconds": float(rec.gap_seconds) if pd.notna(rec.gap_seconds) else 0.0,
+            "blocking_failure_days": int(rec.error_days) if pd.notna(rec.error_days) else 0,
+            "worst_day": str(rec.worst_day) if isinstance(rec.worst_day, str) else "",
+        }
+    return out
 
 
 def _gap_rollup(summaries: pd.DataFrame) -> dict[str, object]:
     """Gap totals, days that failed a blocking check, and the day with most gap seconds."""
     if summaries.empty:
-        return {"gap_count": 0, "gap_seconds": 0.0, "blocking_failure_days": 0, "worst_day": ""}
-    gap_count = pd.to_numeric(summaries["gap_count"], errors="coerce").fillna(0)
-    gap_seconds = pd.to_numeric(summaries["gap_seconds_total"], errors="coerce").fillna(0)
+        return dict(_NO_GAPS)
+    gap_count = summaries["gap_count"].fillna(0)
+    gap_seconds = summaries["gap_seconds_total"].fillna(0)
     failed = summaries["verdict_overall"].astype(str).eq("error")
     worst = summaries.loc[gap_seconds.idxmax(), "trading_day"] if gap_seconds.max() > 0 else ""
     return {

@@ -160,8 +160,14 @@ def status_table(
     verify = getattr(store, "verify", None)
     if verify_files and last_days and callable(verify):
         verify(list(last_days), days=sorted(set(last_days.values())))
-    damaged = store.damaged(symbols) if symbols else pd.DataFrame(columns=["symbol"])
-    corrupt = damaged.groupby("symbol")["trading_day"].nunique().to_dict()
+    bad_tables: dict[tuple[str, str], list[str]] = {}
+    corrupt: dict[str, int] = {}
+    if symbols:
+        for rec in store.damaged(symbols).itertuples(index=False):
+            bad_tables.setdefault((rec.symbol, rec.trading_day), []).append(str(rec.table))
+        for sym, _day in bad_tables:
+            corrupt[sym] = corrupt.get(sym, 0) + 1
+    behind_of: dict[str, int] = {}
     facts = _facts_from_catalog(store, last_days) if last_days else {}
     rows = []
     for sym in symbols:
@@ -178,11 +184,12 @@ def status_table(
             continue
         last_ts = coverage.at[sym, "last_ts"]
         day = facts[sym] if facts is not None else _try_partitions(store, sym, last_day)
-        bad_last = damaged[(damaged["symbol"] == sym) & (damaged["trading_day"] == last_day)]
         checks = day.checks
-        if len(bad_last):
-            checks = "corrupt: " + ", ".join(sorted(bad_last["table"].astype(str)))
-        behind = days_behind(last_day, as_of)
+        if (sym, last_day) in bad_tables:
+            checks = "corrupt: " + ", ".join(sorted(bad_tables[(sym, last_day)]))
+        if last_day not in behind_of:  # symbols mostly share their last day
+            behind_of[last_day] = days_behind(last_day, as_of)
+        behind = behind_of[last_day]
         rows.append(
             {
                 "symbol": sym,

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ghtrader_assets.assets.ingest import guard_replacement
-from ghtrader_assets.metrics import record_metrics
+from ghtrader_assets.metrics import TimedStore, record_metrics
 from ghtrader_assets.reports import coverage_report
 from ghtrader_assets.schema import METRICS, TICKS, VALIDATION_SUMMARY, conform
 from ghtrader_assets.sources.simulated import SimulatedSource
@@ -374,3 +374,44 @@ def test_cli_reindex_rebuilds_and_reports_corrupt_files(tmp_path: Path, monkeypa
     assert main(["--data-dir", str(tmp_path), "reindex", "--verify"]) == 1
     out = capsys.readouterr().out
     assert f"corrupt: ticks_main_l5 {CU} {DAY2}: cannot be decoded" in out
+
+
+class _NoCatalog(TimedStore):
+    """The same store seen as one without a catalog (as QuestDB is): the readers' table path."""
+
+    def catalog_summary(self, spec, symbols):  # noqa: ANN001, ANN201
+        return None
+
+    def catalog_rows(self, spec, symbols, **kwargs):  # noqa: ANN001, ANN003, ANN201
+        return None
+
+
+def test_report_status_and_metrics_from_the_catalog_equal_the_table_path(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path, cache=False)
+    days = ["2025-03-03", "2025-03-05", "2025-03-06", "2025-03-10"]  # holes on 4th and 7th
+    for sym in (CU_MAIN, AU_MAIN):
+        for day in days:
+            _day_with_summary(store, sym, day)
+    gappy = SimulatedSource(seed=3, defects={"gap": True})
+    day = dt.date(2025, 3, 11)
+    ticks = conform(gappy.ticks(gappy.roll_entry(CU_MAIN, day)), TICKS)
+    result = validate_day(ticks, CU_MAIN, day)
+    store.write_partition(TICKS, CU, day.isoformat(), ticks)
+    store.write_partition(VALIDATION_SUMMARY, CU, day.isoformat(), result.summary)
+    assert result.summary.at[0, "verdict_overall"] == "error"
+
+    plain = _NoCatalog(store)
+    as_of = dt.date(2025, 3, 14)
+    universe = (CU_MAIN, AU_MAIN, MainSymbol("DCE", "m"))
+    fast = coverage_report(store, universe, as_of=as_of)
+    slow = coverage_report(plain, universe, as_of=as_of)
+    pd.testing.assert_frame_equal(fast, slow)
+    cu = fast.set_index("symbol").loc[CU]
+    assert (cu["days_present"], cu["missing_days"], cu["days_behind"]) == (5, 2, 3)
+    assert cu["blocking_failure_days"] == 1 and cu["worst_day"] == "2025-03-11"
+    assert cu["missing_sample"] == "2025-03-04, 2025-03-07"
+
+    now = pd.Timestamp("2025-03-14 16:00", tz="Asia/Shanghai")
+    pd.testing.assert_frame_equal(
+        status_table(store, universe, now=now), status_table(plain, universe, now=now)
+    )

@@ -38,6 +38,24 @@ CATALOG_COLUMNS = (
     "gap_seconds",
     "facts",
 )
+#: The columns of :meth:`TickStore.catalog_summary`: one aggregate row per symbol, kept
+#: current by every write (gap figures and ``error_days``/``worst_day`` come from the
+#: validation-summary table's partitions).
+CATALOG_SUMMARY_COLUMNS = (
+    "symbol",
+    "n_days",
+    "rows",
+    "first_day",
+    "last_day",
+    "first_ts",
+    "last_ts",
+    "last_nonempty_day",
+    "corrupt_days",
+    "gap_count",
+    "gap_seconds",
+    "error_days",
+    "worst_day",
+)
 #: The columns of :meth:`TickStore.damaged`.
 DAMAGED_COLUMNS = ("table", "symbol", "trading_day", "problem")
 
@@ -115,6 +133,12 @@ class TickStore(ABC):
         """Per stored partition of ``spec``, what the store's partition catalog records
         (:data:`CATALOG_COLUMNS`), without opening partitions; ``None`` when the store keeps
         no catalog, in which case callers read the tables themselves."""
+        return None
+
+    def catalog_summary(self, spec: TableSpec, symbols: Sequence[str]) -> pd.DataFrame | None:
+        """Per symbol, the catalog's aggregate over its partitions of ``spec``
+        (:data:`CATALOG_SUMMARY_COLUMNS`; symbols without partitions are left out); ``None``
+        when the store keeps no catalog."""
         return None
 
     def damaged(self, symbols: Sequence[str] | None = None) -> pd.DataFrame:

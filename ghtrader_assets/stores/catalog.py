@@ -37,7 +37,7 @@ from pathlib import Path
 
 CATALOG_FILE = "_catalog.sqlite"
 #: Bumped when the layout changes; an older catalog is rebuilt from the files.
-CATALOG_VERSION = "1"
+CATALOG_VERSION = "2"
 
 OK = "ok"
 CORRUPT = "corrupt"
@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS symbols (
     last_ts INTEGER,
     last_nonempty_day TEXT,
     corrupt_days INTEGER NOT NULL,
+    gap_count INTEGER,
+    gap_seconds REAL,
+    error_days INTEGER,
+    worst_day TEXT,
     PRIMARY KEY (tbl, symbol)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS intents (
@@ -88,12 +92,22 @@ CREATE TABLE IF NOT EXISTS intents (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
+#: Recomputes one (table, symbol) aggregate from its partition rows (an indexed range of at
+#: most a few thousand rows), in the writer's transaction. ``worst_day``: most gap seconds,
+#: the earliest day on ties.
 _REFRESH_SYMBOL = """
 INSERT INTO symbols
 SELECT tbl, symbol, count(*), sum(rows), min(day), max(day), min(first_ts), max(last_ts),
-       max(CASE WHEN rows > 0 THEN day END), sum(state != 'ok')
-FROM partitions WHERE tbl = ? AND symbol = ? GROUP BY tbl, symbol
+       max(CASE WHEN rows > 0 THEN day END), sum(state != 'ok'),
+       sum(gap_count), sum(gap_seconds), sum(verdict = 'error'),
+       (SELECT w.day FROM partitions w WHERE w.tbl = p.tbl AND w.symbol = p.symbol
+        AND w.gap_seconds > 0 ORDER BY w.gap_seconds DESC, w.day LIMIT 1)
+FROM partitions p WHERE tbl = ? AND symbol = ? GROUP BY tbl, symbol
 """
+_SUMMARY_COLUMNS = (
+    "tbl, symbol, n_days, rows, first_day, last_day, first_ts, last_ts, last_nonempty_day, "
+    "corrupt_days, gap_count, gap_seconds, error_days, worst_day"
+)
 
 _COLUMNS = (
     "tbl, symbol, day, rows, bytes, mtime_ns, checksum, first_ts, last_ts, state, problem, "
@@ -169,6 +183,10 @@ class SymbolSummary:
     last_ts: int | None
     last_nonempty_day: str | None
     corrupt_days: int
+    gap_count: int | None = None
+    gap_seconds: float | None = None
+    error_days: int | None = None
+    worst_day: str | None = None
 
 
 class Catalog:
@@ -210,6 +228,14 @@ class Catalog:
         con.execute("PRAGMA journal_mode = WAL")
         con.execute("BEGIN IMMEDIATE")
         try:
+            if con.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'meta'"
+            ).fetchone() and con.execute(
+                "SELECT value FROM meta WHERE key = 'version'"
+            ).fetchone() != (CATALOG_VERSION,):
+                # An older layout: drop it; the store rebuilds the catalog from the files.
+                for table in ("partitions", "symbols", "intents", "meta"):
+                    con.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     con.execute(statement)
@@ -394,36 +420,8 @@ class Catalog:
     def summaries(self, table: str, symbols: Sequence[str]) -> dict[str, SymbolSummary]:
         """The aggregate row of each symbol that has partitions of ``table``."""
         where, params = _filters(table, symbols, None, None, None, None)
-        rows = self._query(
-            "SELECT tbl, symbol, n_days, rows, first_day, last_day, first_ts, last_ts, "
-            f"last_nonempty_day, corrupt_days FROM symbols{where}",
-            params,
-        )
+        rows = self._query(f"SELECT {_SUMMARY_COLUMNS} FROM symbols{where}", params)
         return {r[1]: SymbolSummary(*r) for r in rows}
-
-    def gap_rollup(self, table: str, symbols: Sequence[str]) -> dict[str, tuple]:
-        """Per symbol: (gap count, gap seconds, days whose verdict is error, worst day by
-        gap seconds) over the validation-summary partitions, aggregated in SQLite."""
-        where, params = _filters(table, symbols, None, None, None, None)
-        rows = self._query(
-            "SELECT symbol, coalesce(sum(gap_count), 0), coalesce(sum(gap_seconds), 0), "
-            "coalesce(sum(verdict = 'error'), 0), max(gap_seconds), "
-            f"max(CASE WHEN gap_seconds > 0 THEN gap_seconds END) FROM partitions{where} "
-            "GROUP BY symbol",
-            params,
-        )
-        out: dict[str, tuple] = {}
-        for symbol, count, seconds, failed, _top, top in rows:
-            worst = ""
-            if top is not None:
-                hit = self._query(
-                    "SELECT min(day) FROM partitions WHERE tbl = ? AND symbol = ? "
-                    "AND gap_seconds = ?",
-                    (table, symbol, top),
-                )
-                worst = hit[0][0] or ""
-            out[symbol] = (int(count), float(seconds), int(failed), worst)
-        return out
 
     def damaged(self, symbols: Sequence[str] | None = None) -> list[Entry]:
         """Every partition not in state ``ok`` (partial index: cheap when there are none)."""

@@ -61,6 +61,7 @@ from ghtrader_assets.schema import TICKS, TableSpec, all_tables, conform, empty_
 from ghtrader_assets.stores import reindex
 from ghtrader_assets.stores.base import (
     CATALOG_COLUMNS,
+    CATALOG_SUMMARY_COLUMNS,
     COVERAGE_COLUMNS,
     DAMAGED_COLUMNS,
     StoreError,
@@ -384,6 +385,19 @@ class EmbeddedStore(TickStore):
             days=[check_day(d) for d in days] if days is not None else None,
         )
         return _catalog_frame(entries)
+
+    def catalog_summary(self, spec: TableSpec, symbols: Sequence[str]) -> pd.DataFrame:
+        syms = _unique(symbols)
+        try:
+            found = self._ready().summaries(table_name(spec), syms)
+        except CatalogError as exc:
+            raise StoreError(str(exc)) from exc
+        rows = [
+            (s, *(getattr(found[s], c) for c in CATALOG_SUMMARY_COLUMNS[1:]))
+            for s in syms
+            if s in found
+        ]
+        return pd.DataFrame(rows, columns=list(CATALOG_SUMMARY_COLUMNS))
 
     def damaged(self, symbols: Sequence[str] | None = None) -> pd.DataFrame:
         entries = self._ready().damaged(_unique(symbols) if symbols is not None else None)
