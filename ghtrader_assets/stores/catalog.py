@@ -402,6 +402,19 @@ class Catalog:
         )
         return [Entry.from_row(r) for r in rows]
 
+    def stat_rows(
+        self,
+        table: str | None,
+        symbols: Sequence[str] | None = None,
+        days: Sequence[str] | None = None,
+    ) -> list[tuple[str, str, str, int, int, str]]:
+        """``(table, symbol, day, bytes, mtime_ns, state)`` per partition: what a stat
+        pass compares, without building entries."""
+        where, params = _filters(table, symbols, None, None, days, None)
+        return self._query(
+            f"SELECT tbl, symbol, day, bytes, mtime_ns, state FROM partitions{where}", params
+        )
+
     def days(self, table: str, symbol: str) -> list[str]:
         rows = self._query(
             "SELECT day FROM partitions WHERE tbl = ? AND symbol = ? ORDER BY day", (table, symbol)

@@ -226,33 +226,46 @@ def verify(
     report = VerifyReport()
     fixes: list[Entry] = []
     gone: list[Entry] = []
+    suspects: list[Entry] = []
     for table in tables if tables is not None else [None]:
-        for old in catalog.entries(table, symbols, days=days):
+        if full:
+            suspects.extend(catalog.entries(table, symbols, days=days))
+            report.checked = len(suspects)
+            continue
+        # The stat pass touches only five columns and builds each path from a prefix per
+        # (table, symbol): it runs over every partition, so its constant matters.
+        prefixes: dict[tuple[str, str], str] = {}
+        for tbl, symbol, day, size, mtime_ns, state in catalog.stat_rows(table, symbols, days):
             report.checked += 1
-            path = locate(old.table, old.symbol, old.day)
-            if not full:
-                try:
-                    st = os.stat(path)
-                except FileNotFoundError:
-                    gone.append(old)
-                    continue
-                unchanged = st.st_size == old.bytes and st.st_mtime_ns == old.mtime_ns
-                if unchanged and old.state == OK:  # known-bad ones are always re-read
-                    continue
-            report.read_in_full += 1
-            loc = Location(old.table, old.symbol, old.day, path)
-            entry, note = scan_file(loc, ts_column(old.table), recorded=old)
-            if entry is None:
-                gone.append(old)
-            elif entry.state != OK:
-                if old.state != entry.state or old.problem != entry.problem:
-                    fixes.append(entry)
-                report.corrupt.append(f"{_name(entry)}: {entry.problem}")
-            elif old.state != OK or note or (entry.checksum != old.checksum):
+            prefix = prefixes.get((tbl, symbol))
+            if prefix is None:
+                prefix = prefixes[(tbl, symbol)] = str(locate(tbl, symbol, day).parents[1])
+            try:
+                st = os.stat(f"{prefix}/trading_day={day}/{PART_FILE}")
+            except FileNotFoundError:
+                st = None
+            unchanged = st is not None and (st.st_size, st.st_mtime_ns) == (size, mtime_ns)
+            if unchanged and state == OK:  # known-bad ones are always re-read
+                continue
+            old = catalog.entry(tbl, symbol, day)
+            if old is not None:
+                suspects.append(old)
+    for old in suspects:
+        path = locate(old.table, old.symbol, old.day)
+        report.read_in_full += 1
+        loc = Location(old.table, old.symbol, old.day, path)
+        entry, note = scan_file(loc, ts_column(old.table), recorded=old)
+        if entry is None:
+            gone.append(old)
+        elif entry.state != OK:
+            if old.state != entry.state or old.problem != entry.problem:
                 fixes.append(entry)
-                report.repaired.append(f"{_name(entry)}: {note or 'catalog refreshed'}")
-            elif entry.mtime_ns != old.mtime_ns:
-                fixes.append(entry)  # touched, same bytes: remember the new mtime
+            report.corrupt.append(f"{_name(entry)}: {entry.problem}")
+        elif old.state != OK or note or (entry.checksum != old.checksum):
+            fixes.append(entry)
+            report.repaired.append(f"{_name(entry)}: {note or 'catalog refreshed'}")
+        elif entry.mtime_ns != old.mtime_ns:
+            fixes.append(entry)  # touched, same bytes: remember the new mtime
     if fixes or gone:
         with catalog.transaction() as con:
             catalog.record_in(con, fixes, clear_intents=False)
