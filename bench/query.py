@@ -5,14 +5,16 @@
 Fills a store with ``--symbols`` x ``--days`` tick partitions of ``--rows`` rows, then
 times ``--queries`` calls of ``coverage(all symbols)``:
 
-* **uncached**: a store whose cache never hits (every call reads the data: Parquet footers
-  for the embedded store, two grouped queries for QuestDB);
+* **uncached**: a store whose cache never hits (every call reads the data: the partition
+  catalog's per-symbol aggregates for the embedded store, one SQLite query; the coverage
+  query for QuestDB);
 * **cached**: the same call answered from :class:`~ghtrader_assets.stores.cache.CoverageCache`
   after one warm-up call.
 
 The embedded store always runs (in a temporary directory); QuestDB runs when
 ``GHTRADER_QDB_HOST`` is set, in tables named ``ghtrader_bench_<uuid8>_*`` that are dropped
-afterwards. Figures are printed, never asserted.
+afterwards. Figures are printed, never asserted. ``bench/scale.py`` measures the same
+calls against 10k-100k partitions.
 """
 
 from __future__ import annotations

@@ -147,8 +147,12 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     settings = _settings_only(args)
     store = _read_store(settings)
     verify = getattr(store, "verify", None)
-    if callable(verify):  # stat every file against the catalog; re-read only changed ones
-        verify([s.raw for s in settings.universe])
+    if args.verify and callable(verify):
+        # stat every ticks and summary file against the catalog; re-read only changed ones
+        from ghtrader_assets.schema import TICKS, VALIDATION_SUMMARY
+
+        found = verify([s.raw for s in settings.universe], tables=[TICKS, VALIDATION_SUMMARY])
+        print(f"verify: {found.line()}")
     report = coverage_report(store, settings.universe)
     print(markdown_table(report, for_ui=False))
     return 0
@@ -230,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.set_defaults(func=cmd_demo)
     cov = sub.add_parser("coverage", help="print the coverage table of the store")
+    cov.add_argument(
+        "--verify",
+        action="store_true",
+        help="first check every ticks and validation-summary file against the catalog "
+        "(a stat each; changed files are read in full): costs O(partitions)",
+    )
     cov.set_defaults(func=cmd_coverage)
     status = sub.add_parser(
         "status", help="per symbol: last ingested day, freshness, checks, ingestion rate"

@@ -415,3 +415,29 @@ def test_report_status_and_metrics_from_the_catalog_equal_the_table_path(tmp_pat
     pd.testing.assert_frame_equal(
         status_table(store, universe, now=now), status_table(plain, universe, now=now)
     )
+
+
+def test_cli_coverage_shows_a_truncated_file_as_corrupt_with_verify(
+    tmp_path: Path, monkeypatch, capsys
+):
+    from ghtrader_assets.cli import main
+
+    monkeypatch.setenv("GHTRADER_STORE", "embedded")
+    monkeypatch.setenv("GHTRADER_UNIVERSE", f"{CU},{AU}")
+    store = EmbeddedStore(tmp_path / "store")
+    for sym in (CU, AU):
+        store.write_partition(TICKS, sym, DAY1, tick_frame(sym, DAY1, n=100))
+    _truncate(store.partition_path(TICKS, CU, DAY1))
+
+    def corrupt_column(out: str) -> dict[str, str]:
+        lines = [line.split("|") for line in out.splitlines() if line.startswith("| ")]
+        header = [c.strip() for c in lines[0]]
+        at = header.index("corrupt_days")
+        return {row[1].strip(): row[at].strip() for row in lines[1:]}
+
+    assert main(["--data-dir", str(tmp_path), "coverage"]) == 0
+    assert corrupt_column(capsys.readouterr().out) == {CU: "0", AU: "0"}  # not yet read
+    assert main(["--data-dir", str(tmp_path), "coverage", "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "verify: 2 partitions checked (1 read in full)" in out
+    assert corrupt_column(out) == {CU: "1", AU: "0"}

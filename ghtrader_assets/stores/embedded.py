@@ -48,8 +48,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -72,6 +72,9 @@ from ghtrader_assets.stores.cache import CoverageCache
 from ghtrader_assets.stores.catalog import Catalog, CatalogError, Entry
 from ghtrader_assets.stores.facts import facts_of
 from ghtrader_assets.symbols import SymbolError, parse_main_symbol
+
+if TYPE_CHECKING:  # imported by sql() only: read-only CLI commands skip its import time
+    import duckdb
 
 PART_FILE = reindex.PART_FILE
 #: Per-partition lock files live outside the dataset so a partition directory holds exactly
@@ -729,6 +732,8 @@ class EmbeddedStore(TickStore):
         skip directories; the ``symbol`` hive value (the directory key) is mapped back to
         the stored symbol string so ``WHERE symbol = 'KQ.m@SHFE.cu'`` works (that filter
         is applied after reading, not by pruning). ``ts`` comes back as naive UTC."""
+        import duckdb  # here, not at module level: only ad-hoc SQL pays its import
+
         with self._duck_lock:
             con = self._connection()
             self._refresh_views(con)
@@ -739,6 +744,8 @@ class EmbeddedStore(TickStore):
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._duck is None:
+            import duckdb
+
             self._duck = duckdb.connect(":memory:")
             self._duck.execute("SET TimeZone = 'UTC'")
         return self._duck
