@@ -215,12 +215,12 @@ def status_table(
 
 
 def _try_partitions(store: TickStore, sym: str, day: str) -> _DayFacts:
-    """The day's facts from its partitions; an unreadable one reads as corrupt instead of
+    """The day's facts from its partitions; an unreadable one is shown as such instead of
     failing the whole table."""
     try:
         return _facts_from_partitions(store, sym, day)
     except StoreError as exc:
-        return _DayFacts(f"corrupt: {exc}"[:120], 0, 0, {})
+        return _DayFacts(f"unreadable: {exc}"[:120], 0, 0, {})
 
 
 def recent_metrics(

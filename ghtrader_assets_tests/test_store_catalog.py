@@ -177,6 +177,15 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def test_latest_falls_back_to_the_newest_good_day(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path, cache=False)
+    for day in (DAY1, DAY2):
+        store.write_partition(TICKS, CU, day, tick_frame(CU, day, n=30))
+    _truncate(store.partition_path(TICKS, CU, DAY2))
+    assert store.latest([CU])["trading_day"].tolist() == [DAY1]
+    assert store.damaged()["trading_day"].tolist() == [DAY2]
+
+
 def test_truncated_ticks_file_is_reported_corrupt_and_never_fails_other_symbols(
     tmp_path: Path,
 ) -> None:
@@ -194,7 +203,7 @@ def test_truncated_ticks_file_is_reported_corrupt_and_never_fails_other_symbols(
     ]
     cov = store.coverage([CU, AU]).set_index("symbol")
     assert cov.at[AU, "rows"] == 100  # the healthy symbol is untouched
-    assert store.latest([CU, AU])["symbol"].tolist() == [AU]
+    assert store.latest([CU, AU])["symbol"].tolist() == [AU]  # CU has no other good day
     with pytest.raises(StoreError, match=rf"{bad}.*unreadable.*marked corrupt"):
         store.read_partition(TICKS, CU, DAY1)
 

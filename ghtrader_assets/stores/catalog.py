@@ -415,6 +415,15 @@ class Catalog:
             f"SELECT tbl, symbol, day, bytes, mtime_ns, state FROM partitions{where}", params
         )
 
+    def last_good_day(self, table: str, symbol: str) -> str | None:
+        """The newest non-empty partition not marked corrupt."""
+        rows = self._query(
+            "SELECT max(day) FROM partitions WHERE tbl = ? AND symbol = ? AND rows > 0 "
+            "AND state = 'ok'",
+            (table, symbol),
+        )
+        return rows[0][0] if rows else None
+
     def days(self, table: str, symbol: str) -> list[str]:
         rows = self._query(
             "SELECT day FROM partitions WHERE tbl = ? AND symbol = ? ORDER BY day", (table, symbol)

@@ -680,10 +680,13 @@ class EmbeddedStore(TickStore):
             rows = []
             for s in syms:
                 agg = found.get(s)
-                if agg is not None and agg.last_nonempty_day is not None:
-                    row = self._latest_row(s, agg.last_nonempty_day)
-                    if row is not None:
-                        rows.append(row)
+                day = None if agg is None else agg.last_nonempty_day
+                row = None if day is None else self._latest_row(s, day)
+                if day is not None and row is None:  # corrupt: the newest good day instead
+                    good = catalog.last_good_day(TICKS.name, s)
+                    row = None if good is None or good == day else self._latest_row(s, good)
+                if row is not None:
+                    rows.append(row)
             if rows:
                 merged = pa.concat_tables([t.cast(_layout(TICKS).arrow) for t in rows])
                 cached = _to_frame(merged, TICKS, f"{TICKS.name} latest")
