@@ -562,6 +562,10 @@ class StoreStatusCollector:
                 "Validation duration of the last stored day.",
             ),
             "checks_failed": ("ghtrader_checks_failed", "Checks failed on the last stored day."),
+            "corrupt_days": (
+                "ghtrader_corrupt_days",
+                "Stored days with a partition found corrupt or unreadable (replace them).",
+            ),
         }
         for column, (name, doc) in gauges.items():
             family = GaugeMetricFamily(name, doc, labels=["symbol"])
