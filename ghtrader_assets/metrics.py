@@ -45,7 +45,7 @@ from prometheus_client.utils import floatToGoString
 from ghtrader_assets.calendar import day_start_utc
 from ghtrader_assets.config import SettingsError
 from ghtrader_assets.schema import METRICS, TICKS, VALIDATION_SUMMARY, TableSpec, conform
-from ghtrader_assets.stores.base import StoreError, TickStore, WriteStats
+from ghtrader_assets.stores.base import StoreError, TickStore, WriteStats, read_for_replace
 
 if TYPE_CHECKING:
     from ghtrader_assets.resources import StoreResource
@@ -419,11 +419,7 @@ def record_metrics(
         lock_dir.mkdir(parents=True, exist_ok=True)
         file_lock = FileLock(str(lock_dir / _lock_name(symbol, trading_day)), timeout=60)
     with _RECORD_LOCK, file_lock:
-        try:
-            old = store.read_partition(METRICS, symbol, trading_day)
-        except StoreError as exc:  # a corrupt partition must never block replacing it
-            logger.warning("%s; replacing it with this step's figures only", exc)
-            old = metrics_frame(symbol, trading_day, {})
+        old = read_for_replace(store, METRICS, symbol, trading_day)
         keep = old[~old["asset"].isin(list(figures))]
         merged = pd.concat([keep, new], ignore_index=True) if len(keep) else new
         store.write_partition(METRICS, symbol, trading_day, merged)

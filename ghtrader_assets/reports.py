@@ -17,7 +17,7 @@ import pandas as pd
 
 from ghtrader_assets import calendar
 from ghtrader_assets.schema import SKIP_LEDGER, TICKS, VALIDATION_SUMMARY
-from ghtrader_assets.stores.base import TickStore
+from ghtrader_assets.stores.base import StoreError, TickStore
 from ghtrader_assets.symbols import MainSymbol
 
 REPORT_COLUMNS = [
@@ -64,10 +64,7 @@ def coverage_report(
         agg = store.coverage(symbols).set_index("symbol")
         summaries = store.read_table(VALIDATION_SUMMARY, symbols=symbols)
         gaps = {sym: _gap_rollup(group) for sym, group in summaries.groupby("symbol")}
-    skips = {
-        sym: group
-        for sym, group in store.read_table(SKIP_LEDGER, symbols=symbols).groupby("symbol")
-    }
+    skips = _skips_by_symbol(store, symbols)
     damaged = {sym: group for sym, group in store.damaged(symbols).groupby("symbol")}
     span = _memo(lambda first, last: len(calendar.trading_days(first, last)))
     rows = []
@@ -121,6 +118,22 @@ def coverage_report(
             )
         rows.append(row)
     return pd.DataFrame(rows, columns=REPORT_COLUMNS)
+
+
+def _skips_by_symbol(store: TickStore, symbols: list[str]) -> dict[str, pd.DataFrame]:
+    """Skip-ledger rows per symbol; a symbol whose ledger cannot be read gets one row that
+    says so, instead of the report failing for every symbol."""
+    try:
+        table = store.read_table(SKIP_LEDGER, symbols=symbols)
+        return {sym: group for sym, group in table.groupby("symbol")}
+    except StoreError:
+        out: dict[str, pd.DataFrame] = {}
+        for sym in symbols:
+            try:
+                out[sym] = store.read_table(SKIP_LEDGER, symbols=[sym])
+            except StoreError:
+                out[sym] = pd.DataFrame({"trading_day": ["?"], "reason": ["unreadable ledger"]})
+        return out
 
 
 _NO_GAPS: dict[str, object] = {

@@ -450,3 +450,31 @@ def test_cli_coverage_shows_a_truncated_file_as_corrupt_with_verify(
     out = capsys.readouterr().out
     assert "verify: 2 partitions checked (1 read in full)" in out
     assert corrupt_column(out) == {CU: "1", AU: "0"}
+
+
+def test_corrupt_small_partitions_never_block_the_writers_that_replace_them(
+    tmp_path: Path,
+) -> None:
+    from ghtrader_assets.manifest import withdraw_manifest
+    from ghtrader_assets.schema import MANIFESTS, SKIP_LEDGER
+    from ghtrader_assets.sources.skip_ledger import SkipLedger
+
+    store = EmbeddedStore(tmp_path / "store", cache=False)
+    day = "2025-03-04"
+    _day_with_summary(store, CU_MAIN, day)
+    ledger = SkipLedger(store)
+    ledger.record(CU, day, "not_listed", "test", source="test")
+    for spec in (SKIP_LEDGER, METRICS):
+        store.partition_path(spec, CU, day).write_bytes(b"garbage")
+    manifest = store.partition_path(MANIFESTS, CU, day)
+    manifest.parent.mkdir(parents=True)
+    manifest.write_bytes(b"garbage")
+
+    report = coverage_report(store, (CU_MAIN, AU_MAIN), as_of=dt.date(2025, 3, 4))
+    assert report.set_index("symbol").at[CU, "skip_reasons"] == "unreadable ledger x1"
+    record_metrics(store, CU, day, {"ticks": {"ingest_rows_per_second": 5.0}})
+    assert store.read_partition(METRICS, CU, day)["value"].tolist() == [5.0]
+    assert ledger.record(CU, day, "not_listed", "again", source="test").attempts == 1
+    assert withdraw_manifest(store, tmp_path / "manifests", CU_MAIN, day) is True
+    assert store.read_partition(MANIFESTS, CU, day).empty
+    assert store.verify(full=True).corrupt == []

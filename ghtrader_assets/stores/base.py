@@ -8,13 +8,16 @@ Both implementations expose the same reads so assets, checks and the CLI are sto
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from ghtrader_assets.schema import TableSpec
+from ghtrader_assets.schema import TableSpec, empty_frame
+
+logger = logging.getLogger(__name__)
 
 #: The columns of :meth:`TickStore.coverage`, in order: the same from every store.
 COVERAGE_COLUMNS = ("symbol", "first_day", "last_day", "n_days", "rows", "first_ts", "last_ts")
@@ -149,3 +152,13 @@ class TickStore(ABC):
     def close(self) -> None:
         """Release connections and senders."""
         return None
+
+
+def read_for_replace(store: TickStore, spec: TableSpec, symbol: str, day: str) -> pd.DataFrame:
+    """The partition's rows for a read-modify-write, or an empty frame (logged) when the
+    stored partition is unreadable: a corrupt partition must never block replacing it."""
+    try:
+        return store.read_partition(spec, symbol, day)
+    except StoreError as exc:
+        logger.warning("%s; it is replaced by this write", exc)
+        return empty_frame(spec)
