@@ -97,33 +97,37 @@ def test_concurrent_writers_in_several_processes_leave_catalog_and_files_in_step
     assert (report.checked, report.repaired, report.corrupt, report.removed) == (6, [], [], [])
 
 
-def _killed_after_rename(root: str) -> None:
-    """Replace DAY1, then die by SIGKILL after the rename, before the catalog commit."""
+def _killed_mid_write(root: str, when: str) -> None:
+    """Replace DAY1 and die by SIGKILL just before the rename (``when="rename"``) or after
+    it, before the catalog commit (``when="commit"``)."""
     from ghtrader_assets.stores import catalog as catalog_module
 
-    def die(self, entries, **kwargs):  # noqa: ANN001, ANN202 - stand-in for Catalog.record
+    def die(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         os.kill(os.getpid(), signal.SIGKILL)
 
-    catalog_module.Catalog.record = die
+    if when == "commit":
+        catalog_module.Catalog.record = die
+    else:
+        os.replace = die
     store = EmbeddedStore(Path(root))
     store.write_partition(TICKS, CU, DAY1, tick_frame(CU, DAY1, n=77, seed=5))
 
 
-def test_kill_9_between_rename_and_catalog_commit_is_repaired_by_the_next_reader(
-    tmp_path: Path,
-) -> None:
+@pytest.mark.parametrize(("when", "rows"), [("rename", 300), ("commit", 77)])
+def test_kill_9_mid_write_is_repaired_by_the_next_reader(tmp_path: Path, when, rows) -> None:
     store = EmbeddedStore(tmp_path, cache_ttl_seconds=None)
     store.write_partition(TICKS, CU, DAY1, tick_frame(CU, DAY1, n=300, seed=1))
     assert store.coverage([CU])["rows"].iloc[0] == 300
-    child = mp.get_context("spawn").Process(target=_killed_after_rename, args=(str(tmp_path),))
+    child = mp.get_context("spawn").Process(target=_killed_mid_write, args=(str(tmp_path), when))
     child.start()
     child.join(60)
     assert child.exitcode == -signal.SIGKILL
 
     with sqlite3.connect(tmp_path / CATALOG_FILE) as con:  # the dead writer's intent
         assert con.execute("SELECT count(*) FROM intents").fetchone()[0] == 1
-    # The file is the new one; the next read settles the intent from it.
-    assert store.coverage([CU])["rows"].iloc[0] == 77
+    # The file is the old one (killed before the rename) or the new one (after it); the
+    # next read settles the intent from whichever it is.
+    assert store.coverage([CU])["rows"].iloc[0] == rows
     assert catalog_coverage(store, CU) == footer_coverage(store, CU)
     with sqlite3.connect(tmp_path / CATALOG_FILE) as con:
         assert con.execute("SELECT count(*) FROM intents").fetchone()[0] == 0

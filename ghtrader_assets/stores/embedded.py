@@ -24,12 +24,20 @@ Writes are atomic and safe across processes (Dagster runs each step in its own p
    ``part.parquet`` and the directory fsynced. Readers see the old file or the new one,
    never half of one, and there is exactly one file per partition.
 
+Every write also records the partition in the store's catalog (:mod:`.catalog`, a SQLite
+file in the root) under the same partition lock: an intent before the rename, the
+partition row, its symbol aggregate and the table's generation after it, so coverage,
+latest, partitions, status and the coverage report read aggregates instead of opening
+files, and a writer killed between rename and commit is repaired from the file by the next
+reader. :meth:`EmbeddedStore.reindex` / :meth:`EmbeddedStore.verify` compare the catalog
+with the files (:mod:`.reindex`); files written here carry page CRCs so a full read proves
+them intact. Reads open each file once (footer and body from the same version), and an
+unreadable file is marked corrupt in the catalog instead of failing every reader.
+
 Coverage and latest-tick results are cached (:class:`CoverageCache`). A write in this
-process clears the cache; a write in *another* process rewrites ``<table>/_generation``
-with a fresh random token (via temp file + ``os.replace``), and the cache key includes the
-token read before computing, so a cached answer is never served after any process wrote.
-A token rather than the file's mtime because mtime granularity (often a few ms) can give
-two quick writes the same stamp. The TTL remains as a bound for changes made outside the
+process clears the cache; the cache key includes the table's catalog generation, which
+every write in any process bumps in its catalog transaction, so a cached answer is never
+served after any process wrote. The TTL remains as a bound for changes made outside the
 store (files copied or deleted by hand).
 
 The store is meant for a local filesystem: ``flock`` and atomic rename are unreliable on
