@@ -6,15 +6,19 @@ Fills a store with ``--symbols`` x ``--days`` tick partitions of ``--rows`` rows
 times ``--queries`` calls of ``coverage(all symbols)``:
 
 * **uncached**: a store whose cache never hits (every call reads the data: the partition
-  catalog's per-symbol aggregates for the embedded store, one SQLite query; the coverage
-  query for QuestDB);
+  catalog's per-symbol aggregates for the embedded store, one SQLite query; one grouped
+  query on the partition log for QuestDB);
 * **cached**: the same call answered from :class:`~ghtrader_assets.stores.cache.CoverageCache`
   after one warm-up call.
 
 The embedded store always runs (in a temporary directory); QuestDB runs when
 ``GHTRADER_QDB_HOST`` is set, in tables named ``ghtrader_bench_<uuid8>_*`` that are dropped
-afterwards. Figures are printed, never asserted. ``bench/scale.py`` measures the same
-calls against 10k-100k partitions.
+afterwards. With a server it also runs the **universe** case: uncached coverage of
+``--universe-symbols`` (80) symbols over ``--universe-years`` (5) years of partition-log
+rows (~97k rows, as a production log holds them; written directly, no ticks needed, since
+QuestDB coverage reads only the log). Figures are printed, never asserted.
+``bench/scale.py`` measures the embedded store's metadata calls against 10k-100k
+partitions.
 """
 
 from __future__ import annotations
@@ -148,12 +152,89 @@ def bench_questdb(symbols: list[str], days: list[str], rows: int, n: int) -> Non
         uncached.close()
 
 
+def universe_symbols(n: int) -> list[str]:
+    """The real products first, then synthetic names up to ``n`` (the log does not care)."""
+    from ghtrader_assets.products import PRODUCTS
+
+    real = [f"KQ.m@{ex}.{product}" for ex, product in PRODUCTS]
+    return (real + [f"KQ.m@SHFE.x{i:03d}" for i in range(n)])[:n]
+
+
+def log_rows(store: TickStore, symbols: list[str], days: list[str]) -> pd.DataFrame:
+    """Partition-log rows for every (symbol, day): what years of daily ingestion leave."""
+    from ghtrader_assets.calendar import day_start_utc
+    from ghtrader_assets.stores.questdb.ddl import WRITE_ID_COLUMN
+    from ghtrader_assets.stores.questdb.registry import PARTITION_LOG
+
+    starts = pd.DatetimeIndex([day_start_utc(pd.Timestamp(d).date()) for d in days])
+    n_days = len(days)
+    frame = pd.DataFrame(
+        {
+            "ts": np.tile(starts.as_unit("us"), len(symbols)),
+            "table_name": store.table_name(TICKS),
+            "symbol": np.repeat(symbols, n_days),
+            "trading_day": np.tile(days, len(symbols)),
+            "rows": np.int64(60_000),
+            "written_at": pd.Timestamp.now(tz="UTC").floor("us"),
+            "first_ts": np.tile((starts - pd.Timedelta(hours=6)).as_unit("us"), len(symbols)),
+            "last_ts": np.tile((starts + pd.Timedelta(hours=15)).as_unit("us"), len(symbols)),
+            WRITE_ID_COLUMN: np.int64(1),
+        }
+    )
+    return frame[[*PARTITION_LOG.columns, WRITE_ID_COLUMN]]
+
+
+def bench_questdb_universe(n_symbols: int, years: int, n: int) -> None:
+    """Uncached coverage for the whole universe over years of partition-log rows."""
+    from questdb import Sender
+
+    from ghtrader_assets.stores.questdb import QuestDBSettings, QuestDBStore
+    from ghtrader_assets.stores.questdb.reader import wait_for_wal
+    from ghtrader_assets.stores.questdb.registry import PARTITION_LOG
+
+    base = dataclasses.replace(
+        QuestDBSettings.from_env(),
+        table_prefix=f"ghtrader_bench_{uuid.uuid4().hex[:8]}_",
+        cache_ttl=0.0,
+    )
+    store = QuestDBStore(base)
+    symbols = universe_symbols(n_symbols)
+    end = pd.Timestamp("2026-11-30").date()
+    days = [d.isoformat() for d in trading_days(end.replace(year=end.year - years), end)]
+    try:
+        store.ensure_table(TICKS)
+        log = store.ensure_table(PARTITION_LOG)
+        frame = log_rows(store, symbols, days)
+        with Sender.from_conf(
+            base.ilp_conf(), max_buf_size=512 * 2**20, **base.auth_kwargs()
+        ) as sender:
+            sender.dataframe(
+                frame, table_name=log, symbols=["table_name", "symbol", "trading_day"], at="ts"
+            )
+            sender.flush()
+        wait_for_wal(store.pg, log, 120.0)
+        print(
+            f"questdb universe: {len(symbols)} symbols x {len(days)} days = {len(frame)} "
+            "partition-log rows"
+        )
+        first = store.coverage(symbols)
+        if not (first["n_days"] == len(days)).all():
+            raise SystemExit(f"questdb universe: the log fill did not land:\n{first}")
+        report("questdb", "universe", latencies(lambda: store.coverage(symbols), n))
+    finally:
+        for spec in (TICKS, PARTITION_LOG):
+            store.drop_table(spec)
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=5, help=f"1-{len(SYMBOLS)}")
     parser.add_argument("--days", type=int, default=20, help="trading days per symbol")
     parser.add_argument("--rows", type=int, default=20_000, help="rows per partition")
     parser.add_argument("--queries", type=int, default=200, help="timed calls per case")
+    parser.add_argument("--universe-symbols", type=int, default=80)
+    parser.add_argument("--universe-years", type=int, default=5)
     args = parser.parse_args(argv)
     if not 1 <= args.symbols <= len(SYMBOLS) or min(args.days, args.rows, args.queries) < 1:
         parser.error("--symbols must be 1-10; --days, --rows and --queries positive")
@@ -170,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     bench_embedded(symbols, days, args.rows, args.queries)
     if os.environ.get("GHTRADER_QDB_HOST", "").strip():
         bench_questdb(symbols, days, args.rows, args.queries)
+        bench_questdb_universe(args.universe_symbols, args.universe_years, args.queries)
     else:
         print("questdb: skipped (GHTRADER_QDB_HOST is not set)")
 

@@ -34,6 +34,12 @@ runs, each covering up to ``days_per_run`` consecutive missing days. The runs go
 run queue and the source pool like any other. Days already materialized are skipped. The
 first evaluation only records the universe: backfilling the initial universe is an explicit
 choice (``ghtrader demo``, or a backfill from the UI).
+
+Listing dates (from :mod:`ghtrader_assets.sessions`): days before a product's listing, or
+while it is delisted, are not work. Partitions are shared by all symbols, so this is applied
+in the requests: the universe backfill leaves such days out of its runs, and a root whose
+product does not trade at load time gets a condition that is never true, while one listed
+within the lookback gets a lookback that stops at its listing day.
 """
 
 from __future__ import annotations
@@ -66,9 +72,12 @@ from dagster import (
 )
 
 from ghtrader_assets.assets import SymbolAssetKeys
+from ghtrader_assets.calendar import TZ
 from ghtrader_assets.config import SettingsError, parse_number
+from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY
 from ghtrader_assets.resources import StoreResource
-from ghtrader_assets.symbols import MainSymbol
+from ghtrader_assets.sessions import listed_days, listing_date, not_listed_reason
+from ghtrader_assets.symbols import MainSymbol, parse_main_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -169,22 +178,79 @@ def report_condition() -> AutomationCondition:
     )
 
 
-def condition_for(spec: AssetSpec, lookback: dt.timedelta) -> AutomationCondition:
-    """The condition an asset gets from its shape: root, downstream, or unpartitioned."""
+def not_listed_condition(reason: str) -> AutomationCondition:
+    """A root whose product does not trade now (delisted, or listed later): never true."""
+    window = AutomationCondition.in_latest_time_window()
+    return (window & ~window).with_label(f"not listed: {reason}")
+
+
+def listing_lookback(
+    symbol: MainSymbol,
+    partitions_def: TimeWindowPartitionsDefinition,
+    lookback: dt.timedelta,
+    now: dt.datetime,
+) -> dt.timedelta | None:
+    """The root's lookback, shortened so that it never reaches a day before the product's
+    listing; ``None`` when the product does not trade as of ``now`` (delisted or not listed
+    yet). Partitions are shared by all symbols, so the listing date is applied here (and in
+    the universe backfill), not by per-symbol partitions."""
+    today = now.astimezone(TZ).date()
+    if not_listed_reason(symbol.exchange, symbol.product, today) is not None:
+        return None
+    listed = listing_date(symbol.exchange, symbol.product)
+    if today - listed > lookback + dt.timedelta(days=7):
+        return lookback  # listed long ago: the lookback cannot reach before it
+    keys = partitions_def.get_partition_keys(current_time=now)
+    if not keys:
+        return lookback
+    latest = partitions_def.time_window_for_partition_key(keys[-1])
+    try:
+        listed_start = partitions_def.time_window_for_partition_key(listed.isoformat()).start
+    except Exception:  # the listing precedes the first partition: nothing to shorten
+        return lookback
+    return max(dt.timedelta(0), min(lookback, latest.end - listed_start))
+
+
+def condition_for(
+    spec: AssetSpec, lookback: dt.timedelta, now: dt.datetime | None = None
+) -> AutomationCondition:
+    """The condition an asset gets from its shape: root, downstream, or unpartitioned.
+
+    A root of a symbol whose product is not trading at load time never requests anything,
+    and a product listed within the lookback gets a lookback that stops at its listing day
+    (days before a listing are not work)."""
     if spec.partitions_def is None:
         return report_condition()
     if not spec.deps:
+        raw = spec.metadata.get(SYMBOL_METADATA_KEY)
+        if raw is not None and isinstance(spec.partitions_def, TimeWindowPartitionsDefinition):
+            symbol = parse_main_symbol(str(raw))
+            now = now or dt.datetime.now(dt.UTC)
+            day = now.astimezone(TZ).date()
+            reason = not_listed_reason(symbol.exchange, symbol.product, day)
+            if reason is not None:
+                logger.warning(
+                    "%s: no daily automation while it does not trade (%s); it starts at the "
+                    "first code-location reload on or after its listing",
+                    symbol.raw,
+                    reason,
+                )
+                return not_listed_condition(reason)
+            own = listing_lookback(symbol, spec.partitions_def, lookback, now)
+            return new_day_condition(lookback if own is None else own)
         return new_day_condition(lookback)
     return follow_condition(lookback)
 
 
 def with_automation(
-    assets: Sequence[AssetsDefinition], lookback: dt.timedelta
+    assets: Sequence[AssetsDefinition], lookback: dt.timedelta, now: dt.datetime | None = None
 ) -> list[AssetsDefinition]:
     """``assets`` with their automation conditions attached (see the module docstring)."""
     return [
         a.map_asset_specs(
-            lambda spec: spec.replace_attributes(automation_condition=condition_for(spec, lookback))
+            lambda spec: spec.replace_attributes(
+                automation_condition=condition_for(spec, lookback, now)
+            )
         )
         for a in assets
     ]
@@ -346,7 +412,15 @@ def plan_universe_backfill(
     for raw, p in pending.items():
         window = [k for k in keys if p.next_day <= k <= p.end_day]
         done = instance.get_materialized_partitions(SymbolAssetKeys.of(by_raw[raw]).ticks)
-        queues[raw] = _chunks(window, set(window) - set(done), days_per_run)
+        sym = by_raw[raw]
+        # days before the listing (or while delisted) are not work
+        listed = {
+            d.isoformat()
+            for d in listed_days(
+                sym.exchange, sym.product, [dt.date.fromisoformat(k) for k in window]
+            )
+        }
+        queues[raw] = _chunks(window, listed - set(done), days_per_run)
     requests: list[RunRequest] = []
     while budget > 0 and any(queues.values()):
         for raw in sorted(queues):  # round robin so one long backfill cannot starve others

@@ -235,7 +235,8 @@ def trading_days(start: DateLike, end: DateLike) -> list[dt.date]:
         return []
     for year in range(lo.year, hi.year + 1):
         _check_year(year)
-    days = np.arange(np.datetime64(lo, "D"), np.datetime64(hi, "D") + 1, dtype="datetime64[D]")
+    one = np.timedelta64(1, "D")
+    days = np.arange(np.datetime64(lo, "D"), np.datetime64(hi, "D") + one, dtype="datetime64[D]")
     return days[np.is_busday(days, busdaycal=_busdaycal())].astype(object).tolist()
 
 

@@ -18,7 +18,12 @@ import pandas as pd
 from ghtrader_assets import calendar
 from ghtrader_assets.config import Settings, SettingsError
 from ghtrader_assets.metadata import markdown_table
-from ghtrader_assets.stores.base import TickStore
+from ghtrader_assets.stores.base import StoreError, TickStore
+from ghtrader_assets.stores.questdb.settings import QuestDBSettingsError, QuestDBUnreachableError
+from ghtrader_assets.ticks import ReadError
+
+#: Errors that are the user's to fix (settings, an unreachable server): one line, exit 2.
+USER_ERRORS = (SettingsError, QuestDBSettingsError, QuestDBUnreachableError, ReadError)
 
 
 def _prepare_environment(args: argparse.Namespace) -> Settings:
@@ -31,6 +36,31 @@ def _prepare_environment(args: argparse.Namespace) -> Settings:
     os.environ.setdefault("GHTRADER_DATA_DIR", str(settings.data_dir))
     ensure_dagster_home(settings.data_dir / "dagster_home")
     return settings
+
+
+def open_store(settings: Settings):
+    """The store the definitions' runs use, built the same way outside a run.
+
+    ``build_resources`` gives the resources a run gets; their ``EnvVar`` fields are
+    resolved from the environment by the resource itself (``StoreResource.get_store``), so
+    the CLI and the runs talk to the same server with the same credentials. A QuestDB that
+    does not answer fails here within seconds (:class:`QuestDBUnreachableError`).
+    """
+    from ghtrader_assets.definitions import build_resources
+
+    return build_resources(settings)["store"].get_store()
+
+
+def _store_location(settings: Settings) -> str:
+    if settings.store == "questdb":
+        from ghtrader_assets.schema import TICKS
+        from ghtrader_assets.stores.questdb.ddl import current_view_name
+
+        store = open_store(settings)
+        view = current_view_name(store.table_name(TICKS))
+        qdb = store.settings
+        return f"questdb://{qdb.host}:{qdb.pg_port}  (in SQL, query the *_current views: {view})"
+    return f"{settings.data_dir / 'store'}  (Parquet: <table>/symbol=<SYM>/trading_day=<DAY>/)"
 
 
 def default_workers(settings: Settings) -> int:
@@ -60,6 +90,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  symbols: {symbols}")
     workers = args.workers or default_workers(settings)
     print(f"  trading days: {', '.join(days)} ({workers} in parallel)")
+    open_store(settings)  # reachable and tables created before any worker starts
     set_pool_limit(settings.source, settings.source_pool_limit)
     results = run_days(days, workers)
     _materialize_coverage()
@@ -71,9 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for r in results:
         print(f"  run {r.run_id} ({r.trading_day}): {'success' if r.success else 'FAILED'}")
     print()
-    print(
-        f"Data:      {settings.data_dir / 'store'}  (Parquet: <table>/symbol=<SYM>/trading_day=<DAY>/)"
-    )
+    print(f"Data:      {_store_location(settings)}")
     print(f"Manifests: {settings.data_dir / 'manifests'}")
     print(f"Coverage:  {settings.data_dir / 'reports' / 'coverage.json'}  (or: ghtrader coverage)")
     print("Dagster UI (shows these runs, partitions, checks and metadata):")
@@ -95,10 +124,9 @@ def _materialize_coverage() -> None:
 
 
 def _demo_summary(settings: Settings, days: list[str]) -> pd.DataFrame:
-    from ghtrader_assets.definitions import defs
     from ghtrader_assets.schema import MANIFESTS, VALIDATION_SUMMARY
 
-    store = defs.resources["store"].get_store()
+    store = open_store(settings)
     symbols = [s.raw for s in settings.universe]
     summaries = store.read_table(
         VALIDATION_SUMMARY, symbols=symbols, start_day=days[0], end_day=days[-1]
@@ -130,9 +158,7 @@ def _read_store(settings: Settings) -> TickStore:
         from ghtrader_assets.stores.embedded import EmbeddedStore
 
         return EmbeddedStore(settings.data_dir / "store")
-    from ghtrader_assets.definitions import build_resources
-
-    return build_resources(settings)["store"].get_store()
+    return open_store(settings)
 
 
 def _settings_only(args: argparse.Namespace) -> Settings:
@@ -266,13 +292,18 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", required=True, help="a .parquet, .csv or .csv.gz file")
     export.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
-    from ghtrader_assets.ticks import ReadError
+    from ghtrader_assets.resources import close_stores
 
     try:
         return args.func(args)
-    except (SettingsError, ReadError) as exc:
+    except USER_ERRORS as exc:
         print(f"ghtrader: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:  # messages written for users: table, partition, what to do
+        print(f"ghtrader: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        close_stores()  # release QuestDB handles now, not in the interpreter's teardown
 
 
 if __name__ == "__main__":

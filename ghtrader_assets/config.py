@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ghtrader_assets.symbols import MainSymbol, parse_universe
+from ghtrader_assets.symbols import MainSymbol, SymbolError, parse_universe
 
 DEFAULT_UNIVERSE = "KQ.m@SHFE.cu,KQ.m@SHFE.au,KQ.m@SHFE.ag,KQ.m@DCE.m,KQ.m@CZCE.SR"
 DEFAULT_START_DATE = "2025-01-02"
@@ -22,6 +22,17 @@ SOURCE_KINDS = ("simulated", "csv", "tqsdk")
 
 class SettingsError(ValueError):
     """A GHTRADER_* variable holds a value this project cannot use."""
+
+
+class UniverseError(SettingsError, SymbolError):
+    """``GHTRADER_UNIVERSE`` names a malformed symbol or an unknown product."""
+
+
+def _universe(text: str) -> tuple[MainSymbol, ...]:
+    try:
+        return tuple(parse_universe(text))
+    except SymbolError as exc:
+        raise UniverseError(f"GHTRADER_UNIVERSE: {exc}") from None
 
 
 def parse_number(text: str, name: str, cast: type[int] | type[float], minimum: float) -> Any:
@@ -75,6 +86,10 @@ class Settings:
             raise SettingsError(f"GHTRADER_STORE={store!r}: expected one of {STORE_KINDS}")
         if source not in SOURCE_KINDS:
             raise SettingsError(f"GHTRADER_SOURCE={source!r}: expected one of {SOURCE_KINDS}")
+        if source == "tqsdk":  # GHTRADER_TQ_* tuning: fail at load, not in the first step
+            from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+            TqSdkSettings.from_env(env)
         data_dir = Path(get("DATA_DIR", str(Path.home() / ".ghtrader"))).expanduser()
         csv_dir = env.get("GHTRADER_CSV_DIR")
         pool_limit = parse_number(
@@ -85,7 +100,7 @@ class Settings:
             store=store,
             source=source,
             data_dir=data_dir,
-            universe=tuple(parse_universe(get("UNIVERSE", DEFAULT_UNIVERSE))),
+            universe=_universe(get("UNIVERSE", DEFAULT_UNIVERSE)),
             start_date=get("START_DATE", DEFAULT_START_DATE),
             csv_dir=Path(csv_dir).expanduser() if csv_dir else None,
             close_time=get("CLOSE_TIME", "15:30"),

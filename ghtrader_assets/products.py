@@ -1,46 +1,49 @@
-"""Contract facts per futures product: tick size, multiplier, book depth and trading hours.
+"""Contract facts per futures product: tick size, multiplier, book depth, a simulator price.
 
-Sessions, validation and the simulator all need the same facts, so they live in one table.
-Values are the exchanges' current contract specifications (trading hours as published by each
-exchange and as TqSdk reports them in ``quote.trading_time``). Historic changes of hours (e.g.
-SHFE rb/ru night ending 01:00 until 2016-05, DCE/CZCE nights ending 23:30 until 2019) are not
-modelled; the suspension of night trading in 2020 is an event in :mod:`ghtrader_assets.sessions`.
+Validation (tick grid, five-level book rules), the simulator and the sources all need the
+same facts, so they live in one table: ``ghtrader_assets/data/products.csv``, one row per
+futures product that ``cnfutures-session-timeline`` knows (a test keeps the two sets equal).
+The values are the exchanges' published contract specifications as of today; the ``note``
+column says where a value is uncertain or changed over the years (tick sizes are not dated
+here). ``typical_price`` is only a realistic level for the simulator, never market data.
 
-``typical_price`` is only a realistic level for the simulator, not market data.
+What this module does **not** hold: trading hours, night sessions, listing dates. Those
+change over time and come, dated, from ``cnfutures-session-timeline`` through
+:mod:`ghtrader_assets.sessions`.
+
+Product codes use TqSdk's case: lower case on SHFE, INE, DCE and GFEX (``SHFE.cu``), upper
+case on CZCE and CFFEX (``CZCE.SR``, ``CFFEX.IF``). An unknown product is an
+:class:`UnknownProductError` that names the closest known products, so a typo in
+``GHTRADER_UNIVERSE`` is caught when the definitions load, not at run time.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import csv
+import difflib
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
-from ghtrader_assets.symbols import MainSymbol
-
-Session = tuple[dt.time, dt.time]
+from ghtrader_assets.symbols import EXCHANGES, MainSymbol
 
 #: Exchanges that publish five book levels; the others publish level 1 only.
 FIVE_LEVEL_EXCHANGES = frozenset({"SHFE", "INE"})
-
-
-def _t(text: str) -> dt.time:
-    return dt.time.fromisoformat(text)
-
-
-def _s(start: str, end: str) -> Session:
-    return (_t(start), _t(end))
-
-
-# Commodity day hours shared by SHFE, INE, DCE, CZCE and GFEX (15-minute break at 10:15).
-COMMODITY_DAY: tuple[Session, ...] = (
-    _s("09:00", "10:15"),
-    _s("10:30", "11:30"),
-    _s("13:30", "15:00"),
+#: Exchanges whose product codes TqSdk writes in upper case.
+UPPER_CASE_EXCHANGES = frozenset({"CZCE", "CFFEX"})
+PRODUCTS_FILENAME = "products.csv"
+PRODUCT_COLUMNS = (
+    "exchange",
+    "product",
+    "name",
+    "tick_size",
+    "multiplier",
+    "book_levels",
+    "typical_price",
+    "note",
 )
-# CFFEX stock-index futures: no 10:15 break, lunch 11:30-13:00, no night.
-CFFEX_INDEX_DAY: tuple[Session, ...] = (_s("09:30", "11:30"), _s("13:00", "15:00"))
-NIGHT_2300 = _s("21:00", "23:00")
-NIGHT_0100 = _s("21:00", "01:00")
-NIGHT_0230 = _s("21:00", "02:30")
 
 
 class UnknownProductError(KeyError):
@@ -50,87 +53,146 @@ class UnknownProductError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ProductTableError(ValueError):
+    """The product table is malformed; the message names file, line and column."""
+
+
 @dataclass(frozen=True)
 class ProductSpec:
-    """Facts about one product. ``night_session`` ends past midnight when ``end < start``."""
+    """Facts about one product (today's contract specification)."""
 
     exchange: str
     product: str
     name: str
     tick_size: float
     multiplier: int
-    five_levels: bool
-    day_sessions: tuple[Session, ...]
-    night_session: Session | None
+    book_levels: int
     typical_price: float
+    note: str = ""
 
     def __post_init__(self) -> None:
         if self.tick_size <= 0 or self.multiplier <= 0 or self.typical_price <= 0:
             raise ValueError(f"{self.exchange}.{self.product}: sizes and prices must be > 0")
-        if not self.day_sessions:
-            raise ValueError(f"{self.exchange}.{self.product}: no day session")
-        for start, end in self.day_sessions:
-            if not start < end:
-                raise ValueError(f"{self.exchange}.{self.product}: day session {start}-{end}")
-        if self.night_session is not None and self.night_session[0] == self.night_session[1]:
-            raise ValueError(f"{self.exchange}.{self.product}: empty night session")
+        if self.book_levels not in (1, 5):
+            raise ValueError(f"{self.exchange}.{self.product}: book_levels must be 1 or 5")
+
+    @property
+    def five_levels(self) -> bool:
+        """Whether the exchange publishes book levels 2-5 for this product."""
+        return self.book_levels == 5
 
     @property
     def symbol(self) -> MainSymbol:
         return MainSymbol(self.exchange, self.product)
 
     @property
-    def night_crosses_midnight(self) -> bool:
-        return self.night_session is not None and self.night_session[1] < self.night_session[0]
+    def key(self) -> str:
+        """``EXCHANGE.product``, e.g. ``SHFE.cu``."""
+        return f"{self.exchange}.{self.product}"
 
 
-def _spec(
-    exchange: str,
-    product: str,
-    name: str,
-    tick_size: float,
-    multiplier: int,
-    night: Session | None,
-    typical_price: float,
-    day: tuple[Session, ...] = COMMODITY_DAY,
-) -> ProductSpec:
-    return ProductSpec(
-        exchange=exchange,
-        product=product,
-        name=name,
-        tick_size=tick_size,
-        multiplier=multiplier,
-        five_levels=exchange in FIVE_LEVEL_EXCHANGES,
-        day_sessions=day,
-        night_session=night,
-        typical_price=typical_price,
-    )
+def products_path() -> Path:
+    """Path of the packaged product table."""
+    return Path(str(resources.files("ghtrader_assets") / "data" / PRODUCTS_FILENAME))
 
 
-_SPECS = (
-    # SHFE: base metals night to 01:00, precious metals to 02:30, rb/ru to 23:00.
-    _spec("SHFE", "cu", "copper", 10.0, 5, NIGHT_0100, 78000.0),
-    _spec("SHFE", "al", "aluminium", 5.0, 5, NIGHT_0100, 20500.0),
-    _spec("SHFE", "zn", "zinc", 5.0, 5, NIGHT_0100, 22500.0),
-    _spec("SHFE", "au", "gold", 0.02, 1000, NIGHT_0230, 780.0),
-    _spec("SHFE", "ag", "silver", 1.0, 15, NIGHT_0230, 8500.0),
-    _spec("SHFE", "rb", "rebar", 1.0, 10, NIGHT_2300, 3200.0),
-    _spec("SHFE", "ru", "natural rubber", 5.0, 10, NIGHT_2300, 15000.0),
-    # INE (a SHFE subsidiary): crude oil night to 02:30.
-    _spec("INE", "sc", "crude oil", 0.1, 1000, NIGHT_0230, 520.0),
-    # DCE
-    _spec("DCE", "m", "soybean meal", 1.0, 10, NIGHT_2300, 2900.0),
-    _spec("DCE", "i", "iron ore", 0.5, 100, NIGHT_2300, 780.0),
-    # CZCE
-    _spec("CZCE", "SR", "white sugar", 1.0, 10, NIGHT_2300, 5800.0),
-    _spec("CZCE", "MA", "methanol", 1.0, 10, NIGHT_2300, 2450.0),
-    # GFEX: industrial silicon trades in the day only (GFEX has no night session).
-    _spec("GFEX", "si", "industrial silicon", 5.0, 5, None, 9000.0),
-    # CFFEX: CSI 300 index futures, day only.
-    _spec("CFFEX", "IF", "CSI 300 index", 0.2, 300, None, 3900.0, day=CFFEX_INDEX_DAY),
-)
+def _cell(path: Path, lineno: int, column: str, text: str, cast: type, positive: bool = True):
+    try:
+        value = cast(text)
+    except ValueError:
+        raise ProductTableError(
+            f"{path}, line {lineno}, column {column}: {text!r} is not {cast.__name__}"
+        ) from None
+    if positive and not value > 0:
+        raise ProductTableError(f"{path}, line {lineno}, column {column}: {text!r} must be > 0")
+    return value
 
-PRODUCTS: dict[tuple[str, str], ProductSpec] = {(s.exchange, s.product): s for s in _SPECS}
+
+def load_products(path: Path | None = None) -> dict[tuple[str, str], ProductSpec]:
+    """Read and validate a product table (the packaged one by default).
+
+    Errors name the file, line and column: an unknown exchange, a product code in the wrong
+    case for its exchange, a non-positive number, a book depth other than the exchange's
+    (five levels on SHFE/INE, one elsewhere), or a product listed twice.
+    """
+    path = products_path() if path is None else Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProductTableError(f"cannot read product table {path}: {exc}") from exc
+    reader = csv.reader(text.splitlines())
+    header = tuple(h.strip() for h in next(reader, []))
+    if header != PRODUCT_COLUMNS:
+        raise ProductTableError(
+            f"{path}, line 1: header must be {','.join(PRODUCT_COLUMNS)}, got {','.join(header)}"
+        )
+    out: dict[tuple[str, str], ProductSpec] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for lineno, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(PRODUCT_COLUMNS):
+            raise ProductTableError(
+                f"{path}, line {lineno}: expected {len(PRODUCT_COLUMNS)} columns, got {len(row)}"
+            )
+        cells = dict(zip(PRODUCT_COLUMNS, (c.strip() for c in row), strict=True))
+        exchange, product = cells["exchange"], cells["product"]
+        if exchange not in EXCHANGES:
+            raise ProductTableError(
+                f"{path}, line {lineno}, column exchange: {exchange!r} is not one of {EXCHANGES}"
+            )
+        wanted = product.upper() if exchange in UPPER_CASE_EXCHANGES else product.lower()
+        if not product.isalpha() or product != wanted:
+            raise ProductTableError(
+                f"{path}, line {lineno}, column product: {product!r} must be letters in "
+                f"TqSdk's case for {exchange} ({wanted!r})"
+            )
+        levels = _cell(path, lineno, "book_levels", cells["book_levels"], int)
+        expected_levels = 5 if exchange in FIVE_LEVEL_EXCHANGES else 1
+        if levels != expected_levels:
+            raise ProductTableError(
+                f"{path}, line {lineno}, column book_levels: {exchange} publishes "
+                f"{expected_levels} level(s), got {levels}"
+            )
+        key = (exchange, product)
+        if key in seen:
+            raise ProductTableError(
+                f"{path}, line {lineno}, column product: {exchange}.{product} already on "
+                f"line {seen[key]}"
+            )
+        seen[key] = lineno
+        out[key] = ProductSpec(
+            exchange=exchange,
+            product=product,
+            name=cells["name"],
+            tick_size=_cell(path, lineno, "tick_size", cells["tick_size"], float),
+            multiplier=_cell(path, lineno, "multiplier", cells["multiplier"], int),
+            book_levels=levels,
+            typical_price=_cell(path, lineno, "typical_price", cells["typical_price"], float),
+            note=cells["note"],
+        )
+    return out
+
+
+@functools.cache
+def _products() -> Mapping[tuple[str, str], ProductSpec]:
+    return load_products()
+
+
+class _ProductTable(Mapping[tuple[str, str], ProductSpec]):
+    """``PRODUCTS``: the packaged table, read on first use."""
+
+    def __getitem__(self, key: tuple[str, str]) -> ProductSpec:
+        return _products()[key]
+
+    def __iter__(self):
+        return iter(_products())
+
+    def __len__(self) -> int:
+        return len(_products())
+
+
+PRODUCTS: Mapping[tuple[str, str], ProductSpec] = _ProductTable()
 
 
 def known_products() -> list[str]:
@@ -138,14 +200,30 @@ def known_products() -> list[str]:
     return sorted(f"{e}.{p}" for e, p in PRODUCTS)
 
 
+def nearest_products(exchange: str, product: str, n: int = 3) -> list[str]:
+    """The known ``EXCHANGE.product`` names closest to the given one (case-insensitive).
+
+    The same product code on another exchange comes first (``SHFE.sc`` -> ``INE.sc``),
+    then :mod:`difflib` matches of the whole name.
+    """
+    known = known_products()
+    by_lower = {k.lower(): k for k in known}
+    wanted = f"{exchange}.{product}".lower()
+    out = [k for k in known if k.split(".", 1)[1].lower() == product.lower()]
+    out += [by_lower[m] for m in difflib.get_close_matches(wanted, list(by_lower), n=n, cutoff=0)]
+    return list(dict.fromkeys(out))[:n]
+
+
 def product_spec(exchange: str, product: str) -> ProductSpec:
-    """Facts for ``exchange``/``product``; :class:`UnknownProductError` lists known ones."""
+    """Facts for ``exchange``/``product``; :class:`UnknownProductError` names the nearest."""
     try:
         return PRODUCTS[(exchange, product)]
     except KeyError:
+        near = nearest_products(exchange, product)
         raise UnknownProductError(
-            f"no product facts for {exchange}.{product}; known products: "
-            f"{', '.join(known_products())} (add it to ghtrader_assets/products.py)"
+            f"unknown product {exchange}.{product}: no product facts or sessions for it; "
+            f"nearest known products: {', '.join(near)} ({len(PRODUCTS)} products are listed "
+            f"in ghtrader_assets/data/{PRODUCTS_FILENAME})"
         ) from None
 
 

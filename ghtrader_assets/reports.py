@@ -11,12 +11,13 @@ Partitions the store knows to be damaged are counted in ``corrupt_days`` and nam
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
 from ghtrader_assets import calendar
 from ghtrader_assets.schema import SKIP_LEDGER, TICKS, VALIDATION_SUMMARY
+from ghtrader_assets.sessions import listed_days
 from ghtrader_assets.stores.base import StoreError, TickStore
 from ghtrader_assets.symbols import MainSymbol
 
@@ -46,13 +47,15 @@ def coverage_report(
 ) -> pd.DataFrame:
     """One row per symbol: stored range, holes against the calendar, lag, gap totals.
 
-    ``days_expected`` counts trading days between the first and last stored day;
-    ``missing_days`` are the holes among them; ``days_behind`` counts trading days after the
-    last stored day up to ``as_of`` (default: the last completed trading day).
+    ``days_expected`` counts trading days between the first and last stored day on which
+    the product was listed (:func:`ghtrader_assets.sessions.listed_days`: days before its
+    listing or while delisted are not work); ``missing_days`` are the holes among them;
+    ``days_behind`` counts such days after the last stored day up to ``as_of`` (default: the
+    last completed trading day).
 
     With a partition catalog everything but the skip ledger comes from per-symbol
     aggregates; a symbol's day list is read only when its day count differs from the
-    calendar's (it has holes), to name them.
+    expected count (it has holes), to name them.
     """
     as_of = as_of or calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ))
     symbols = [s.raw for s in universe]
@@ -66,27 +69,30 @@ def coverage_report(
         gaps = {sym: _gap_rollup(group) for sym, group in summaries.groupby("symbol")}
     skips = _skips_by_symbol(store, symbols)
     damaged = {sym: group for sym, group in store.damaged(symbols).groupby("symbol")}
-    span = _memo(lambda first, last: len(calendar.trading_days(first, last)))
     rows = []
-    for sym in symbols:
+    for main in universe:
+        sym = main.raw
         n_days = int(agg.at[sym, "n_days"]) if sym in agg.index else 0
         row: dict[str, object] = {"symbol": sym, "days_present": n_days}
         if n_days:
             first_day, last_day = str(agg.at[sym, "first_day"]), str(agg.at[sym, "last_day"])
             first, last = dt.date.fromisoformat(first_day), dt.date.fromisoformat(last_day)
-            n_expected = span(first, last)
+            listed = listed_days(main.exchange, main.product, calendar.trading_days(first, last))
             missing: list[str] = []
-            if n_expected != n_days:  # holes (or days the calendar does not know): name them
+            if len(listed) != n_days:  # holes (or days the calendar does not know): name them
                 present = set(store.partitions(TICKS, sym))
-                expected = [d.isoformat() for d in calendar.trading_days(first, last)]
-                missing = [d for d in expected if d not in present]
+                missing = [d.isoformat() for d in listed if d.isoformat() not in present]
+            later = (
+                [d for d in calendar.trading_days(last, as_of) if d > last] if as_of > last else []
+            )
+            behind = listed_days(main.exchange, main.product, later)
             row.update(
                 first_day=first_day,
                 last_day=last_day,
-                days_expected=n_expected,
+                days_expected=len(listed),
                 missing_days=len(missing),
                 missing_sample=", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
-                days_behind=_after(span, last, as_of),
+                days_behind=len(behind),
                 rows=int(agg.at[sym, "rows"]),
             )
         else:
@@ -142,25 +148,6 @@ _NO_GAPS: dict[str, object] = {
     "blocking_failure_days": 0,
     "worst_day": "",
 }
-
-
-def _memo(fn: Callable[[dt.date, dt.date], int]) -> Callable[[dt.date, dt.date], int]:
-    """``fn`` remembered per argument pair: symbols mostly share their first/last days."""
-    seen: dict[tuple[dt.date, dt.date], int] = {}
-
-    def call(a: dt.date, b: dt.date) -> int:
-        if (a, b) not in seen:
-            seen[(a, b)] = fn(a, b)
-        return seen[(a, b)]
-
-    return call
-
-
-def _after(span: Callable[[dt.date, dt.date], int], last: dt.date, as_of: dt.date) -> int:
-    """Trading days after ``last`` up to and including ``as_of``."""
-    if as_of <= last:
-        return 0
-    return span(last, as_of) - (1 if calendar.is_trading_day(last) else 0)
 
 
 def _rollups_from_catalog(summary: pd.DataFrame | None) -> dict[str, dict[str, object]]:

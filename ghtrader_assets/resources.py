@@ -8,6 +8,9 @@ run in one process) reuses one store, and with it one QuestDB sender and connect
 
 from __future__ import annotations
 
+import atexit
+import logging
+import multiprocessing.util
 import os
 import threading
 from pathlib import Path
@@ -20,8 +23,52 @@ from ghtrader_assets.sources.base import TickSource
 from ghtrader_assets.stores.base import TickStore
 from ghtrader_assets.symbols import MainSymbol
 
+logger = logging.getLogger(__name__)
+
 _STORES: dict[tuple[Any, ...], TickStore] = {}
 _STORES_LOCK = threading.Lock()
+
+
+def resolved(value: Any) -> Any:
+    """A resource field as a run sees it.
+
+    Inside a run Dagster has already replaced every ``EnvVar`` with its value; outside one
+    (the CLI, scripts) the field still holds the ``EnvVar``, a ``str`` subclass whose text is
+    the variable's *name*. Reading it from the environment here makes both paths build the
+    same store from the same values.
+    """
+    if isinstance(value, EnvVar):
+        return value.get_value(default="") or ""
+    return value
+
+
+def close_stores() -> None:
+    """Close every cached store of this process: settle pending QuestDB writes (a failure
+    is logged), then close senders, QWP handles and pools.
+
+    Runs at exit, registered twice because processes end two ways: :mod:`atexit` for a
+    normal interpreter exit (CLI, scripts, ``dagster dev``), and a
+    :class:`multiprocessing.util.Finalize` for Dagster's step processes and the demo's
+    workers, which multiprocessing ends with ``os._exit`` (atexit handlers do not run
+    there). Either way the QuestDB client's handles are released while the interpreter is
+    whole (left to garbage collection at exit, the ``questdb`` client logs an
+    ``AttributeError`` from ``QuestDB.__dealloc__``). Safe to call more than once.
+    """
+    pid = os.getpid()
+    with _STORES_LOCK:
+        # A forked child inherits its parent's stores (their sockets too): it forgets them
+        # without closing, which would end the parent's connections.
+        stores = [store for key, store in _STORES.items() if key[-1] == pid]
+        _STORES.clear()
+    for store in stores:
+        try:
+            store.close()
+        except Exception:  # closing must not mask the caller's outcome
+            logger.warning("closing store %r failed", store, exc_info=True)
+
+
+atexit.register(close_stores)
+multiprocessing.util.Finalize(None, close_stores, exitpriority=10)
 
 
 def env_or(name: str, default: Any) -> Any:
@@ -79,32 +126,54 @@ class StoreResource(_HidesSecrets, ConfigurableResource):
     def reports_dir(self) -> Path:
         return self._data_path / "reports"
 
+    def _value(self, name: str) -> Any:
+        return resolved(getattr(self, name))
+
+    def _key(self) -> tuple[Any, ...]:
+        return (*(self._value(name) for name in _STORE_KEY_FIELDS), os.getpid())
+
     def get_store(self) -> TickStore:
         """The store for this configuration, created once per process.
 
-        It is wrapped in :class:`~ghtrader_assets.metrics.TimedStore`, which times every
-        call (query latency P50/P95/P99, Prometheus) and keeps recent write figures for the
-        metrics table; everything else passes through to the real store.
+        Works the same inside a run and outside one (``EnvVar`` fields are resolved from
+        the environment, see :func:`resolved`). It is wrapped in
+        :class:`~ghtrader_assets.metrics.TimedStore`, which times every call (query latency
+        P50/P95/P99, Prometheus) and keeps recent write figures for the metrics table;
+        everything else passes through to the real store.
         """
-        key = (
-            self.kind,
-            self.data_dir,
-            self.cache_ttl_seconds,
-            self.qdb_host,
-            self.qdb_ilp_port,
-            self.qdb_pg_port,
-            self.qdb_user,
-            self.qdb_tls,
-            self.qdb_transport,
-            self.qdb_batch_rows,
-            self.qdb_table_prefix,
-            os.getpid(),
-        )
+        key = self._key()
         with _STORES_LOCK:
             store = _STORES.get(key)
             if store is None:
                 store = _STORES[key] = TimedStore(self._create())
             return store
+
+    def questdb_settings(self) -> Any:
+        """The :class:`~ghtrader_assets.stores.questdb.QuestDBSettings` of this resource,
+        with ``EnvVar`` fields resolved (inside or outside a run alike)."""
+        from ghtrader_assets.stores.questdb import QuestDBSettings
+
+        host = self._value("qdb_host")
+        if not host:
+            from ghtrader_assets.stores.questdb import QuestDBSettingsError
+
+            raise QuestDBSettingsError(
+                "GHTRADER_STORE=questdb needs GHTRADER_QDB_HOST (the QuestDB server's host)"
+            )
+        return QuestDBSettings(
+            host=host,
+            ilp_port=int(self._value("qdb_ilp_port")),
+            pg_port=int(self._value("qdb_pg_port")),
+            user=self._value("qdb_user"),
+            password=self._value("qdb_password") or None,
+            token=self._value("qdb_token") or None,
+            tls=bool(self._value("qdb_tls")),
+            wal_timeout=float(self._value("qdb_wal_timeout")),
+            transport=self._value("qdb_transport"),
+            batch_rows=int(self._value("qdb_batch_rows")),
+            cache_ttl=float(self._value("cache_ttl_seconds")),
+            table_prefix=self._value("qdb_table_prefix"),
+        )
 
     def _create(self) -> TickStore:
         if self.kind == "embedded":
@@ -116,28 +185,34 @@ class StoreResource(_HidesSecrets, ConfigurableResource):
                 Path(self.data_dir) / "store", cache_ttl_seconds=self.cache_ttl_seconds
             )
         if self.kind == "questdb":
-            from ghtrader_assets.stores.questdb import QuestDBSettings, QuestDBStore
+            from ghtrader_assets.stores.questdb import QuestDBStore
 
-            if not self.qdb_host:
-                raise ValueError("GHTRADER_STORE=questdb needs GHTRADER_QDB_HOST")
-            settings = QuestDBSettings(
-                host=self.qdb_host,
-                ilp_port=self.qdb_ilp_port,
-                pg_port=self.qdb_pg_port,
-                user=self.qdb_user,
-                password=self.qdb_password or None,
-                token=self.qdb_token or None,
-                tls=self.qdb_tls,
-                wal_timeout=self.qdb_wal_timeout,
-                transport=self.qdb_transport,
-                batch_rows=self.qdb_batch_rows,
-                cache_ttl=self.cache_ttl_seconds,
-                table_prefix=self.qdb_table_prefix,
-            )
-            store = QuestDBStore(settings)
-            store.ensure_tables()  # idempotent: CREATE TABLE IF NOT EXISTS + drift check
+            store = QuestDBStore(self.questdb_settings())
+            try:
+                # Fails within seconds, naming host, port and variables, when no server
+                # answers; then CREATE TABLE IF NOT EXISTS + drift check (idempotent).
+                store.ensure_tables()
+            except BaseException:
+                store.close()
+                raise
             return store
         raise ValueError(f"unknown store kind {self.kind!r}: expected 'embedded' or 'questdb'")
+
+
+#: Fields that identify a store (the secrets do not: they do not change where data goes).
+_STORE_KEY_FIELDS = (
+    "kind",
+    "data_dir",
+    "cache_ttl_seconds",
+    "qdb_host",
+    "qdb_ilp_port",
+    "qdb_pg_port",
+    "qdb_user",
+    "qdb_tls",
+    "qdb_transport",
+    "qdb_batch_rows",
+    "qdb_table_prefix",
+)
 
 
 class SourceResource(_HidesSecrets, ConfigurableResource):

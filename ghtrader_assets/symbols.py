@@ -78,11 +78,22 @@ def parse_contract(text: str) -> Contract:
 
 
 def parse_universe(text: str) -> list[MainSymbol]:
-    """Parse a comma-separated universe, keeping order and dropping repeats."""
+    """Parse a comma-separated universe, keeping order and dropping repeats.
+
+    Every symbol must name a product with facts and sessions
+    (:mod:`ghtrader_assets.products`), so a typo fails when the definitions load, naming the
+    symbol and the nearest known products, instead of at the first run.
+    """
+    from ghtrader_assets.products import UnknownProductError, spec_for
+
     out: list[MainSymbol] = []
     for part in text.split(","):
         if part.strip():
             sym = parse_main_symbol(part)
+            try:
+                spec_for(sym)
+            except UnknownProductError as exc:
+                raise SymbolError(f"{sym.raw} in the universe: {exc}") from None
             if sym not in out:
                 out.append(sym)
     if not out:

@@ -6,8 +6,10 @@ text; ILP/QWP writes upsert on the table's ``DEDUP UPSERT KEYS`` (the whole row 
 ``TIMESTAMP`` columns keep microseconds; ``UPDATE`` / ``INSERT`` / ``ALTER TABLE ADD COLUMN
 IF NOT EXISTS`` / ``count()`` / grouped ``min``/``max`` (NULLs skipped) / ``count()`` /
 ``sum`` (of a column, or of ``CASE WHEN "a" IS NULL THEN "b" END``; all-NULL gives NULL) /
-``LATEST ON`` / ``ORDER BY "col" [DESC] LIMIT n`` / ``table_columns()`` / ``wal_tables()``
-work on WHERE clauses made of ``"col" op %s`` terms joined by AND. Bind parameters are consumed in
+``LATEST ON`` / ``ORDER BY "col" [DESC] LIMIT n`` / ``GROUP BY`` one or more columns /
+``table_columns()`` / ``wal_tables()`` / ``CREATE [OR REPLACE] VIEW [IF NOT EXISTS]`` (a
+column list over one table, filtered by ``"col" != 'literal'``) and ``DROP VIEW`` work on
+WHERE clauses made of ``"col" op %s`` terms joined by AND. Bind parameters are consumed in
 order, so a statement whose parameters are in the wrong order gives wrong answers here too.
 Anything else raises, so an unexpected statement shape fails the test instead of passing.
 """
@@ -42,14 +44,38 @@ class FakeTable:
 class FakeQuestDB:
     """Implements the store's SqlRunner protocol and hands out fake senders / QWP handles."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, wal_lag: bool = False) -> None:
+        #: With ``wal_lag`` writes (rows, UPDATEs, INSERTs) are committed but not applied:
+        #: each ``wal_tables()`` poll applies one queued transaction, as a server applying
+        #: the WAL behind the writers would. Without it every write applies at once.
+        self.wal_lag = wal_lag
+        self.queued: list[Any] = []
+        self.applied = 0
         self.tables: dict[str, FakeTable] = {}
+        self.views: dict[str, tuple[str, list[str], str, str]] = {}
         self.statements: list[str] = []
         self.sequencer = 0
 
     # -- writes (ILP and QWP) ----------------------------------------------------------------
 
+    def _commit(self, apply: Any) -> None:
+        self.sequencer += 1
+        if self.wal_lag:
+            self.queued.append(apply)
+        else:
+            apply()
+            self.applied = self.sequencer
+
+    def apply_one(self) -> None:
+        if self.queued:
+            self.queued.pop(0)()
+            self.applied += 1
+
     def upsert(self, table: str, df: pd.DataFrame, at: str) -> None:
+        df = df.copy()
+        self._commit(lambda: self._upsert(table, df))
+
+    def _upsert(self, table: str, df: pd.DataFrame) -> None:
         t = self.tables[table]  # the store pre-creates tables; auto-create would be a bug
         new = pd.DataFrame(index=range(len(df)))
         for name, qtype in t.columns:
@@ -63,7 +89,6 @@ class FakeQuestDB:
         combined = pd.concat([t.rows, new], ignore_index=True)
         combined = combined.drop_duplicates(subset=t.keys, keep="last")
         t.rows = combined.sort_values(t.ts, kind="mergesort").reset_index(drop=True)
-        self.sequencer += 1
 
     def sender(self) -> FakeSender:
         return FakeSender(self)
@@ -90,9 +115,30 @@ class FakeQuestDB:
             if m.group(2) not in table.types():
                 table.columns.append((m.group(2), m.group(3)))
                 table.rows[m.group(2)] = None
-            self.sequencer += 1
+            self._commit(lambda: None)
+            return
+        m = re.fullmatch(
+            r'CREATE (OR REPLACE VIEW|VIEW IF NOT EXISTS) "(\w+)" AS \(SELECT (.*) '
+            r'FROM "(\w+)" WHERE "(\w+)" != \'(\w+)\'\)',
+            sql,
+        )
+        if m:
+            head, name, select, base, col, value = m.groups()
+            assert base in self.tables, f"view {name} over missing table {base}"
+            if head.startswith("OR REPLACE") or name not in self.views:
+                self.views[name] = (base, re.findall(r'"(\w+)"', select), col, value)
+            return
+        if sql.startswith(("DROP TABLE IF EXISTS ", "DROP VIEW IF EXISTS ")):
+            self.execute(Query(sql))
             return
         raise AssertionError(f"fake QuestDB does not understand DDL: {sql}")
+
+    def view_rows(self, name: str) -> pd.DataFrame:
+        """What ``SELECT * FROM <view>`` returns."""
+        base, cols, col, value = self.views[name]
+        rows = self.tables[base].rows
+        keep = (rows[col] != value).fillna(False).astype(bool)
+        return rows.loc[keep, cols].reset_index(drop=True)
 
     def execute(self, query: Query) -> None:
         sql, params = _normalise(query)
@@ -100,11 +146,18 @@ class FakeQuestDB:
         if m := re.match(r'DROP TABLE IF EXISTS "(\w+)"$', sql):
             self.tables.pop(m.group(1), None)
             return
+        if m := re.match(r'DROP VIEW IF EXISTS "(\w+)"$', sql):
+            self.views.pop(m.group(1), None)
+            return
         if m := re.match(r'UPDATE "(\w+)" SET "(\w+)" = \'(\w+)\' WHERE (.*)$', sql):
             t = self.tables[m.group(1)]
-            mask = _where(t.rows, m.group(4), params)
-            t.rows.loc[mask, m.group(2)] = m.group(3)
-            self.sequencer += 1
+            col, value, where = m.group(2), m.group(3), m.group(4)
+
+            def update() -> None:
+                mask = _where(t.rows, where, params)
+                t.rows.loc[mask, col] = value
+
+            self._commit(update)
             return
         if m := re.match(r'INSERT INTO "(\w+)" \((.*)\) VALUES \((.*)\)$', sql):
             cols = re.findall(r'"(\w+)"', m.group(2))
@@ -120,11 +173,11 @@ class FakeQuestDB:
             t = self.tables[m.group(1)]
             return [(n, q, n == t.ts, n in t.keys) for n, q in t.columns]
         if "FROM wal_tables()" in sql:
-            return (
-                [(False, self.sequencer, self.sequencer, None, None)]
-                if params[0] in self.tables
-                else []
-            )
+            if params[0] not in self.tables:
+                return []
+            status = [(False, self.applied, self.sequencer, None, None)]
+            self.apply_one()  # the server makes progress between two polls
+            return status
         frame = self._select(sql, params)
         return [tuple(_pg_value(v) for v in row) for row in frame.itertuples(index=False)]
 
@@ -147,7 +200,7 @@ class FakeQuestDB:
         if not m:
             raise AssertionError(f"fake QuestDB does not understand: {sql}")
         select, table, where, tail_kind, tail = m.groups()
-        rows = self.tables[table].rows
+        rows = self.view_rows(table) if table in self.views else self.tables[table].rows
         if where:
             rows = rows[_where(rows, where, params)]
         if tail_kind == "LATEST ON":
@@ -159,13 +212,14 @@ class FakeQuestDB:
         if select == "count()":
             return pd.DataFrame({"count": [len(rows)]})
         if tail_kind == "GROUP BY":
-            key = re.fullmatch(r'"(\w+)"', tail).group(1)
+            keys = [re.fullmatch(r'"(\w+)"', k).group(1) for k in tail.split(", ")]
             out = []
-            for value, group in rows.groupby(key, sort=False):
+            for value, group in rows.groupby(keys, sort=False, dropna=False):
+                values = dict(zip(keys, value, strict=True))
                 record = []
                 for item in select.split(", "):
-                    if item == f'"{key}"':
-                        record.append(value)
+                    if (km := re.fullmatch(r'"(\w+)"', item)) and km.group(1) in values:
+                        record.append(values[km.group(1)])
                     elif item.startswith("count()"):
                         record.append(len(group))
                     elif am := re.match(r'(min|max|sum)\("(\w+)"\)', item):

@@ -26,7 +26,7 @@ from ghtrader_assets.sources.simulated import SimulatedSource
 from ghtrader_assets.stores.base import StoreError
 from ghtrader_assets.stores.questdb import QuestDBSettings, QuestDBStore, SchemaDriftError
 from ghtrader_assets.stores.questdb.ddl import create_table_sql, table_columns_sql
-from ghtrader_assets.stores.questdb.queries import Query, wal_status
+from ghtrader_assets.stores.questdb.queries import Query, day_bounds, wal_status
 from ghtrader_assets.stores.questdb.reader import wait_for_wal
 from ghtrader_assets.stores.questdb.registry import PARTITION_LOG, day_start
 from ghtrader_assets.symbols import parse_main_symbol
@@ -113,6 +113,7 @@ def edge_ticks(day: dt.date = MONDAY) -> pd.DataFrame:
 
 def count_all(store: QuestDBStore, spec: TableSpec, symbol: str) -> int:
     """Physical rows of ``symbol``, retired ones included (what dedup must keep flat)."""
+    store.settle()  # this store's writes applied and verified
     table = store.table_name(spec)
     rows = store.pg.fetch(Query(f'SELECT count() FROM "{table}" WHERE "symbol" = %s', (symbol,)))
     return int(rows[0][0])
@@ -231,6 +232,30 @@ def test_changed_source_retires_rows_that_disappeared(make_store) -> None:
     assert store.read_partition(TICKS, CU, MONDAY.isoformat()).empty
     assert store.partitions(TICKS, CU) == [MONDAY.isoformat()]
     assert count_all(store, TICKS, CU) == len(day)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_current_view_shows_exactly_what_reads_return(make_store, transport: str) -> None:
+    """Researchers query ``<table>_current`` in SQL: retired rows never show there."""
+    from ghtrader_assets.stores.questdb.ddl import current_view_name
+
+    store = make_store(transport)
+    day = simulated(CU, MONDAY)
+    store.write_partition(TICKS, CU, MONDAY.isoformat(), day)
+    shrunk = day.iloc[100:].assign(last_price=day["last_price"].iloc[100:] + 1.0)
+    store.write_partition(TICKS, CU, MONDAY.isoformat(), shrunk)
+    back = store.read_partition(TICKS, CU, MONDAY.isoformat())
+    view = current_view_name(store.table_name(TICKS))
+    lo, hi = day_bounds(MONDAY)
+    (n, total), *_ = store.pg.fetch(
+        Query(
+            f'SELECT count(), sum("last_price") FROM "{view}" '
+            'WHERE "symbol" = %s AND "ts" >= %s AND "ts" < %s',
+            (CU, lo, hi),
+        )
+    )
+    assert n == len(back) == len(shrunk) and count_all(store, TICKS, CU) == len(day)
+    assert total == pytest.approx(back["last_price"].sum())
 
 
 # -- coverage and latest -------------------------------------------------------------------

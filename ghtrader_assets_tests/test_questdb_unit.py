@@ -297,9 +297,10 @@ def test_auto_add_columns_adds_only_missing_columns() -> None:
     sql._columns_for = lambda table: next(answers)  # type: ignore[method-assign]
     store, sql, _, _ = make_store(sql, auto_add_columns=True)
     store.ensure_table(MANIFESTS)
-    assert sql.ddl[1:] == [
-        'ALTER TABLE "manifests" ADD COLUMN IF NOT EXISTS "code_version" VARCHAR'
-    ]
+    assert sql.ddl[1] == 'ALTER TABLE "manifests" ADD COLUMN IF NOT EXISTS "code_version" VARCHAR'
+    # The view is redefined so it shows the new column.
+    assert sql.ddl[2].startswith('CREATE OR REPLACE VIEW "manifests_current"')
+    assert '"code_version"' in sql.ddl[2] and len(sql.ddl) == 3
 
     sql = FakeSql(live_columns={"manifests": rows})
     store, sql, _, _ = make_store(sql)  # without the setting, drift is an error
@@ -579,50 +580,133 @@ def test_wal_wait_fails_clearly_on_a_suspended_table_and_on_timeout() -> None:
 # -- store flow ----------------------------------------------------------------------------
 
 
-def test_write_verifies_rows_retires_stale_ones_and_logs_the_partition() -> None:
-    store, sql, sender, _ = make_store()
-    sql.counts = {"fresh": 10, "stale": 4}
-    stats = store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
-    assert stats.rows == 10 and stats.table == "ticks_main_l5"
-    assert sender.flushes == [[("ticks_main_l5", 10)]]
-    update, insert = sql.executed
-    assert update.sql.startswith(f'UPDATE "ticks_main_l5" SET "trading_day" = \'{q.RETIRED_DAY}\'')
-    assert update.params[0:2] == (SYMBOL, "2025-01-06")
-    assert insert.sql.startswith('INSERT INTO "store_partitions"')
-    assert insert.params[1:5] == ("ticks_main_l5", SYMBOL, "2025-01-06", 10)
-    write_id = update.params[-1]
-    assert insert.params[-1] == write_id
+class SkippingUpdates(FakeQuestDB):
+    """A server that accepts retire UPDATEs but never applies them (seen on a live server:
+    a WAL UPDATE failing at apply time is skipped rather than suspending the table)."""
+
+    def execute(self, query: q.Query) -> None:
+        if query.sql.startswith("UPDATE"):
+            self.statements.append(query.sql)
+            self._commit(lambda: None)
+            return
+        super().execute(query)
 
 
-def test_a_retire_update_that_did_not_apply_is_an_error() -> None:
-    store, sql, _, _ = make_store()
-    sql.counts = {"fresh": 10, "stale": 4}
-    sql.update_skipped = True
-    with pytest.raises(StoreError, match="4 rows of an earlier write are still in the day"):
-        store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
-    assert not [x for x in sql.executed if x.sql.startswith("INSERT")]  # day not logged
+def _kinds(statements: list[str]) -> list[str]:
+    return [" ".join(x.split()[:2]) for x in statements]
 
 
-def test_rewriting_identical_data_retires_nothing() -> None:
-    store, sql, _, _ = make_store()
-    sql.counts = {"fresh": 10, "stale": 0}
+def test_a_first_write_is_one_send_and_one_log_insert_without_waiting() -> None:
+    db = FakeQuestDB()
+    store = fake_store(db, "qwp")
+    store.ensure_tables()
+    tuesday = dt.date(2025, 1, 7)
     store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
-    assert [x.sql.split()[0] for x in sql.executed] == ["INSERT"]
+    before = len(db.statements)
+    store.write_partition(TICKS, SYMBOL, tuesday.isoformat(), ticks(10, tuesday))
+    # The symbol's logged days were loaded once, on its first write: the second day costs
+    # one partition-log INSERT over PGWire; no WAL wait, no count, no UPDATE.
+    assert _kinds(db.statements[before:]) == ["INSERT INTO"]
+    assert store._pending  # verification deferred to settle()
+    store.settle()
+    assert not store._pending
+    kinds = _kinds(db.statements[before + 1 :])
+    assert kinds.count('SELECT "trading_day",') == 1  # one grouped count for both days
 
 
-def test_a_row_count_mismatch_after_the_write_is_an_error() -> None:
-    store, sql, _, _ = make_store()
-    sql.counts = {"fresh": 9, "stale": 0}
-    with pytest.raises(StoreError, match="wrote 10 rows but 9 carry"):
-        store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+def test_rewrite_retires_rows_the_new_frame_lacks_and_reads_return_exactly_it() -> None:
+    db = FakeQuestDB()
+    store = fake_store(db, "ilp_http")
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+    newer = ticks(10).iloc[:6].assign(last_price=7.0)
+    before = len(db.statements)
+    stats = store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), newer)
+    assert stats.rows == 6 and stats.table == "ticks_main_l5"
+    update, insert = [x for x in db.statements[before:] if not x.startswith("SELECT")]
+    assert update.startswith(f'UPDATE "ticks_main_l5" SET "trading_day" = \'{q.RETIRED_DAY}\'')
+    assert insert.startswith('INSERT INTO "store_partitions"')
+    back = store.read_partition(TICKS, SYMBOL, MONDAY.isoformat())
+    pd.testing.assert_frame_equal(back, newer.reset_index(drop=True))
+    raw = db.tables["ticks_main_l5"].rows
+    assert len(raw) == 10 and (raw["trading_day"] == q.RETIRED_DAY).sum() == 4
+    log = db.tables["store_partitions"].rows
+    assert log["rows"].tolist() == [6] and log["write_id"].tolist() == [
+        raw.loc[raw["trading_day"] != q.RETIRED_DAY, "write_id"].iloc[0]
+    ]
+
+
+def test_a_retire_update_that_did_not_apply_is_an_error_at_settle() -> None:
+    db = SkippingUpdates()
+    store = fake_store(db, "ilp_http")
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+    store.settle()
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(6))
+    with pytest.raises(StoreError, match="4 rows of an earlier write remain") as info:
+        store.settle()
+    assert SYMBOL in str(info.value) and "2025-01-06" in str(info.value)
+    store.settle()  # reported once, not on every later call
+
+
+def test_rows_lost_or_overwritten_by_another_writer_are_an_error_at_the_next_read() -> None:
+    db = FakeQuestDB()
+    store = fake_store(db, "ilp_http")
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+    # Another process rewrites one of the same keys in between (unsupported, detected).
+    other = ticks(10).iloc[[3]].assign(**{WRITE_ID_COLUMN: 1})
+    db.upsert("ticks_main_l5", other, "ts")
+    with pytest.raises(StoreError, match="wrote 10 rows, 9 carry write id"):
+        store.read_partition(TICKS, SYMBOL, MONDAY.isoformat())
+
+
+def test_reads_wait_for_wal_apply_that_writes_no_longer_wait_for() -> None:
+    db = FakeQuestDB(wal_lag=True)
+    writer = fake_store(db, "qwp")
+    writer.ensure_tables()
+    writer.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+    assert len(db.tables["ticks_main_l5"].rows) == 0  # committed, not yet applied
+    reader = fake_store(db, "qwp")  # another process: knows nothing of the write
+    assert len(reader.read_partition(TICKS, SYMBOL, MONDAY.isoformat())) == 10
+    writer.settle()
 
 
 def test_empty_write_retires_the_old_rows_and_still_records_the_day() -> None:
-    store, sql, sender, _ = make_store()
-    sql.counts = {"fresh": 0, "stale": 7}
+    db = FakeQuestDB()
+    store = fake_store(db, "ilp_http")
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(7))
+    sender_rows = len(db.tables["ticks_main_l5"].rows)
+    before = len(db.statements)
     stats = store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(0))
-    assert stats.rows == 0 and sender.flush_calls == 0
-    assert [x.sql.split()[0] for x in sql.executed] == ["UPDATE", "INSERT"]
+    assert stats.rows == 0 and sender_rows == 7
+    assert _kinds(db.statements[before:]) == ['UPDATE "ticks_main_l5"', "INSERT INTO"]
+    assert store.read_partition(TICKS, SYMBOL, MONDAY.isoformat()).empty
+    assert store.partitions(TICKS, SYMBOL) == ["2025-01-06"]
+
+
+def test_the_current_view_returns_exactly_what_reads_return() -> None:
+    db = FakeQuestDB()
+    store = fake_store(db, "qwp")
+    store.ensure_tables()
+    assert "ticks_main_l5_current" in db.views and "store_partitions_current" not in db.views
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10).iloc[2:8])
+    stored = store.read_partition(TICKS, SYMBOL, MONDAY.isoformat())
+    view = normalise_read(TICKS, db.view_rows("ticks_main_l5_current"))
+    pd.testing.assert_frame_equal(view, stored)
+    assert WRITE_ID_COLUMN not in db.view_rows("ticks_main_l5_current").columns
+    assert len(db.tables["ticks_main_l5"].rows) == 10  # the raw table still has 4 retired
+    store.drop_table(TICKS)
+    assert "ticks_main_l5_current" not in db.views
+
+
+def test_view_ddl_filters_the_retired_day_and_names_every_schema_column() -> None:
+    from ghtrader_assets.stores.questdb import ddl
+
+    assert ddl._RETIRED_LITERAL == q.RETIRED_DAY
+    sql = ddl.create_view_sql(TICKS, "p_ticks_main_l5")
+    assert sql.startswith('CREATE VIEW IF NOT EXISTS "p_ticks_main_l5_current" AS (SELECT ')
+    assert sql.endswith(f'FROM "p_ticks_main_l5" WHERE "trading_day" != \'{q.RETIRED_DAY}\')')
+    assert re.findall(r'"(\w+)"', sql.split(" FROM ")[0])[1:] == TICKS.columns
+    assert ddl.create_view_sql(TICKS, "t", replace=True).startswith("CREATE OR REPLACE VIEW")
 
 
 def test_bad_symbol_or_day_is_refused_before_anything_is_sent() -> None:
@@ -635,11 +719,11 @@ def test_bad_symbol_or_day_is_refused_before_anything_is_sent() -> None:
 
 
 def test_coverage_is_cached_until_this_process_writes() -> None:
-    store, sql, _, _ = make_store(cache_ttl=None)
-    sql.counts = {"fresh": 10, "stale": 0}
+    db = FakeQuestDB()
+    store = fake_store(db, "ilp_http", cache_ttl=None)
 
     def coverage_queries() -> list[str]:
-        return [x.sql for x in sql.fetched if "GROUP BY" in x.sql]
+        return [x for x in db.statements if "AS unbounded_rows" in x]
 
     first = store.coverage([SYMBOL, "KQ.m@DCE.m"])
     store.coverage([SYMBOL, "KQ.m@DCE.m"])
@@ -647,8 +731,9 @@ def test_coverage_is_cached_until_this_process_writes() -> None:
     assert tuple(first.columns) == COVERAGE_COLUMNS
     assert first["n_days"].tolist() == [0, 0] and first["first_ts"].isna().all()
     store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(10))
-    store.coverage([SYMBOL, "KQ.m@DCE.m"])
+    after = store.coverage([SYMBOL, "KQ.m@DCE.m"])
     assert len(coverage_queries()) == 2
+    assert after["rows"].tolist() == [10, 0]
     assert all('FROM "store_partitions"' in x for x in coverage_queries())
 
 
@@ -1014,6 +1099,7 @@ def test_coverage_matches_the_embedded_store_and_never_scans_ticks(
     embedded = EmbeddedStore(tmp_path, cache_ttl_seconds=None)
     write_history(store)
     write_history(embedded)
+    store.settle()  # the writes' verification, which a read would otherwise run first
     asked = [AU, SYMBOL, "KQ.m@DCE.m"]
     before = len(db.statements)
     cov = store.coverage(asked)
@@ -1044,6 +1130,7 @@ def test_coverage_of_a_log_from_before_the_bound_columns(tmp_path: Path) -> None
     log.loc[log["trading_day"] == MONDAY.isoformat(), ["first_ts", "last_ts"]] = None
     embedded = EmbeddedStore(tmp_path, cache_ttl_seconds=None)
     write_history(embedded)
+    store.settle()
 
     before = len(db.statements)
     pd.testing.assert_frame_equal(store.coverage([SYMBOL, AU]), embedded.coverage([SYMBOL, AU]))
@@ -1053,6 +1140,7 @@ def test_coverage_of_a_log_from_before_the_bound_columns(tmp_path: Path) -> None
     store.write_partition(
         TICKS, SYMBOL, MONDAY.isoformat(), store.read_partition(TICKS, SYMBOL, MONDAY.isoformat())
     )
+    store.settle()
     before = len(db.statements)
     pd.testing.assert_frame_equal(store.coverage([SYMBOL, AU]), embedded.coverage([SYMBOL, AU]))
     assert len(db.statements) == before + 1
@@ -1104,3 +1192,54 @@ def test_end_to_end_per_day_table_with_null_timestamps_and_json() -> None:
     back = store.read_partition(MANIFESTS, SYMBOL, "2025-01-06")
     pd.testing.assert_frame_equal(back, manifest, check_exact=True)
     pd.testing.assert_frame_equal(store.read_table(MANIFESTS, symbols=[SYMBOL]), manifest)
+
+
+def test_a_server_without_views_still_gets_a_working_store(qdb_logs: Any) -> None:
+    class NoViews(FakeQuestDB):
+        def execute_ddl(self, sql: str) -> None:
+            if "VIEW" in sql:
+                raise StoreError("QuestDB PGWire q:8812: CREATE VIEW failed: unexpected token")
+            super().execute_ddl(sql)
+
+    db = NoViews()
+    store = fake_store(db, "qwp")
+    with qdb_logs.at_level(logging.WARNING):
+        store.ensure_tables([TICKS])
+    assert "no ticks_main_l5_current view" in qdb_logs.text and "!= 'retired'" in qdb_logs.text
+    store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), ticks(5))
+    assert len(store.read_partition(TICKS, SYMBOL, MONDAY.isoformat())) == 5
+
+
+def test_the_probe_names_address_variables_and_that_nothing_was_written() -> None:
+    from ghtrader_assets.stores.questdb.reader import probe
+    from ghtrader_assets.stores.questdb.settings import QuestDBUnreachableError
+
+    settings = QuestDBSettings(host="qdb.example", pg_port=8812, ilp_port=9000, password="pw-77")
+
+    def pg_fails(**kw: Any) -> Any:
+        raise OSError(f"password authentication failed (password {kw['password']})")
+
+    def tcp_fails(address: Any, timeout: float) -> Any:
+        assert timeout <= 3.0  # the probe never waits long
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    with pytest.raises(QuestDBUnreachableError) as info:
+        probe(settings, pg_connect=pg_fails, connect=tcp_fails)
+    msg = str(info.value)
+    for part in (
+        "PGWire qdb.example:8812",
+        "HTTP (ILP/QWP) qdb.example:9000",
+        "GHTRADER_QDB_HOST",
+        "GHTRADER_QDB_PG_PORT",
+        "GHTRADER_QDB_ILP_PORT",
+        "nothing was written",
+    ):
+        assert part in msg
+    assert "pw-77" not in msg and "***" in msg
+    assert "\n" not in msg  # one line for the CLI
+
+    class Ok:
+        def close(self) -> None:
+            pass
+
+    probe(settings, pg_connect=lambda **kw: Ok(), connect=lambda *a, **kw: Ok())  # no raise

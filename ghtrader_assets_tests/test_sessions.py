@@ -1,4 +1,4 @@
-"""Session windows per product and trading day, exchange events, and the in-session mask."""
+"""Session windows per product and trading day (as of the day), and the in-session mask."""
 
 from __future__ import annotations
 
@@ -9,23 +9,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ghtrader_assets.calendar import TZ, CalendarError, trading_days
+from ghtrader_assets.calendar import TZ, CalendarError, is_trading_day, trading_days
 from ghtrader_assets.products import (
     PRODUCTS,
     ProductSpec,
     UnknownProductError,
     product_spec,
-    spec_for,
 )
 from ghtrader_assets.sessions import (
-    EXCHANGE_EVENTS,
-    ExchangeEvent,
     SessionWindow,
+    day_sessions,
     expected_seconds,
+    has_night_session,
     in_session_mask,
+    is_listed,
+    listing_date,
+    night_suspended,
+    not_listed_reason,
     session_windows,
+    timeline,
+    trim_mask,
 )
-from ghtrader_assets.symbols import MainSymbol
 
 D = dt.date
 
@@ -41,31 +45,13 @@ def _night(windows: list[SessionWindow]) -> list[SessionWindow]:
 # --- products -------------------------------------------------------------------------------
 
 
-def test_product_facts() -> None:
-    for (exchange, product), spec in PRODUCTS.items():
-        assert (spec.exchange, spec.product) == (exchange, product)
-        assert spec.five_levels == (exchange in ("SHFE", "INE"))
-    assert product_spec("SHFE", "au").night_session == (dt.time(21), dt.time(2, 30))
-    assert product_spec("SHFE", "rb").night_session == (dt.time(21), dt.time(23))
-    assert product_spec("GFEX", "si").night_session is None
-    assert spec_for(MainSymbol("INE", "sc")) is product_spec("INE", "sc")
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        product_spec("SHFE", "cu").tick_size = 1.0  # type: ignore[misc]
-
-
-def test_unknown_product_lists_known_ones() -> None:
+def test_unknown_product_names_the_nearest_known_ones() -> None:
     with pytest.raises(KeyError) as info:
-        product_spec("SHFE", "xx")
+        product_spec("SHFE", "cuu")
     assert isinstance(info.value, UnknownProductError)
-    assert "SHFE.xx" in str(info.value) and "SHFE.cu" in str(info.value)
+    assert "SHFE.cuu" in str(info.value) and "SHFE.cu" in str(info.value)
     with pytest.raises(UnknownProductError):
         session_windows("DCE", "zz", D(2025, 1, 6))
-
-
-def test_bad_product_spec_rejected() -> None:
-    good = product_spec("SHFE", "cu")
-    with pytest.raises(ValueError, match="day session"):
-        dataclasses.replace(good, day_sessions=((dt.time(10), dt.time(9)),))
 
 
 # --- windows --------------------------------------------------------------------------------
@@ -122,20 +108,8 @@ def test_2020_night_suspension() -> None:
         assert night.start == _local("2020-05-06 21:00")
         # before the suspension nights ran normally
         assert _night(session_windows(exchange, product, D(2020, 1, 21)))
-    assert {e.exchange for e in EXCHANGE_EVENTS if e.start.year == 2020} >= {
-        "SHFE",
-        "INE",
-        "DCE",
-        "CZCE",
-    }
-
-
-def test_event_scope() -> None:
-    event = ExchangeEvent("SHFE", D(2025, 1, 1), D(2025, 1, 31), products=frozenset({"au"}))
-    assert event.applies("SHFE", "au", D(2025, 1, 6))
-    assert not event.applies("SHFE", "cu", D(2025, 1, 6))
-    assert not event.applies("INE", "au", D(2025, 1, 6))
-    assert not event.applies("SHFE", "au", D(2025, 2, 3))
+    ds = day_sessions("SHFE", "cu", D(2020, 3, 2))
+    assert ds.hours == "day-0900-1500" and ds.hours_since == D(2020, 2, 4)
 
 
 def test_day_only_products() -> None:
@@ -160,11 +134,14 @@ def test_non_trading_day_rejected() -> None:
         session_windows("SHFE", "cu", D(2025, 10, 1))
 
 
-def test_every_product_has_disjoint_sorted_windows() -> None:
+@pytest.mark.parametrize("day", [D(2013, 9, 3), D(2017, 4, 20), D(2020, 3, 4), D(2025, 3, 4)])
+def test_every_product_has_disjoint_sorted_windows(day: dt.date) -> None:
     for spec in PRODUCTS.values():
         assert isinstance(spec, ProductSpec)
-        windows = session_windows(spec.exchange, spec.product, D(2025, 3, 4))
-        assert (spec.night_session is not None) == bool(_night(windows))
+        ds = day_sessions(spec.exchange, spec.product, day)
+        windows = list(ds.windows)
+        assert (ds.status == "open") == bool(windows), ds.reason
+        assert (ds.night is not None) == ds.hours.startswith("night-"), ds.reason
         for a, b in zip(windows, windows[1:], strict=False):
             assert a.start < a.end <= b.start
 
@@ -234,3 +211,137 @@ def test_boundary_mask_keeps_auction_and_closing_prints_only() -> None:
     got = boundary_mask(ts, windows)
     assert got.tolist() == [False, True, False, True, False, True, False, True]
     assert not (got & in_session_mask(ts, windows)).any()
+
+
+# --- sessions as of the day (cnfutures-session-timeline) -----------------------------------
+
+
+def _spans(windows: list[SessionWindow]) -> list[tuple[str, str, str]]:
+    return [(f"{w.start:%Y-%m-%d %H:%M}", f"{w.end:%Y-%m-%d %H:%M}", w.kind) for w in windows]
+
+
+def test_2017_hours_of_the_real_data_products() -> None:
+    # CZCE night sessions ended at 23:30 until 2019-12
+    assert _spans(_night(session_windows("CZCE", "CF", D(2017, 4, 14)))) == [
+        ("2017-04-13 21:00", "2017-04-13 23:30", "night")
+    ]
+    assert _spans(_night(session_windows("CZCE", "CF", D(2025, 3, 4))))[0][1].endswith("23:00")
+    # DCE pp had no night session before 2019-04-01
+    pp = session_windows("DCE", "pp", D(2017, 4, 20))
+    assert _night(pp) == [] and len(pp) == 3
+    assert _night(session_windows("DCE", "pp", D(2019, 4, 2)))
+    # SHFE sn: night to 01:00
+    assert _spans(_night(session_windows("SHFE", "sn", D(2017, 4, 20)))) == [
+        ("2017-04-19 21:00", "2017-04-20 01:00", "night")
+    ]
+    # CFFEX IF: 09:30-11:30 / 13:00-15:00 since 2016; 09:15-15:15 before
+    assert _spans(session_windows("CFFEX", "IF", D(2017, 4, 20))) == [
+        ("2017-04-20 09:30", "2017-04-20 11:30", "day"),
+        ("2017-04-20 13:00", "2017-04-20 15:00", "day"),
+    ]
+    assert _spans(session_windows("CFFEX", "IF", D(2015, 6, 2))) == [
+        ("2015-06-02 09:15", "2015-06-02 11:30", "day"),
+        ("2015-06-02 13:00", "2015-06-02 15:15", "day"),
+    ]
+    # SHFE rb: night to 01:00 until 2016-05, 23:00 after
+    assert _night(session_windows("SHFE", "rb", D(2016, 4, 7)))[0].end == _local("2016-04-07 01:00")
+    assert _night(session_windows("SHFE", "rb", D(2016, 5, 5)))[0].end == _local("2016-05-04 23:00")
+
+
+def test_listing_date_and_days_before_it() -> None:
+    assert listing_date("SHFE", "ao") == D(2023, 6, 19)
+    before = day_sessions("SHFE", "ao", D(2023, 6, 16))
+    assert before.status == "not_listed" and before.windows == ()
+    assert "not listed yet" in before.reason and "2023-06-19" in before.reason
+    assert not is_listed("SHFE", "ao", D(2023, 6, 16))
+    assert "2023-06-19" in (not_listed_reason("SHFE", "ao", "2023-06-16") or "")
+    # the listing day trades the day session only; the next day has its night
+    first = day_sessions("SHFE", "ao", D(2023, 6, 19))
+    assert first.status == "open" and first.night is None and "listing day" in first.reason
+    assert day_sessions("SHFE", "ao", D(2023, 6, 20)).night is not None
+    assert not_listed_reason("SHFE", "ao", D(2023, 6, 19)) is None
+
+
+def test_delisted_and_suspended_products_have_no_sessions() -> None:
+    lr = day_sessions("CZCE", "LR", D(2025, 3, 3))
+    assert lr.status == "delisted" and lr.windows == ()
+    assert not is_listed("CZCE", "LR", D(2025, 3, 3))
+    assert is_listed("CZCE", "LR", D(2024, 3, 4))
+    # SHFE fu: old contract delisted 2018-06-27, the new one listed 2018-07-16
+    assert day_sessions("SHFE", "fu", D(2018, 7, 2)).status == "delisted"
+    assert day_sessions("SHFE", "fu", D(2018, 7, 17)).night is not None
+
+
+def test_extra_closure_and_holidays_agree_with_our_calendar() -> None:
+    # Spring Festival eve 2024: the timeline lists it as an extra closure, our calendar too
+    with pytest.raises(CalendarError):
+        session_windows("SHFE", "cu", D(2024, 2, 9))
+    assert day_sessions("SHFE", "cu", D(2024, 2, 19)).night is None
+    tl = timeline()
+    for day in trading_days(D(2015, 1, 1), D(2026, 12, 31))[::7]:
+        for exchange, product in [("SHFE", "cu"), ("DCE", "m"), ("CZCE", "SR"), ("CFFEX", "IF")]:
+            want = tl.resolve(day, product.upper()).periods
+            got = session_windows(exchange, product, day)
+            assert [(w.start.time(), w.end.time()) for w in got] == [
+                (p.start, p.end) for p in want
+            ], (exchange, product, day)
+
+
+def test_years_past_the_timeline_calendar_use_the_latest_hours() -> None:
+    # 2027 is beyond chinese_calendar: latest hours, our calendar's holiday rule
+    ds = day_sessions("SHFE", "cu", D(2027, 3, 2))
+    assert ds.source == "our calendar" and ds.night is not None
+    assert ds.night.end == _local("2027-03-02 01:00")
+    # 2027-01-01 is a holiday in the override file: 2027-01-04 has no night
+    assert day_sessions("SHFE", "cu", D(2027, 1, 4)).night is None
+
+
+def test_trim_mask_keeps_sessions_and_boundary_prints_as_of_the_day() -> None:
+    ts = pd.DatetimeIndex(
+        [
+            "2017-04-13 21:00:01",
+            "2017-04-13 23:15",
+            "2017-04-13 23:30:01",
+            "2017-04-14 08:59",
+            "2017-04-14 09:00:01",
+            "2017-04-14 15:00:05",
+        ]
+    ).tz_localize(TZ)
+    assert trim_mask(ts, "CZCE", "CF", D(2017, 4, 14)).tolist() == [
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert trim_mask(ts, "CZCE", "CF", D(2017, 4, 14), keep_boundary=False).tolist() == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
+    # before listing nothing is kept
+    assert not trim_mask(ts, "SHFE", "ao", D(2017, 4, 14)).any()
+
+
+def test_night_suspended_covers_every_reason_a_night_is_missing() -> None:
+    assert night_suspended("DCE", "pp", D(2017, 4, 20))  # no night hours then
+    assert night_suspended("SHFE", "cu", D(2020, 3, 2))  # 2020 suspension
+    assert not night_suspended("SHFE", "cu", D(2020, 5, 7))
+    assert has_night_session("CZCE", "CF", D(2017, 4, 14))
+
+
+def test_our_trading_days_agree_with_the_session_source_on_every_weekday() -> None:
+    # 2009..2026: every weekday our calendar trades, the timeline has sessions, and back
+    tl = timeline()
+    day, disagree = D(2009, 1, 19), []
+    while day <= D(2026, 12, 31):
+        if day.weekday() < 5:
+            theirs = bool(tl.resolve(day, "CU").periods)
+            if is_trading_day(day) != theirs:
+                disagree.append(day)
+        day += dt.timedelta(days=1)
+    assert disagree == []

@@ -7,8 +7,11 @@ import inspect
 import logging
 import pickle
 import random
+import socket
 import threading
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,7 @@ from tqsdk.exceptions import TqTimeoutError
 
 from ghtrader_assets import calendar, sessions
 from ghtrader_assets.calendar import TZ
+from ghtrader_assets.products import UnknownProductError
 from ghtrader_assets.schema import (
     BOOK_COLUMNS,
     ROLL_SCHEDULE,
@@ -32,6 +36,7 @@ from ghtrader_assets.sources.base import (
     SourceUnavailableError,
     UnknownSymbolError,
 )
+from ghtrader_assets.sources.base import TickSource as TickSourceBase
 from ghtrader_assets.sources.retry import (
     CircuitBreaker,
     CircuitOpenError,
@@ -66,6 +71,18 @@ ROLL_DAY = dt.date(2025, 3, 12)  # cu switches from cu2504 to cu2505
 FAST = RetryPolicy(max_attempts=4, base_delay=2.0, multiplier=3.0, jitter=0.0, budget_seconds=1e6)
 
 
+@pytest.fixture(autouse=True)
+def cache_root(tmp_path, monkeypatch):
+    """Every source's tqsdk cache under the test's temporary directory, and tqsdk's own
+    default (``~/.tqsdk/data_series_1``) redirected there too, for bare fake calls."""
+    import tqsdk.data_series
+
+    root = tmp_path / "tqcache"
+    monkeypatch.setenv("GHTRADER_TQ_CACHE_DIR", str(root))
+    monkeypatch.setattr(tqsdk.data_series, "CACHE_DIR", str(tmp_path / "tqsdk-default"))
+    return root
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(NOW)
@@ -96,7 +113,7 @@ def source(
         clock=clock.now,
         sleep=clock.sleep,
         rng=random.Random(7),
-        **kwargs,  # type: ignore[arg-type]
+        **{"roll_fetcher": market.roll_fetcher, **kwargs},  # type: ignore[arg-type]
     )
 
 
@@ -111,13 +128,14 @@ def load(market: FakeMarket, contract: str, times: Sequence[str], **kwargs: obje
 # -- roll schedule ------------------------------------------------------------------------------
 
 
-def test_roll_entry_follows_his_cont_quotes_and_is_cached(market, clock):
+def test_roll_entry_follows_the_main_contract_table_fetched_once_with_a_timeout(market, clock):
     with source(market, clock) as src:
         before = src.roll_entry(CU, calendar.previous_trading_day(ROLL_DAY))
         on = src.roll_entry(CU, ROLL_DAY)
     assert before == RollEntry(CU, calendar.previous_trading_day(ROLL_DAY), "SHFE.cu2504", "tqsdk")
     assert on.underlying == "SHFE.cu2505"
-    assert market.calls.count("query_his_cont_quotes") == 1
+    assert [t for _, t in market.roll_fetches] == [src.settings.roll_table_timeout]
+    assert market.instances == []  # the roll schedule needs no login
 
 
 def test_roll_entry_for_the_current_day_falls_back_to_the_main_quote(market, clock):
@@ -161,7 +179,7 @@ def test_unknown_main_symbol_fails_fast(market, clock):
     with source(market, clock) as src, pytest.raises(UnknownSymbolError, match="KQ.m@SHFE.zz"):
         src.roll_entry(bogus, MON)
     assert clock.sleeps == []
-    assert market.calls.count("query_his_cont_quotes") == 1
+    assert len(market.roll_fetches) == 1
 
 
 def test_unknown_underlying_fails_fast(market, clock):
@@ -205,9 +223,10 @@ def test_friday_night_and_saturday_ticks_belong_to_monday(market, clock):
     assert set(frame["source"]) == {"tqsdk"}
     assert (frame["datetime"].to_numpy() == pd.DatetimeIndex(frame["ts"]).asi8).all()
     assert frame["id"].is_monotonic_increasing and frame["id"].min() > 500  # TqSdk ids kept
-    assert stats.raw_rows == len(CU_TICKS)  # the Thursday tick is outside the request
+    assert stats.raw_rows == len(CU_TICKS)  # the Thursday tick is outside the request ...
+    assert stats.before_window_rows == 1  # ... but tqsdk returned it first: dropped, counted
     assert stats.outside_session_rows == sum(not inside for _, inside in CU_TICKS)
-    assert stats.sessions_from == "tqsdk"
+    assert stats.sessions_from == "timeline"
     assert market.tick_requests == [
         (
             "SHFE.cu2504",
@@ -248,23 +267,45 @@ def test_no_night_session_after_a_holiday(market, clock):
     assert all(kind == "day" for _, _, kind in stats.windows)
 
 
-def test_tqsdk_trading_time_wins_over_the_static_table(market, clock, caplog):
+def test_dated_sessions_win_over_tqsdk_trading_time(market, clock):
+    """TqSdk's trading_time is today's hours; the day's own hours come from the session
+    history, and no contract lookup is made for them."""
+    market.trading_time["SHFE.cu"]["night"] = [["21:00:00", "23:00:00"]]
+    load(market, "SHFE.cu2504", [at(FRIDAY, "22:00:00"), at(FRIDAY, "23:30:00")])
+    with source(market, clock) as src:
+        frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
+    assert local_times(frame["ts"]) == [at(FRIDAY, "22:00:00"), at(FRIDAY, "23:30:00")]
+    assert stats.sessions_from == "timeline"
+    assert "query_symbol_info" not in market.calls
+
+
+def test_2017_hours_trim_a_2017_day(market, clock):
+    """CZCE nights ended at 23:30 in 2017 (23:00 today): a 23:15 tick of 2017 is in session."""
+    cf = MainSymbol("CZCE", "CF")
+    day = dt.date(2017, 4, 14)
+    market.set_rolls(cf.raw, {dt.date(2017, 1, 3): "CZCE.CF709"})
+    evening = calendar.previous_trading_day(day)
+    load(market, "CZCE.CF709", [at(evening, "23:15:00"), at(evening, "23:45:00")])
+    with source(market, clock) as src:
+        frame, stats = src.ticks_with_stats(src.roll_entry(cf, day))
+    assert local_times(frame["ts"]) == [at(evening, "23:15:00")]
+    assert stats.sessions_from == "timeline" and stats.outside_session_rows == 1
+
+
+def test_tqsdk_trading_time_for_a_product_the_history_lacks(market, clock, monkeypatch, caplog):
+    """A listing newer than the installed session history: TqSdk's current hours, warned."""
+
+    def unknown(exchange, product, day):
+        raise UnknownProductError(f"no session history for {exchange}.{product}")
+
+    monkeypatch.setattr(sessions, "session_windows", unknown)
     market.trading_time["SHFE.cu"]["night"] = [["21:00:00", "23:00:00"]]
     load(market, "SHFE.cu2504", [at(FRIDAY, "22:00:00"), at(FRIDAY, "23:30:00")])
     with caplog.at_level(logging.WARNING), source(market, clock) as src:
         frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
     assert local_times(frame["ts"]) == [at(FRIDAY, "22:00:00")]
     assert stats.sessions_from == "tqsdk"
-    assert "differs from the static session table" in caplog.text
-
-
-def test_static_sessions_when_tqsdk_has_no_trading_time(market, clock):
-    market.trading_time["SHFE.cu"] = {"day": [], "night": []}
-    load(market, "SHFE.cu2504", [at(FRIDAY, "23:30:00"), at(SATURDAY, "01:30:00")])
-    with source(market, clock) as src:
-        frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
-    assert local_times(frame["ts"]) == [at(FRIDAY, "23:30:00")]
-    assert stats.sessions_from == "static"
+    assert "not in the session history" in caplog.text
 
 
 def test_trading_time_parsing_handles_ends_past_midnight():
@@ -288,6 +329,25 @@ def test_level1_only_rows_are_dropped_and_counted_on_shfe(market, clock):
     assert local_times(frame["ts"]) == [t for i, t in enumerate(times) if i not in (1, 4, 5)]
     assert stats.l1_only_rows == 3 and stats.rows == 7 and stats.depth_columns
     assert frame[list(BOOK_COLUMNS)].notna().all().all()
+
+
+def test_a_missing_level_arrives_as_volume_zero_and_is_stored_as_nan(market, clock):
+    """tqsdk sends a missing book level as volume 0.0 with price NaN (the server's "-")."""
+    times = [at(MON, "09:00:01"), at(MON, "09:00:02")]
+    ticks = make_ticks("SHFE.cu2504", times)
+    ticks.loc[1, ["ask_price4", "ask_volume4", "ask_price5", "ask_volume5"]] = np.nan
+    market.add_contract("SHFE.cu2504", ticks)
+    api = market.api_factory(USER, PASSWORD)
+    raw = api.get_tick_data_series(
+        "SHFE.cu2504", dt.datetime(2025, 3, 7, 18), dt.datetime(2025, 3, 10, 16)
+    )
+    api.close()
+    assert raw.loc[1, "ask_volume5"] == 0.0 and np.isnan(raw.loc[1, "ask_price5"])
+    with source(market, clock) as src:
+        frame = src.ticks(src.roll_entry(CU, MON))
+    assert len(frame) == 2  # thin book, still five-level: kept
+    assert frame.loc[1, ["ask_price5", "ask_volume5", "ask_volume4"]].isna().all()
+    assert frame.loc[1, "ask_volume3"] == 33.0 and frame.loc[0, "ask_volume5"] == 55.0
 
 
 def test_a_shfe_day_without_any_depth_is_skipped(market, clock):
@@ -319,10 +379,33 @@ def test_ine_without_depth_columns_keeps_rows_and_says_so(market, clock, caplog)
     assert "no level 2-5 columns" in caplog.text
 
 
-def test_empty_tick_series_gives_an_empty_ticks_frame(market, clock):
+@pytest.mark.parametrize("optimized", [False, True])
+def test_an_empty_answer_for_a_day_with_sessions_is_retried_never_stored(market, clock, optimized):
+    """Under ``python -O`` tqsdk's failed download (a bare ``assert``) returns an empty frame;
+    a day with sessions must not be stored empty: retry, then fail naming the day."""
+    market.python_optimize = optimized
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.fail_next("get_tick_data_series", "download", times=1)
     with source(market, clock) as src:
-        frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
-    assert frame.empty and list(frame.columns) == TICKS.columns and stats.raw_rows == 0
+        assert len(src.ticks(src.roll_entry(CU, MON))) == 1  # the retry got the day
+    assert clock.sleeps == [FAST.base_delay]
+    market.fail_next("get_tick_data_series", "download", times=10)
+    with source(market, clock) as src, pytest.raises(RetryExhaustedError) as info:
+        src.ticks(src.roll_entry(CU, MON))
+    text = str(info.value)
+    if optimized:
+        assert "returned no ticks for KQ.m@SHFE.cu 2025-03-10" in text
+    else:
+        assert "AssertionError" in text and "SHFE.cu2504" in text
+
+
+def test_a_window_holding_only_a_stale_earlier_tick_is_not_a_day(market, clock):
+    """tqsdk answers an empty window with the last tick before it: that is no data."""
+    load(market, "SHFE.cu2504", [at(calendar.previous_trading_day(FRIDAY), "14:00:00")])
+    policy = RetryPolicy(max_attempts=2, base_delay=1.0, jitter=0.0)
+    with source(market, clock, policy=policy) as src, pytest.raises(RetryExhaustedError) as info:
+        src.ticks(src.roll_entry(CU, MON))
+    assert "returned no ticks" in str(info.value) and "SHFE.cu2504" in str(info.value)
 
 
 # -- retries, maintenance, circuit breaker ------------------------------------------------------
@@ -344,6 +427,7 @@ def test_transient_errors_are_retried_with_exponential_backoff(market, clock, ki
 
 def test_backoff_jitter_stays_within_bounds(market, clock):
     policy = RetryPolicy(max_attempts=6, base_delay=1.0, multiplier=2.0, max_delay=5.0, jitter=0.5)
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
     market.fail_next("get_tick_data_series", "timeout", times=5)
     with source(market, clock, policy=policy) as src:
         src.ticks(src.roll_entry(CU, MON))
@@ -375,14 +459,24 @@ def test_retries_stop_at_the_time_budget(market, clock):
 
 
 def test_maintenance_error_waits_long_and_reconnects(market, clock):
-    policy = RetryPolicy(jitter=0.0, maintenance_wait=1800.0)
+    """As in tqsdk, maintenance is announced only while constructing TqApi: a disconnect
+    mid-call is a timeout (after 30 s); the reconnect meets the maintenance text."""
+    policy = RetryPolicy(jitter=0.0, base_delay=1.0, maintenance_wait=1800.0)
     load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
-    market.fail_next("get_tick_data_series", "maintenance")
+    market.fail_next("get_tick_data_series", "disconnect")
+    market.fail_next("__init__", "maintenance")
     with source(market, clock, policy=policy) as src:
         frame = src.ticks(src.roll_entry(CU, MON))
     assert len(frame) == 1
-    assert clock.sleeps == [policy.maintenance_wait]
-    assert len(market.instances) == 2 and all(i.closed for i in market.instances)
+    # the first login meets maintenance (long wait); the download is cut (retried soon)
+    assert clock.sleeps == [policy.maintenance_wait, policy.base_delay]
+    assert len(market.instances) == 3 and all(i.closed for i in market.instances)
+    assert all(i.loop_closed for i in market.instances)  # the failed construction's too
+
+
+def test_the_fake_raises_maintenance_only_at_construction(market):
+    with pytest.raises(ValueError, match="only while constructing"):
+        market.fail_next("get_tick_data_series", "maintenance")
 
 
 def test_inside_the_daily_window_calls_wait_until_it_ends(market):
@@ -394,14 +488,14 @@ def test_inside_the_daily_window_calls_wait_until_it_ends(market):
         src.roll_entry(CU, MON)
     window_end = dt.datetime.combine(start.date(), policy.maintenance_window[1], tzinfo=TZ)
     assert clock.sleeps == [(window_end - start).total_seconds() + policy.maintenance_grace]
-    assert market.calls == ["query_his_cont_quotes"]  # nothing was called during the window
+    assert len(market.roll_fetches) == 1 and market.calls == []  # nothing during the window
 
 
 def test_maintenance_that_does_not_end_gives_up(market, clock):
     policy = RetryPolicy(maintenance_wait=600.0, max_maintenance_waits=2)
-    market.fail_next("query_his_cont_quotes", "maintenance", times=5)
+    market.fail_next("__init__", "maintenance", times=5)
     with source(market, clock, policy=policy) as src, pytest.raises(MaintenanceError):
-        src.roll_entry(CU, MON)
+        src.ticks(src.roll_entry(CU, MON))
     assert clock.sleeps == [600.0, 600.0]
 
 
@@ -435,16 +529,18 @@ def test_circuit_breaker_opens_fails_fast_and_recovers(market, clock):
 
 def test_connection_timeout_while_constructing_is_retried(market, clock):
     market.fail_next("__init__", "connect_timeout")
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
     with source(market, clock) as src:
-        assert src.roll_entry(CU, MON).underlying == "SHFE.cu2504"
+        assert len(src.ticks(src.roll_entry(CU, MON))) == 1
     assert len(market.instances) == 2 and all(i.closed for i in market.instances)
     assert clock.sleeps == [FAST.base_delay]
 
 
 def test_unexpected_errors_are_not_retried(market, clock):
-    market.fail_next("query_his_cont_quotes", "bug")
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.fail_next("get_tick_data_series", "bug")
     with source(market, clock) as src, pytest.raises(SourceError, match="unexpected error"):
-        src.roll_entry(CU, MON)
+        src.ticks(src.roll_entry(CU, MON))
     assert clock.sleeps == []
 
 
@@ -471,8 +567,10 @@ def test_one_tqapi_per_worker_thread_all_closed(market, clock):
 
 
 def test_a_source_refuses_use_from_a_second_thread(market, clock):
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
     src = source(market, clock)
     entry = src.roll_entry(CU, MON)
+    src.ticks(entry)
     with pytest.raises(SourceThreadError, match="not thread-safe"):
         threads_run(1, lambda _: src.ticks(entry))
     src.close()
@@ -492,7 +590,7 @@ def test_rejected_account_fails_fast_without_leaking_the_password(market, clock,
     wrong = "Wr0ng-Secret-9"
     caplog.set_level(logging.DEBUG)
     with source(market, clock, password=wrong) as src, pytest.raises(AuthenticationError) as info:
-        src.roll_entry(CU, MON)
+        src.ticks(src.roll_entry(CU, MON))
     err = info.value
     assert "用户权限认证失败" in str(err) and "GHTRADER_TQ_PASSWORD" in str(err)
     assert err.__cause__ is None and err.__suppress_context__
@@ -504,7 +602,7 @@ def test_rejected_account_fails_fast_without_leaking_the_password(market, clock,
 def test_provider_text_echoing_the_password_is_redacted(market, clock, caplog):
     caplog.set_level(logging.DEBUG)
     echo = TqTimeoutError(f"login {USER}/{PASSWORD} timed out")
-    market.fail_next("query_his_cont_quotes", error=echo, times=2)
+    market.fail_next("roll_table", error=echo, times=2)
     policy = RetryPolicy(max_attempts=2, jitter=0.0)
     with source(market, clock, policy=policy) as src, pytest.raises(RetryExhaustedError) as info:
         src.roll_entry(CU, MON)
@@ -649,7 +747,15 @@ def test_ledger_ts_is_the_trading_days_local_midnight(store, clock):
 
 @pytest.mark.parametrize(
     "method",
-    ["get_tick_data_series", "query_his_cont_quotes", "get_quote", "query_quotes", "close"],
+    [
+        "get_tick_data_series",
+        "query_his_cont_quotes",
+        "get_quote",
+        "query_quotes",
+        "query_symbol_info",
+        "wait_update",
+        "close",
+    ],
 )
 def test_fake_methods_have_tqapis_signatures(method):
     from tqsdk import TqApi
@@ -676,3 +782,425 @@ def test_fake_tick_frame_has_tqsdks_columns_and_dtypes(market, clock):
     assert list(df.columns) == ["id", "datetime", *data_cols, "symbol", "duration"]
     assert df["id"].dtype == "int64" and df["datetime"].dtype == "int64"
     assert all(df[c].dtype == "float64" for c in data_cols)
+
+
+# -- tqsdk over a long backfill (issue 14) ----------------------------------------------------
+
+
+def _overlap(a: tuple[str, float, float, float], b: tuple[str, float, float, float]) -> bool:
+    """Whether two downloads held their lock at the same time."""
+    return a[2] < b[3] and b[2] < a[3]
+
+
+def test_the_fake_serialises_one_contract_in_a_shared_cache_and_blocks_the_thread(market, clock):
+    """tqsdk's per-contract file lock: two bare downloads of one contract run one at a time."""
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.download_seconds = 0.3
+    start, end = dt.datetime(2025, 3, 7, 18), dt.datetime(2025, 3, 10, 16)
+
+    def work(_: int) -> int:
+        api = market.api_factory(USER, PASSWORD)
+        try:
+            return len(api.get_tick_data_series("SHFE.cu2504", start, end))
+        finally:
+            api.close()
+
+    assert threads_run(2, work) == [1, 1]
+    first, second = sorted(market.lock_waits, key=lambda w: w[2])
+    assert not _overlap(first, second)
+    assert second[2] - second[1] >= 0.25  # the second waited, blocked, for the first
+
+
+def test_parallel_sources_download_one_contract_at_the_same_time(market, clock, cache_root):
+    """Each source caches into its own directory: no shared lock, real parallelism even
+    when every worker downloads the same underlying (consecutive days of one symbol)."""
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01"), at(FRIDAY, "21:00:01")])
+    market.download_seconds = 0.4
+    together = threading.Barrier(3, timeout=20)
+    dirs: list[str] = []
+
+    def work(i: int) -> int:
+        with source(market, clock) as src:
+            entry = src.roll_entry(CU, MON)
+            together.wait()
+            rows = len(src.ticks(entry))
+            dirs.append(str(src.cache.path))
+            return rows
+
+    assert threads_run(3, work) == [2, 2, 2]
+    waits = market.lock_waits
+    assert len(waits) == 3 and all(_overlap(a, b) for a in waits for b in waits if a is not b)
+    assert len(set(dirs)) == 3 and all(d.startswith(str(cache_root)) for d in dirs)
+
+
+def test_a_lock_held_in_tqsdks_default_cache_does_not_block_our_download(market, clock, tmp_path):
+    from filelock import FileLock
+
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    default = tmp_path / "tqsdk-default"
+    default.mkdir(parents=True, exist_ok=True)
+    holder = FileLock(str(default / ".SHFE.cu2504.0.lock"))
+    got = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:  # another process's tqsdk downloading the same contract
+        with holder:
+            got.set()
+            release.wait(10)
+
+    other = threading.Thread(target=hold)
+    other.start()
+    got.wait(5)
+    try:
+        with source(market, clock) as src:
+            assert len(src.ticks(src.roll_entry(CU, MON))) == 1
+    finally:
+        release.set()
+        other.join()
+
+
+def test_the_fakes_stall_with_live_quotes_outlives_tqsdks_own_deadline(market, clock):
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.library_deadline = 0.05  # stands for tqsdk's 30 s, restarted on every update
+    market.stall_downloads(quote_every=0.01)  # ... and a quote arrives every 10 ms
+    api = market.api_factory(USER, PASSWORD)
+    worker = threading.Thread(
+        target=api.get_tick_data_series,
+        args=("SHFE.cu2504", dt.datetime(2025, 3, 7, 18), dt.datetime(2025, 3, 10, 16)),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(0.5)
+    assert worker.is_alive()  # ten library deadlines later: still waiting
+    market.stalled = False
+    worker.join(5)
+    assert not worker.is_alive()
+    api.close()
+    market.stall_downloads(quote_every=None)  # no updates at all: tqsdk's deadline works
+    api = market.api_factory(USER, PASSWORD)
+    with pytest.raises(TqTimeoutError, match="获取数据"):
+        api.get_tick_data_series(
+            "SHFE.cu2504", dt.datetime(2025, 3, 7, 18), dt.datetime(2025, 3, 10, 16)
+        )
+    api.close()
+
+
+def test_a_stalled_download_ends_at_our_wall_clock_deadline_and_is_retried(market, clock):
+    from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.library_deadline = 0.2
+    market.stall_downloads(quote_every=0.01)
+    policy = RetryPolicy(max_attempts=2, base_delay=1.0, jitter=0.0)
+    settings = TqSdkSettings(call_timeout=0.25)
+    started = time.monotonic()
+    with (
+        source(market, clock, policy=policy, settings=settings) as src,
+        pytest.raises(RetryExhaustedError) as info,
+    ):
+        src.ticks(src.roll_entry(CU, MON))
+    elapsed = time.monotonic() - started
+    assert "no answer within 0.25 s of wall-clock time" in str(info.value)
+    assert "restarts on every quote update" in str(info.value)
+    assert 0.4 <= elapsed < 5.0  # two attempts of 0.25 s, not forever
+    assert clock.sleeps == [1.0]  # retried once, on a fresh TqApi
+    assert len(market.instances) == 2 and all(i.closed for i in market.instances)
+
+
+def _week_of_ticks(market: FakeMarket, days: list[dt.date], per_day: int = 3) -> None:
+    times = [at(d, f"09:00:{s:02d}") for d in days for s in range(1, per_day + 1)]
+    load(market, "SHFE.cu2504", times)
+
+
+def test_the_tqapi_is_recycled_after_a_budget_of_days_so_memory_stays_bounded(market, clock):
+    from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+    days = calendar.trading_days(dt.date(2025, 3, 3), dt.date(2025, 3, 11))  # 7 days
+    _week_of_ticks(market, days)
+    settings = TqSdkSettings.from_env({"GHTRADER_TQ_RECYCLE_DAYS": "3"})
+    with source(market, clock, settings=settings) as src:
+        rows = [len(src.ticks(src.roll_entry(CU, d))) for d in days]
+        assert src.api_generations == 3  # 3 + 3 + 1 days
+    assert rows == [3] * 7
+    assert [i.downloads for i in market.instances] == [3, 3, 1]
+    assert all(i.closed and i.retained_rows == 0 for i in market.instances)
+
+
+def test_the_tqapi_is_recycled_after_a_budget_of_rows(market, clock):
+    from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+    days = calendar.trading_days(dt.date(2025, 3, 3), dt.date(2025, 3, 6))
+    _week_of_ticks(market, days, per_day=4)
+    settings = TqSdkSettings.from_env({"GHTRADER_TQ_RECYCLE_ROWS": "6"})
+    with source(market, clock, settings=settings) as src:
+        for d in days:
+            src.ticks(src.roll_entry(CU, d))
+    # each download brings 4 day rows + the stray earlier tick; 2 downloads pass 6 rows
+    assert [i.downloads for i in market.instances] == [2, 2]
+
+
+def test_the_tick_cache_is_emptied_after_each_download_and_removed_on_close(
+    market, clock, cache_root
+):
+    from ghtrader_assets.sources.tqsdk_cache import BYTES_PER_TICK_FIVE_LEVELS, cache_bytes_per_tick
+
+    days = calendar.trading_days(dt.date(2025, 3, 3), dt.date(2025, 3, 5))
+    _week_of_ticks(market, days)
+    stale = cache_root / f"{socket.gethostname()}-999999999-1"  # a dead process's leftovers
+    stale.mkdir(parents=True)
+    (stale / "SHFE.cu2504.0.1.2").write_bytes(b"x" * 232)
+    with source(market, clock) as src:
+        for d in days:
+            src.ticks(src.roll_entry(CU, d))
+            assert src.cache.size_bytes() == 0  # nothing kept between downloads
+        assert src.cache.path.is_dir() and not stale.exists()
+    assert not src.cache.path.exists()
+    assert cache_bytes_per_tick("SHFE.cu2504") == BYTES_PER_TICK_FIVE_LEVELS == 232
+    assert cache_bytes_per_tick("DCE.m2505") == 104
+    # what tqsdk wrote while downloading: 232 bytes per SHFE tick (3 a day, plus the stray
+    # earlier tick from the second day on)
+    assert market.cache_bytes_written == 232 * (3 * len(days) + len(days) - 1)
+
+
+def test_the_fakes_cont_quotes_are_stale_within_a_process_and_carry_today_forward(market, clock):
+    today = calendar.trading_day_of(clock.now())
+    market.cont_lag_days = 1  # the server has not published today yet
+    market.set_rolls(CU.raw, {dt.date(2024, 1, 2): "SHFE.cu2504", today: "SHFE.cu2512"})
+    api = market.api_factory(USER, PASSWORD)
+    first = api.query_his_cont_quotes(CU.raw, n=3)
+    assert first["date"].iloc[-1].date() == today
+    assert first[CU.raw].iloc[-1] == "SHFE.cu2504"  # carried forward, not the real main
+    market.cont_lag_days = 0  # the server publishes today ...
+    again = api.query_his_cont_quotes(CU.raw, n=3)
+    assert again[CU.raw].iloc[-1] == "SHFE.cu2504"  # ... the process never sees it
+    api.close()
+
+
+def test_the_latest_unpublished_day_is_confirmed_by_the_live_main_quote(market, clock, caplog):
+    today = calendar.trading_day_of(clock.now())
+    market.cont_lag_days = 1
+    market.set_rolls(CU.raw, {dt.date(2024, 1, 2): "SHFE.cu2504", today: "SHFE.cu2512"})
+    with source(market, clock) as src:
+        assert src.roll_entry(CU, today).underlying == "SHFE.cu2512"
+        yesterday = calendar.previous_trading_day(today)
+        assert src.roll_entry(CU, yesterday).underlying == "SHFE.cu2504"  # published
+    assert "carries SHFE.cu2504 forward" in caplog.text
+
+
+def test_an_unpublished_past_day_is_refused_when_the_main_has_moved_since(market, clock):
+    today = calendar.trading_day_of(clock.now())
+    yesterday = calendar.previous_trading_day(today)
+    market.cont_lag_days = 2
+    market.set_rolls(CU.raw, {dt.date(2024, 1, 2): "SHFE.cu2504", yesterday: "SHFE.cu2512"})
+    with source(market, clock) as src, pytest.raises(NoDataError, match="unconfirmed"):
+        src.roll_entry(CU, yesterday)
+    market.set_rolls(CU.raw, {dt.date(2024, 1, 2): "SHFE.cu2504"})  # no switch after all
+    with source(market, clock) as src:
+        assert src.roll_entry(CU, yesterday).underlying == "SHFE.cu2504"
+
+
+def test_the_roll_table_is_fetched_again_once_older_than_its_ttl(market, clock):
+    from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+    day = calendar.previous_trading_day(calendar.trading_day_of(clock.now()))
+    settings = TqSdkSettings.from_env({"GHTRADER_TQ_ROLL_TABLE_TTL": "600"})
+    with source(market, clock, settings=settings) as src:
+        assert src.roll_entry(CU, day).underlying == "SHFE.cu2505"
+        market.set_rolls(CU.raw, {dt.date(2024, 1, 2): "SHFE.cu2504", day: "SHFE.cu2512"})
+        clock.advance(300)
+        assert src.roll_entry(CU, day).underlying == "SHFE.cu2505"  # within the TTL
+        clock.advance(301)
+        assert src.roll_entry(CU, day).underlying == "SHFE.cu2512"  # revised: picked up
+    assert len(market.roll_fetches) == 2
+
+
+def test_historical_contracts_never_wait_for_a_quote(market, clock):
+    """An expired contract's quote never gets a market-data timestamp (30 s per lookup);
+    trading hours come from the session history, which needs no lookup at all."""
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.no_md_timestamp.add("SHFE.cu2504")
+    with source(market, clock) as src:
+        frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
+    assert len(frame) == 1 and stats.sessions_from == "timeline"
+    assert "get_quote" not in market.calls
+    assert clock.sleeps == [] and clock.now() == NOW  # no 30 s lookups
+
+
+@pytest.mark.parametrize(
+    ("kind", "retried"),
+    [("auth_unavailable", True), ("name_service", True), ("auth", False)],
+)
+def test_login_failures_are_classified_by_their_real_texts(market, clock, kind, retried):
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.fail_next("__init__", kind)
+    with source(market, clock) as src:
+        entry = src.roll_entry(CU, MON)
+        if retried:  # the auth server's 503, the name service's 502: Shinny's side, transient
+            assert len(src.ticks(entry)) == 1
+            assert clock.sleeps == [FAST.base_delay]
+        else:
+            with pytest.raises(AuthenticationError, match="rejected the account"):
+                src.ticks(entry)
+            assert clock.sleeps == []
+    assert all(i.loop_closed for i in market.instances)
+
+
+def test_an_account_without_the_market_data_grant_is_told_so(market, clock):
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.md_grant = False
+    with source(market, clock) as src, pytest.raises(AuthenticationError) as info:
+        src.ticks(src.roll_entry(CU, MON))
+    assert "market-data grant" in str(info.value) and "您的账户不支持查看" in str(info.value)
+    assert clock.sleeps == []
+
+
+def test_a_failed_construction_leaves_tqsdks_loop_open_and_ours_closes_it(market):
+    from ghtrader_assets_tests.fake_tqapi import FakeTqApi
+
+    market.fail_next("__init__", "connect_timeout", times=2)
+    with pytest.raises(TqTimeoutError):
+        FakeTqApi(auth=f"{USER},{PASSWORD}", _market=market)  # as tqsdk: loop left open
+    with pytest.raises(TqTimeoutError):
+        market.api_factory(USER, PASSWORD)  # through construct(), like default_api_factory
+    assert [i.loop_closed for i in market.instances] == [False, True]
+
+
+def test_tqsdk_settings_are_validated_with_the_variable_named():
+    from ghtrader_assets.config import Settings, SettingsError
+    from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
+
+    with pytest.raises(SettingsError, match="GHTRADER_TQ_CALL_TIMEOUT"):
+        TqSdkSettings.from_env({"GHTRADER_TQ_CALL_TIMEOUT": "soon"})
+    with pytest.raises(SettingsError, match="GHTRADER_TQ_RECYCLE_DAYS"):
+        Settings.from_env({"GHTRADER_SOURCE": "tqsdk", "GHTRADER_TQ_RECYCLE_DAYS": "0"})
+    got = TqSdkSettings.from_env(
+        {"GHTRADER_TQ_CACHE_DIR": "/data/tq", "GHTRADER_TQ_RECYCLE_ROWS": "5"}
+    )
+    assert got.cache_dir == Path("/data/tq") and got.recycle_rows == 5
+
+
+class _NoTicks(TickSourceBase):
+    name = "stub"
+
+    def roll_entry(self, symbol: MainSymbol, trading_day: dt.date) -> RollEntry:
+        return RollEntry(symbol, trading_day, "SHFE.cu2504", self.name)
+
+    def ticks(self, entry: RollEntry) -> pd.DataFrame:
+        return pd.DataFrame()
+
+
+@pytest.mark.parametrize(("lock", "parallel"), [("shared", False), ("per_source", True)])
+def test_the_benchmarks_latency_model_holds_tqsdks_per_contract_lock(tmp_path, lock, parallel):
+    """bench/backfill.py's model: a shared cache serialises one underlying's downloads, a
+    cache per source does not."""
+    from ghtrader_assets.sources.latency import LatencySource
+
+    sources = [
+        LatencySource(_NoTicks(), 0.3, lock=lock, lock_dir=tmp_path / "shared") for _ in range(2)
+    ]
+    together = threading.Barrier(2, timeout=10)
+
+    def work(i: int) -> None:
+        together.wait()
+        sources[i].ticks(RollEntry(CU, MON, "SHFE.cu2504", "stub"))
+
+    threads_run(2, work)
+    a, b = (s.downloads[0] for s in sources)
+    assert _overlap(a, b) == parallel
+    for s in sources:
+        s.close()
+
+
+def test_tqsdks_own_cache_code_follows_the_active_source_directory(tmp_path):
+    """The real DataSeries helpers resolve CACHE_DIR per thread: the active source's
+    directory inside ``active()``, tqsdk's default outside it and in other threads."""
+    from tqsdk.data_series import DataSeries
+
+    from ghtrader_assets.sources.tqsdk_cache import CacheDir
+
+    cache = CacheDir(tmp_path / "root")
+    with cache.active() as path:
+        DataSeries._ensure_cache_dir()
+        lock = DataSeries._get_lock_path("SHFE.cu2504", 0)
+        (path / "SHFE.cu2504.0.10.12").write_bytes(b"\0" * 2 * 232)
+        assert DataSeries._get_rangeset_id("SHFE.cu2504", 0) == [(10, 12)]
+        elsewhere = threads_run(1, lambda _: DataSeries._get_lock_path("SHFE.cu2504", 0))[0]
+    assert lock == str(path / ".SHFE.cu2504.0.lock")
+    assert elsewhere == str(tmp_path / "tqsdk-default" / ".SHFE.cu2504.0.lock")
+    assert DataSeries._get_lock_path("SHFE.cu2504", 0) == elsewhere
+    assert cache.clear("SHFE.cu2504") == 2 * 232 and cache.size_bytes() == 0
+    cache.remove()
+    assert not path.exists()
+
+
+def test_a_disconnect_at_the_start_of_maintenance_waits_for_the_window_to_end(market):
+    """tqsdk does not say "maintenance" mid-call: the cut connection is a timeout noticed
+    30 s later. Noticed inside the daily window, it is treated as maintenance."""
+    start = dt.datetime(2025, 11, 3, 18, 59, 50, tzinfo=TZ)
+    clock = FakeClock(start)
+    market.clock = clock
+    load(market, "SHFE.cu2504", [at(MON, "09:00:01")])
+    market.fail_next("get_tick_data_series", "disconnect")
+    policy = RetryPolicy(jitter=0.0, maintenance_grace=30.0)
+    with source(market, clock, policy=policy) as src:
+        entry = src.roll_entry(CU, MON)
+        assert len(src.ticks(entry)) == 1
+    noticed = start + dt.timedelta(seconds=30)  # 19:00:20
+    window_end = dt.datetime.combine(start.date(), dt.time(19, 30), tzinfo=TZ)
+    assert clock.sleeps == [(window_end - noticed).total_seconds() + 30.0]
+    assert len(market.instances) == 2 and all(i.closed for i in market.instances)
+
+
+def test_the_roll_table_http_fetch_always_carries_a_timeout(monkeypatch):
+    import requests
+
+    from ghtrader_assets.sources.tqsdk_roll_table import http_fetch
+
+    seen: dict[str, object] = {}
+
+    class Response:
+        def raise_for_status(self) -> None:
+            return None
+
+        def json(self) -> dict[str, list[list[str]]]:
+            return {"SHFE.cu": [["20250102", "SHFE.cu2502"]]}
+
+    def get(url: str, **kwargs: object) -> Response:
+        seen.update(kwargs, url=url)
+        return Response()
+
+    monkeypatch.setattr(requests, "get", get)
+    assert http_fetch("https://example.invalid/t.json", 7.5) == {
+        "SHFE.cu": [["20250102", "SHFE.cu2502"]]
+    }
+    assert seen["timeout"] == 7.5 and seen["url"] == "https://example.invalid/t.json"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ([], "non-empty JSON object"),
+        ({"SHFE.cu": "SHFE.cu2502"}, "'SHFE.cu' is not a list"),
+        ({"SHFE.cu": [["2025-01-02", "SHFE.cu2502"]]}, "'SHFE.cu' row 0"),
+        ({"SHFE.cu": []}, "no rows"),
+    ],
+)
+def test_a_malformed_roll_table_is_named(raw, message):
+    from ghtrader_assets.sources.base import MalformedInputError
+    from ghtrader_assets.sources.tqsdk_roll_table import RollTable
+
+    with pytest.raises(MalformedInputError, match=message) as info:
+        RollTable.parse(raw, url="https://example.invalid/t.json", fetched_at=NOW)
+    assert "https://example.invalid/t.json" in str(info.value)
+
+
+def test_the_roll_table_forward_fills_sparse_rows_like_tqsdk():
+    from ghtrader_assets.sources.tqsdk_roll_table import RollTable
+
+    raw = {"SHFE.cu": [["20250310", "SHFE.cu2505"], ["20250102", "SHFE.cu2502"]]}
+    table = RollTable.parse(raw, url="u", fetched_at=NOW)
+    assert table.answer("KQ.m@SHFE.cu", dt.date(2025, 1, 1)).contract == ""
+    assert table.answer("KQ.m@SHFE.cu", dt.date(2025, 3, 7)).contract == "SHFE.cu2502"
+    mar12 = table.answer("KQ.m@SHFE.cu", dt.date(2025, 3, 12))
+    assert (mar12.contract, mar12.confirmed) == ("SHFE.cu2505", False)  # after the last row
+    assert table.published_through == dt.date(2025, 3, 10)

@@ -30,8 +30,9 @@ from ghtrader_assets.schema import (
     VALIDATION_SUMMARY,
     conform,
 )
+from ghtrader_assets.sessions import not_listed_reason
 from ghtrader_assets.sources.base import MalformedInputError, RollEntry, SourceError, TickSource
-from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipLedger
+from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipLedger, SkipReason
 from ghtrader_assets.stores.base import StoreError, TickStore
 from ghtrader_assets.symbols import MainSymbol
 from ghtrader_assets.validation import (
@@ -67,9 +68,12 @@ class SourceFailure(Failure):
 def source_failure(symbol: MainSymbol, trading_day: str, exc: SourceError) -> SourceFailure:
     """Name symbol, day and cause; malformed input and unknown symbols are not retried."""
     retry = not isinstance(exc, MalformedInputError | DaySkippedError)
+    metadata = {"error": type(exc).__name__, "symbol": symbol.raw, "trading_day": trading_day}
+    if isinstance(exc, DaySkippedError):
+        metadata.update(skip_reason=exc.reason, skip_detail=exc.detail)
     return SourceFailure(
         description=f"{symbol.raw} {trading_day}: {type(exc).__name__}: {exc}",
-        metadata={"error": type(exc).__name__, "symbol": symbol.raw, "trading_day": trading_day},
+        metadata=metadata,
         allow_retries=retry,
     )
 
@@ -111,9 +115,23 @@ class StepSource:
         self.close()
 
 
+def require_listed(source: StepSource, trading_day: str) -> None:
+    """A day before the product's listing (or while it is delisted) is not work: record a
+    ``not_listed`` skip and fail the step saying so, without opening the source (the
+    automation and backfills never request such days; this catches explicit requests)."""
+    symbol, day = source.symbol, dt.date.fromisoformat(trading_day)
+    reason = not_listed_reason(symbol.exchange, symbol.product, day)
+    if reason is None:
+        return
+    exc = DaySkippedError(symbol, day, SkipReason.NOT_LISTED, reason)
+    SkipLedger(source.store).record_error(exc, source=source.resource.kind)
+    raise source_failure(symbol, trading_day, exc)
+
+
 def fetch_roll(source: StepSource, trading_day: str) -> pd.DataFrame:
     """The roll-schedule row of one day."""
     symbol, day = source.symbol, dt.date.fromisoformat(trading_day)
+    require_listed(source, trading_day)
     entry = source.call(trading_day, lambda src: src.roll_entry(symbol, day))
     return roll_frame(symbol, trading_day, entry.underlying, entry.source)
 

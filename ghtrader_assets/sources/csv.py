@@ -59,6 +59,7 @@ from ghtrader_assets.sources.base import (
     TickSource,
     UnknownSymbolError,
 )
+from ghtrader_assets.sources.downloader_time import accept_host_local
 from ghtrader_assets.symbols import MainSymbol, SymbolError, parse_contract, parse_main_symbol
 
 SOURCE_NAME = "csv"
@@ -455,7 +456,9 @@ def read_downloader_csv(path: Path, underlying: str) -> pd.DataFrame:
         )
     local = pd.DatetimeIndex(parsed).tz_localize(TZ).as_unit("ns").asi8
     differs = local != frame["datetime_nano"].to_numpy()
-    if differs.any():
+    if differs.any() and not accept_host_local(
+        path, pd.DatetimeIndex(parsed).as_unit("ns").asi8, frame["datetime_nano"].to_numpy()
+    ):
         row = int(np.flatnonzero(differs)[0])
         raise MalformedInputError(
             f"{_where(path, int(lines[row]), 'datetime')}: {frame['datetime'].iloc[row]!r} does "

@@ -297,12 +297,18 @@ class Retrier:
         started = self._clock()
         failures = 0
         maintenance_waits = 0
+        paused = 0.0  # seconds spent in maintenance waits: not part of the retry budget
+
+        def wait_maintenance(reason: str) -> None:
+            nonlocal maintenance_waits, paused
+            before = self._clock()
+            maintenance_waits = self._wait_maintenance(what, reason, maintenance_waits)
+            paused += (self._clock() - before).total_seconds()
+
         while True:
             now = self._clock()
             if policy.in_maintenance_window(now):
-                maintenance_waits = self._wait_maintenance(
-                    what, f"{now:%H:%M} is inside the daily maintenance window", maintenance_waits
-                )
+                wait_maintenance(f"{now:%H:%M} is inside the daily maintenance window")
                 continue
             if self.breaker is not None:
                 self.breaker.before_call()
@@ -325,12 +331,10 @@ class Retrier:
                 if on_failure is not None:
                     on_failure(failure)
                 if failure.kind is ErrorKind.MAINTENANCE:
-                    maintenance_waits = self._wait_maintenance(
-                        what, failure.message, maintenance_waits
-                    )
+                    wait_maintenance(failure.message)
                     continue
                 failures += 1
-                spent = (now - started).total_seconds()
+                spent = (now - started).total_seconds() - paused
                 if failures >= policy.max_attempts:
                     raise RetryExhaustedError(
                         f"{what}: gave up after {failures} attempts in {spent:.0f} s; "

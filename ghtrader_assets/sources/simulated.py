@@ -13,7 +13,10 @@ part of the day.
 Model of a clean day (all vectorised with numpy):
 
 * one tick every ``cadence_ms`` (500 ms: TqSdk's cadence) from the start of every session
-  window of the day (:func:`ghtrader_assets.sessions.session_windows`) to its exclusive end;
+  window of the day, as the product traded **on that day**
+  (:func:`ghtrader_assets.sessions.session_windows`: a 2017 CZCE night ends at 23:30, a
+  listing day has no night) to its exclusive end; a day before the product's listing is a
+  ``not_listed`` skip (:class:`~ghtrader_assets.sources.skip_ledger.DaySkippedError`);
   ``SHFE.cu`` has 27,900 s of sessions, so 55,800 ticks;
 * bid1 follows a random walk on the product's tick grid around ``typical_price`` (about 1 %
   daily range); the spread is 1 tick (2 ticks on 10 % of ticks); levels 2-5 step away by 1
@@ -108,9 +111,10 @@ import pandas as pd
 from ghtrader_assets.calendar import is_trading_day
 from ghtrader_assets.products import ProductSpec, UnknownProductError, product_spec
 from ghtrader_assets.schema import TICKS, conform, empty_frame
-from ghtrader_assets.sessions import SessionWindow, session_windows
+from ghtrader_assets.sessions import SessionWindow, not_listed_reason, session_windows
 from ghtrader_assets.sources.base import NoDataError, RollEntry, TickSource, UnknownSymbolError
 from ghtrader_assets.sources.csv import synthetic_tick_ids
+from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipReason
 from ghtrader_assets.symbols import MainSymbol, parse_contract
 
 SOURCE_NAME = "simulated"
@@ -320,12 +324,20 @@ class SimulatedSource(TickSource):
                 f"{symbol.raw}: the simulator does not know it ({exc})"
             ) from None
 
+    def _require_listed(self, symbol: MainSymbol, trading_day: dt.date) -> None:
+        """A day before the product's listing (or while delisted) has no market to simulate:
+        a skip with reason ``not_listed``, as a real provider would report it."""
+        reason = not_listed_reason(symbol.exchange, symbol.product, trading_day)
+        if reason is not None:
+            raise DaySkippedError(symbol, trading_day, SkipReason.NOT_LISTED, reason)
+
     def roll_entry(self, symbol: MainSymbol, trading_day: dt.date) -> RollEntry:
         self._spec(symbol)
         if not is_trading_day(trading_day):
             raise NoDataError(
                 f"{symbol.raw}: {trading_day} is not a trading day; no simulated data"
             )
+        self._require_listed(symbol, trading_day)
         underlying = main_contract(symbol.exchange, symbol.product, trading_day)
         return RollEntry(symbol, trading_day, underlying, self.name)
 
@@ -347,6 +359,7 @@ class SimulatedSource(TickSource):
             )
         if not is_trading_day(day):
             raise NoDataError(f"{symbol.raw}: {day} is not a trading day; no simulated data")
+        self._require_listed(symbol, day)
         if "empty_day" in self.defects:
             inj = Injection("empty_day", {}, pd.DatetimeIndex([], tz="UTC"), (), {})
             return SimulatedDay(entry, empty_frame(TICKS), MappingProxyType({"empty_day": inj}))

@@ -2,18 +2,24 @@
 
 What it does for one main symbol and trading day D (P = the previous trading day):
 
-* **Roll schedule.** ``TqApi.query_his_cont_quotes`` returns, per trading day, the real
-  contract behind ``KQ.m@EXCHANGE.product`` (``""`` before the main symbol existed). It is
-  fetched once per symbol and cached in the instance; for the current trading day, if the
-  table has no row yet, ``quote.underlying_symbol`` of the main quote answers.
+* **Roll schedule.** TqSdk's main-contract table (``continuous_table.json``, what
+  ``query_his_cont_quotes`` reads) gives the real contract behind ``KQ.m@EXCHANGE.product``
+  per trading day. The source fetches it itself (:mod:`~ghtrader_assets.sources.
+  tqsdk_roll_table`: HTTP timeout, once per source and again after a TTL; tqsdk reads it once
+  per process without timeout). A day after the table's last published date is unconfirmed
+  and checked against ``quote.underlying_symbol`` of the live main quote.
 * **Ticks.** ``TqApi.get_tick_data_series`` for the underlying over [P 18:00, D 16:00) local,
-  then trimmed to D's sessions. Session *hours* come from TqSdk's ``quote.trading_time``
-  of the underlying (``"25:00:00"`` means 01:00 the next morning), cached per product and
-  preferred over the static table in :mod:`ghtrader_assets.products` where they disagree,
-  because the exchange changes hours and TqSdk follows; *whether* D has a night session comes
-  from :mod:`ghtrader_assets.sessions` (no night after a holiday break or during an exchange
-  event). Without a usable ``trading_time`` (old contracts) the static
-  :func:`~ghtrader_assets.sessions.session_windows` are used.
+  under our wall-clock deadline and into this source's own cache directory
+  (:mod:`~ghtrader_assets.sources.tqsdk_api`, :mod:`~ghtrader_assets.sources.tqsdk_cache`),
+  then trimmed to D's sessions: rows from before the window (tqsdk starts with the last tick
+  before it) are dropped, an answer without any tick in the window is retried and never
+  stored as an empty day, missing levels become NaN/NaN. The sessions are D's own, from
+  the dated session history (:func:`~ghtrader_assets.sessions.session_windows`, built on
+  ``cnfutures-session-timeline``): hours change over the years, and TqSdk's
+  ``trading_time`` only knows today's. Only a product the history does not know yet (a
+  listing newer than the installed release) falls back to TqSdk's current hours from
+  ``query_symbol_info`` (``"25:00:00"`` means 01:00 the next morning; it needs no market
+  data, unlike ``get_quote``, which waits 30 s for an expired contract), with a warning.
 * **True L5.** On five-level exchanges (SHFE, INE) a row is kept only when it carries depth:
   at least one of bid/ask price levels 2-5 is a positive number. Requiring all sixteen level
   2-5 fields would drop legitimate rows with a one-sided or thin book (limit-locked markets,
@@ -31,8 +37,12 @@ resource fills it from ``EnvVar("GHTRADER_TQ_PASSWORD")``) or :meth:`TqSdkSource
 it is never logged, never in an exception message (every provider text is redacted) and the
 source refuses to be pickled. After a maintenance error the connection is dropped and
 re-created on the next attempt, so there is still at most one ``TqApi`` alive per source.
+The ``TqApi`` is also recycled after a budget of downloaded days or rows, because it keeps
+every tick it downloaded in memory (:class:`~ghtrader_assets.sources.tqsdk_settings.
+TqSdkSettings`).
 
-Errors: transient ones (``TqTimeoutError``, connection/HTTP errors) are retried with
+Errors: transient ones (``TqTimeoutError``, our call deadline, connection/HTTP errors, the
+auth server's 5xx, the name service) are retried with
 backoff under a :class:`~ghtrader_assets.sources.retry.RetryPolicy` and a shared
 :class:`~ghtrader_assets.sources.retry.CircuitBreaker`; maintenance waits long; an unknown
 symbol (:class:`UnknownSymbolError`) and a rejected account
@@ -52,6 +62,7 @@ import re
 import sys
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -83,6 +94,15 @@ from ghtrader_assets.sources.retry import (
     system_clock,
 )
 from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipReason
+from ghtrader_assets.sources.tqsdk_api import (
+    CallDeadlineError,
+    RecycleBudget,
+    WallDeadline,
+    construct,
+)
+from ghtrader_assets.sources.tqsdk_cache import CacheDir
+from ghtrader_assets.sources.tqsdk_roll_table import RollTable, RollTableFetcher, http_fetch
+from ghtrader_assets.sources.tqsdk_settings import TqSdkSettings
 from ghtrader_assets.symbols import Contract, MainSymbol, SymbolError, parse_contract
 
 logger = logging.getLogger(__name__)
@@ -108,6 +128,13 @@ ApiFactory = Callable[[str, str], Any]
 _AUTH_RE = re.compile(
     r"用户权限认证失败|快期账户|请输入 auth|invalid_grant|invalid user credentials", re.I
 )
+#: ``TqAuth._request_token``: "用户权限认证失败 (%d,%s)" with the auth server's HTTP status;
+#: a 5xx is the server failing, not the account.
+_AUTH_STATUS_RE = re.compile(r"用户权限认证失败 \((\d{3})")
+#: ``TqAuth._get_md_url``: the name service that hands out the market-data address failed.
+_NAME_SERVICE_RE = re.compile(r"调用名称服务失败")
+#: ``TqAuth._has_md_grants`` and the account checks: the account lacks a grant.
+_GRANT_RE = re.compile(r"您的账户不支持")
 _PRO_RE = re.compile(r"专业版|tq_dl")
 _UNKNOWN_RE = re.compile(r"主连合约代码|不存在")
 _NETWORK_RE = re.compile(r"超时|网络|连接|timed? ?out|connection|network", re.I)
@@ -122,16 +149,21 @@ class AuthenticationError(SourceUnavailableError):
     """TqSdk rejected the account, or the account lacks the TqSdk Pro permission."""
 
 
+class EmptyDownloadError(SourceUnavailableError):
+    """TqSdk returned no ticks for a day with sessions (retried: never stored as empty)."""
+
+
 class SourceThreadError(SourceError):
     """A source (and its TqApi) was used from a thread or process other than its owner's."""
 
 
 def default_api_factory(user: str, password: str) -> Any:
     """Build the real ``TqApi``. tqsdk is imported here because importing it takes seconds
-    (and prints a notice), which every process that never uses the real source should skip."""
+    (and prints a notice), which every process that never uses the real source should skip.
+    A failed construction closes the event loop tqsdk would leave open."""
     from tqsdk import TqApi, TqAuth
 
-    return TqApi(auth=TqAuth(user, password))
+    return construct(TqApi, auth=TqAuth(user, password))
 
 
 @dataclass(frozen=True)
@@ -147,8 +179,9 @@ class TickStats:
     rows: int
     five_levels: bool
     depth_columns: bool
-    sessions_from: str  # "tqsdk" (quote.trading_time) or "static" (ghtrader_assets.products)
+    sessions_from: str  # "timeline" (dated session history) or "tqsdk" (current trading_time)
     windows: tuple[tuple[str, str, str], ...] = field(default=())
+    before_window_rows: int = 0
 
     def as_metadata(self) -> dict[str, object]:
         return {
@@ -160,14 +193,8 @@ class TickStats:
             "depth_columns": self.depth_columns,
             "sessions_from": self.sessions_from,
             "windows": [f"{kind} {start}..{end}" for start, end, kind in self.windows],
+            "before_window_rows_dropped": self.before_window_rows,
         }
-
-
-@dataclass(frozen=True)
-class _Schedule:
-    first_day: dt.date
-    last_day: dt.date
-    underlying: dict[dt.date, str]
 
 
 @dataclass(frozen=True)
@@ -250,7 +277,8 @@ class TqSdkSource(TickSource):
         clock: Clock = system_clock,
         sleep: Sleep = time.sleep,
         rng: random.Random | None = None,
-        prefer_tqsdk_sessions: bool = True,
+        settings: TqSdkSettings | None = None,
+        roll_fetcher: RollTableFetcher | None = None,
     ) -> None:
         missing = [
             env
@@ -273,11 +301,17 @@ class TqSdkSource(TickSource):
             sleep=sleep,
             rng=rng,
         )
-        self._prefer_tqsdk_sessions = prefer_tqsdk_sessions
+        self.settings = settings if settings is not None else TqSdkSettings.from_env()
+        self._roll_fetcher = roll_fetcher or http_fetch
+        self.cache = CacheDir(self.settings.cache_dir)
+        self._budget = RecycleBudget(self.settings.recycle_days, self.settings.recycle_rows)
+        self._deadline: WallDeadline | None = None
+        self.api_generations = 0  # how many TqApi instances this source created
         self._api: Any = None
         self._owner: tuple[int, int] | None = None  # (pid, thread ident)
         self._closed = False
-        self._schedules: dict[MainSymbol, _Schedule] = {}
+        self._table: RollTable | None = None
+        self._live_mains: dict[MainSymbol, str] = {}
         self._layouts: dict[tuple[str, str], _Layout | None] = {}
         self._layout_contract: dict[tuple[str, str], str] = {}
         self._listed: dict[tuple[str, str], frozenset[str]] = {}
@@ -354,12 +388,36 @@ class TqSdkSource(TickSource):
         end = dt.datetime.combine(entry.trading_day, FETCH_UNTIL)
         what = f"get_tick_data_series({entry.underlying}, {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M})"
 
+        start_ns = int(pd.Timestamp(start, tz=TZ).value)
+
         def fetch(api: Any) -> pd.DataFrame:
-            with self._lookup_guard(api, contract, entry):
-                return api.get_tick_data_series(symbol=entry.underlying, start_dt=start, end_dt=end)
+            try:
+                with self._lookup_guard(api, contract, entry):
+                    raw = api.get_tick_data_series(
+                        symbol=entry.underlying, start_dt=start, end_dt=end
+                    )
+            finally:
+                self.cache.clear(entry.underlying)  # each window is downloaded once
+            if _no_ticks_from(raw, start_ns):
+                raise EmptyDownloadError(
+                    f"{what} returned no ticks for {entry.symbol.raw} {entry.trading_day}, a "
+                    f"day with {len(windows)} session windows (a failed download under "
+                    "`python -O`, or a stale answer holding only a tick from before the "
+                    "window); refusing an empty day"
+                )
+            return raw
 
         raw = self._call(what, fetch, subject=entry.underlying)
-        frame, stats = self._normalize(raw, entry, windows, sessions_from)
+        rows = len(raw) if isinstance(raw, pd.DataFrame) else 0
+        if self._budget.add(rows):
+            logger.info(
+                "recycling the TqApi after %d days / %d rows (tqsdk keeps every downloaded "
+                "tick in memory for the life of a TqApi)",
+                self._budget.days,
+                self._budget.rows,
+            )
+            self._close_api()
+        frame, stats = self._normalize(raw, entry, windows, sessions_from, start_ns)
         self.last_stats = stats
         logger.info(
             "%s %s (%s): %d ticks kept of %d (%d outside sessions, %d level-1-only dropped)",
@@ -378,6 +436,7 @@ class TqSdkSource(TickSource):
         if self._api is not None:
             self._check_owner(allow_closed=True)
         self._close_api()
+        self.cache.remove()
         self._closed = True
 
     # -- ownership and the TqApi -------------------------------------------------------------
@@ -400,11 +459,16 @@ class TqSdkSource(TickSource):
     def _ensure_api(self) -> Any:
         if self._api is None:
             logger.info("connecting to TqSdk as %s", self._user)
-            self._api = self._factory(self._user, self._password)
+            api = self._factory(self._user, self._password)
+            self._deadline = WallDeadline(api)
+            self._budget.reset()
+            self.api_generations += 1
+            self._api = api
         return self._api
 
     def _close_api(self) -> None:
         api, self._api = self._api, None
+        self._deadline = None
         if api is None:
             return
         try:
@@ -426,8 +490,25 @@ class TqSdkSource(TickSource):
                 # on the same API would wait for forever. Closing cancels it.
                 self._close_api()
 
+        timeout = self.settings.call_timeout
+
+        def attempt() -> T:
+            api = self._ensure_api()
+            deadline = typing.cast(WallDeadline, self._deadline)
+            with self.cache.active(), deadline.limit(timeout):
+                try:
+                    return fn(api)
+                except Exception:
+                    if deadline.expired:
+                        raise CallDeadlineError(
+                            f"TqSdk {what}: no answer within {timeout:g} s of wall-clock time "
+                            "(tqsdk's own 30 s deadline restarts on every quote update, so a "
+                            "stalled request never ends by itself); abandoned"
+                        ) from None
+                    raise
+
         return self._retrier.call(
-            lambda: fn(self._ensure_api()),
+            attempt,
             what=f"TqSdk {what}",
             classify=lambda exc: self._classify(exc, what, subject),
             on_failure=on_failure,
@@ -435,9 +516,23 @@ class TqSdkSource(TickSource):
 
     def _classify(self, exc: BaseException, what: str, subject: str) -> Classified:
         message = self._redact(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, CallDeadlineError | EmptyDownloadError):
+            return Classified(ErrorKind.TRANSIENT, self._redact(str(exc)))
         if isinstance(exc, SourceError):  # raised on purpose by this module, already clear
             return Classified(ErrorKind.FATAL, message, exc)
         text = str(exc)
+        status = _AUTH_STATUS_RE.search(text)
+        if (status and int(status.group(1)) >= 500) or _NAME_SERVICE_RE.search(text):
+            return Classified(ErrorKind.TRANSIENT, message)  # Shinny's servers, not the account
+        if _GRANT_RE.search(text):
+            return Classified(
+                ErrorKind.FATAL,
+                message,
+                AuthenticationError(
+                    f"the TqSdk account {self._user!r} has no permission for {what} ({message}); "
+                    "the account needs the market-data grant for this exchange"
+                ),
+            )
         if _AUTH_RE.search(text):
             return Classified(
                 ErrorKind.FATAL,
@@ -485,32 +580,26 @@ class TqSdkSource(TickSource):
             raise NoDataError(
                 f"{symbol.raw} {day}: after the current trading day {today}; no roll yet"
             )
-        schedule = self._schedule(symbol, day, today)
-        if day in schedule.underlying:
-            underlying = schedule.underlying[day]
-        elif day == today:
-            underlying = self._call(
-                f"get_quote({symbol.raw}).underlying_symbol",
-                lambda api: str(api.get_quote(symbol.raw).underlying_symbol or ""),
-                subject=symbol.raw,
+        table = self._roll_table()
+        if not table.knows(symbol.raw):
+            raise UnknownSymbolError(
+                f"TqSdk's main-contract table {table.url} has no main symbol {symbol.raw!r}"
             )
-        elif day < schedule.first_day:
+        if not calendar.is_trading_day(day):
+            raise DaySkippedError(
+                symbol, day, SkipReason.NOT_A_TRADING_DAY, "not a trading day of the calendar"
+            )
+        answer = table.answer(symbol.raw, day)
+        underlying = answer.contract
+        if not answer.confirmed:
+            underlying = self._confirm_roll(symbol, day, today, answer.contract, table)
+        if not underlying:
+            first = table.first_day(symbol.raw)
             raise DaySkippedError(
                 symbol,
                 day,
                 SkipReason.NOT_LISTED,
-                f"TqSdk's roll schedule starts on {schedule.first_day}",
-            )
-        else:
-            raise DaySkippedError(
-                symbol,
-                day,
-                SkipReason.NOT_A_TRADING_DAY,
-                "TqSdk's roll schedule has no row for this day (not a trading day for TqSdk)",
-            )
-        if not underlying:
-            raise DaySkippedError(
-                symbol, day, SkipReason.NOT_LISTED, "the main symbol had no underlying contract yet"
+                f"the main symbol had no underlying contract yet (TqSdk's table starts {first})",
             )
         try:
             parse_contract(underlying)
@@ -520,40 +609,72 @@ class TqSdkSource(TickSource):
             ) from None
         return underlying
 
-    def _schedule(self, symbol: MainSymbol, day: dt.date, today: dt.date) -> _Schedule:
-        cached = self._schedules.get(symbol)
-        if cached is not None and cached.first_day <= day <= cached.last_day:
-            return cached
-        # query_his_cont_quotes returns the last n trading days up to the current one.
-        n = max(200, len(calendar.trading_days(day, today)) + 10)
-        raw = self._call(
-            f"query_his_cont_quotes({symbol.raw}, n={n})",
-            lambda api: api.query_his_cont_quotes(symbol=symbol.raw, n=n),
-            subject=symbol.raw,
-        )
-        schedule = self._parse_schedule(raw, symbol)
-        self._schedules[symbol] = schedule
-        return schedule
+    def _confirm_roll(
+        self, symbol: MainSymbol, day: dt.date, today: dt.date, carried: str, table: RollTable
+    ) -> str:
+        """A day after the table's last published date: its row is only carried forward.
 
-    @staticmethod
-    def _parse_schedule(raw: Any, symbol: MainSymbol) -> _Schedule:
-        where = f"TqSdk query_his_cont_quotes({symbol.raw})"
-        if not isinstance(raw, pd.DataFrame):
-            raise MalformedInputError(f"{where} returned {type(raw).__name__}, not a DataFrame")
-        missing = [c for c in ("date", symbol.raw) if c not in raw.columns]
-        if missing:
-            raise MalformedInputError(
-                f"{where}: columns {missing} missing (got {list(raw.columns)})"
+        The live main quote says which contract is main *now*. For the current trading day
+        that is the answer. For an earlier unpublished day it confirms the carried contract
+        when they agree (a main contract never moves back to an earlier one, so no switch
+        happened in between); when they differ the switch day is unknown until the table
+        is published, and the day is refused (retryable) rather than guessed.
+        """
+        live = self._live_main(symbol)
+        if day == today:
+            if carried and live != carried:
+                logger.warning(
+                    "%s %s: TqSdk's main-contract table (published through %s) carries %s "
+                    "forward, the live main quote says %s; using %s",
+                    symbol.raw,
+                    day,
+                    table.published_through,
+                    carried,
+                    live,
+                    live,
+                )
+            return live
+        if live == carried:
+            return carried
+        raise NoDataError(
+            f"{symbol.raw} {day}: TqSdk's main-contract table is published only through "
+            f"{table.published_through} and carries {carried or 'nothing'} forward, but the "
+            f"main contract is now {live}; the switch day is unconfirmed until the table is "
+            "updated (retry later)"
+        )
+
+    def _live_main(self, symbol: MainSymbol) -> str:
+        """``quote.underlying_symbol`` of the main symbol (a live quote: it does not stall)."""
+        cached = self._live_mains.get(symbol)
+        if cached is None:
+            cached = self._call(
+                f"get_quote({symbol.raw}).underlying_symbol",
+                lambda api: str(api.get_quote(symbol.raw).underlying_symbol or ""),
+                subject=symbol.raw,
             )
-        if raw.empty:
-            raise MalformedInputError(f"{where} returned no rows")
-        try:
-            days = pd.to_datetime(raw["date"]).dt.date
-        except (TypeError, ValueError) as exc:
-            raise MalformedInputError(f"{where}: column 'date' is not a date ({exc})") from None
-        values = raw[symbol.raw].where(raw[symbol.raw].notna(), "").astype(str).str.strip()
-        mapping = dict(zip(days.tolist(), values.tolist(), strict=True))
-        return _Schedule(min(mapping), max(mapping), mapping)
+            self._live_mains[symbol] = cached
+        return cached
+
+    def _roll_table(self) -> RollTable:
+        """The main-contract table, fetched per source and again when older than the TTL."""
+        now = self._clock()
+        table = self._table
+        if table is not None and table.age_seconds(now) <= self.settings.roll_table_ttl:
+            return table
+        url, timeout = self.settings.roll_table_url, self.settings.roll_table_timeout
+        raw = self._retrier.call(
+            lambda: self._roll_fetcher(url, timeout),
+            what=f"TqSdk main-contract table {url}",
+            classify=lambda exc: self._classify(exc, f"main-contract table {url}", url),
+        )
+        self._table = RollTable.parse(raw, url=url, fetched_at=now)
+        self._live_mains.clear()
+        logger.info(
+            "TqSdk main-contract table fetched from %s: published through %s",
+            url,
+            self._table.published_through,
+        )
+        return self._table
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -569,16 +690,26 @@ class TqSdkSource(TickSource):
         return contract
 
     def _layout(self, contract: Contract, entry: RollEntry) -> _Layout | None:
-        """TqSdk's trading hours for the product, read from the current underlying's quote
-        (an expired contract's quote carries the hours it traded with)."""
+        """TqSdk's trading hours of the underlying, from ``query_symbol_info``: contract
+        information that needs no market data. (``get_quote`` waits until the contract has a
+        market-data timestamp, which an expired contract may never get: 30 s per lookup.)"""
         key = (contract.exchange, contract.product)
         if self._layout_contract.get(key) != contract.raw:
 
             def read(api: Any) -> Any:
                 with self._lookup_guard(api, contract, entry):
-                    return api.get_quote(contract.raw).trading_time
+                    info = api.query_symbol_info(contract.raw)
+                if not isinstance(info, pd.DataFrame) or info.empty:
+                    return None
+                row = info.iloc[0]
+                return {
+                    "day": _windows_list(row.get("trading_time_day")),
+                    "night": _windows_list(row.get("trading_time_night")),
+                }
 
-            trading_time = self._call(f"get_quote({contract.raw})", read, subject=contract.raw)
+            trading_time = self._call(
+                f"query_symbol_info({contract.raw})", read, subject=contract.raw
+            )
             self._layouts[key] = parse_trading_time(trading_time, contract.raw)
             self._layout_contract[key] = contract.raw
         return self._layouts[key]
@@ -594,19 +725,31 @@ class TqSdkSource(TickSource):
                 "holidays_override.csv if TqSdk is right",
             )
         try:
-            static: list[SessionWindow] | None = sessions.session_windows(ex, prod, day)
+            dated: list[SessionWindow] | None = sessions.session_windows(ex, prod, day)
         except (UnknownProductError, CalendarError):
-            static = None
-        layout = self._layout(contract, entry) if self._prefer_tqsdk_sessions else None
-        if layout is None:
-            if not static:
+            dated = None
+        if dated is not None:
+            # The dated session history knows this product: its hours *as of D* win over
+            # TqSdk's trading_time, which only knows today's hours (a 2017 CZCE night ended
+            # at 23:30, today's at 23:00). No contract lookup is needed, so none can stall.
+            if not dated:
                 raise DaySkippedError(
                     entry.symbol,
                     day,
                     SkipReason.NO_SESSIONS,
-                    f"no trading_time from TqSdk and no static sessions for {ex}.{prod}",
+                    f"{ex}.{prod} has no sessions on {day} in the session history",
                 )
-            return static, "static"
+            return dated, "timeline"
+        # A product the installed session history does not know yet (a listing newer than
+        # its release): TqSdk's current trading hours are the best we have.
+        layout = self._layout(contract, entry)
+        if layout is None:
+            raise DaySkippedError(
+                entry.symbol,
+                day,
+                SkipReason.NO_SESSIONS,
+                f"{ex}.{prod} is not in the session history and TqSdk has no trading_time",
+            )
         windows = [
             SessionWindow(_local_midnight(day) + a, _local_midnight(day) + b, "day")
             for a, b in layout.day
@@ -617,16 +760,14 @@ class TqSdkSource(TickSource):
             evening = _local_midnight(calendar.previous_trading_day(day))
             windows += [SessionWindow(evening + a, evening + b, "night") for a, b in layout.night]
         windows.sort(key=lambda w: w.start)
-        if static is not None and _spans(static) != _spans(windows):
-            self._warn_once(
-                f"layout:{ex}.{prod}:{layout.contract}",
-                "TqSdk trading_time of %s differs from the static session table for %s; "
-                "using TqSdk's: %s (static: %s)",
-                layout.contract,
-                day,
-                _spans(windows),
-                _spans(static),
-            )
+        self._warn_once(
+            f"layout:{ex}.{prod}",
+            "%s is not in the session history (cnfutures-session-timeline); using TqSdk's "
+            "current trading_time %s for %s: upgrade the package for dated hours",
+            layout.contract,
+            _spans(windows),
+            day,
+        )
         return windows, "tqsdk"
 
     @contextlib.contextmanager
@@ -666,6 +807,7 @@ class TqSdkSource(TickSource):
         entry: RollEntry,
         windows: list[SessionWindow],
         sessions_from: str,
+        start_ns: int | None = None,
     ) -> tuple[pd.DataFrame, TickStats]:
         where = f"TqSdk get_tick_data_series({entry.underlying}) for {entry.symbol.raw} {entry.trading_day}"
         if not isinstance(raw, pd.DataFrame):
@@ -675,7 +817,7 @@ class TqSdkSource(TickSource):
         span = tuple((w.start.isoformat(), w.end.isoformat(), w.kind) for w in windows)
 
         def stats(raw_rows: int, outside: int, l1: int, rows: int, depth: bool) -> TickStats:
-            return TickStats(
+            return TickStats(  # before_window counts rows tqsdk returned from before start_dt
                 entry.symbol.raw,
                 entry.trading_day.isoformat(),
                 entry.underlying,
@@ -687,7 +829,10 @@ class TqSdkSource(TickSource):
                 depth,
                 sessions_from,
                 span,
+                before_window,
             )
+
+        before_window = 0
 
         if raw.empty:  # TqSdk returns a frame without columns when the range has no ticks
             return empty_frame(TICKS), stats(0, 0, 0, 0, False)
@@ -702,6 +847,13 @@ class TqSdkSource(TickSource):
             raise MalformedInputError(
                 f"{where}: column 'datetime' is not int64 ns ({exc})"
             ) from None
+        if start_ns is not None:
+            # DataSeries starts the frame at the last cached tick at or before start_dt
+            # (data_series.py:130): a stray row from before the requested window.
+            early = (ns < start_ns).to_numpy()
+            before_window = int(early.sum())
+            if before_window:
+                raw, ns = raw.loc[~early], ns[~early]
         ts = pd.to_datetime(ns, unit="ns", utc=True)
         # Sessions plus the opening-auction and closing prints next to them: the official
         # open and the day's final cumulative figures live there.
@@ -731,6 +883,7 @@ class TqSdkSource(TickSource):
                 entry.underlying,
             )
         out = raw.loc[keep].drop(columns=["symbol", "duration"], errors="ignore").copy()
+        _missing_levels_as_nan(out)
         out["datetime"] = ns[keep].to_numpy()
         out["ts"] = ts[keep].to_numpy()
         out["symbol"] = entry.symbol.raw
@@ -745,6 +898,39 @@ class TqSdkSource(TickSource):
         if key not in self._warned:
             self._warned.add(key)
             logger.warning(msg, *args)
+
+
+def _missing_levels_as_nan(frame: pd.DataFrame) -> None:
+    """TqSdk sends a missing book level as volume 0.0 with price NaN (``DataSeries.
+    _get_float_value`` turns the server's "-" into NaN); store it as NaN/NaN like every other
+    source, so null rates and book checks see one representation of "no level"."""
+    for level in range(1, 6):
+        for side in ("bid", "ask"):
+            price, volume = f"{side}_price{level}", f"{side}_volume{level}"
+            if price in frame.columns and volume in frame.columns:
+                frame.loc[frame[price].isna(), volume] = float("nan")
+
+
+def _no_ticks_from(raw: Any, start_ns: int) -> bool:
+    """Whether a tick frame holds no tick at or after ``start_ns``."""
+    if not isinstance(raw, pd.DataFrame) or raw.empty:
+        return isinstance(raw, pd.DataFrame)
+    if "datetime" not in raw.columns:
+        return False  # malformed: _normalize names what is missing
+    try:
+        return not bool((raw["datetime"].astype("int64") >= start_ns).any())
+    except (TypeError, ValueError):
+        return False
+
+
+def _windows_list(value: Any) -> list[Any]:
+    """A ``trading_time_day``/``_night`` cell as a list (``None``/NaN for unknown: empty)."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if hasattr(value, "tolist") and not isinstance(value, (float, int, str)):
+        got = value.tolist()
+        return got if isinstance(got, list) else []
+    return []
 
 
 def _spans(windows: Iterable[SessionWindow]) -> list[tuple[str, str, str]]:

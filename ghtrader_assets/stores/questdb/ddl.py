@@ -145,6 +145,36 @@ def create_table_sql(spec: TableSpec, table: str, partition_by: str = "DAY") -> 
     )
 
 
+#: Suffix of the view over each table that shows exactly the rows the store's reads return.
+CURRENT_VIEW_SUFFIX = "_current"
+#: Mirrors :data:`.queries.RETIRED_DAY` (kept here to avoid an import cycle; a test pins
+#: them equal).
+_RETIRED_LITERAL = "retired"
+
+
+def current_view_name(table: str) -> str:
+    """``<table>_current``: the name researchers query instead of the raw table."""
+    return validate_identifier(f"{table}{CURRENT_VIEW_SUFFIX}", "view name")
+
+
+def create_view_sql(spec: TableSpec, table: str, *, replace: bool = False) -> str:
+    """The view of ``table`` whose rows are exactly what the store's reads return: the
+    schema's columns (no ``write_id``) of every row a re-materialization has not retired.
+
+    A view, not a copy: it costs nothing on write and its ``WHERE`` is pushed into the
+    table scan, so ``ts`` filters on it still prune partitions. ``replace`` rewrites the
+    definition (after columns were added); otherwise an existing view is left alone, so
+    concurrent start-ups do not race on it.
+    """
+    cols = ", ".join(quote(c.name) for c in column_defs(spec) if c.name != WRITE_ID_COLUMN)
+    head = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW IF NOT EXISTS"
+    return (
+        f"{head} {quote(current_view_name(table), 'view name')} AS (SELECT {cols} "
+        f"FROM {quote(table, 'table name')} WHERE {quote('trading_day')} != "
+        f"'{_RETIRED_LITERAL}')"
+    )
+
+
 def table_columns_sql(table: str) -> str:
     """Query the live layout. ``table_columns`` takes a string literal; the name is a
     validated identifier so it cannot break out of the quotes. ``column`` is a keyword."""

@@ -195,6 +195,28 @@ def count_written(
     )
 
 
+def count_by_write(
+    spec: TableSpec, table: str, symbol: str, days: Sequence[dt.date], *, pruned: bool
+) -> Query:
+    """Rows per (trading_day, write_id) of ``symbol`` on ``days``: one grouped query that
+    verifies a whole run's writes (:meth:`~.store.QuestDBStore.settle`). On pruned tables
+    the ``ts`` bounds span the days, so only their partitions are read."""
+    days = sorted(set(days))
+    clause, values = in_list("trading_day", [d.isoformat() for d in days])
+    where = f"{quote('symbol')} = %s AND {clause}"
+    params: tuple[object, ...] = (symbol, *values)
+    if pruned:
+        ts = quote(spec.timestamp)
+        where += f" AND {ts} >= %s AND {ts} < %s"
+        params += (day_bounds(days[0])[0], day_bounds(days[-1])[1])
+    day, wid = quote("trading_day"), quote(WRITE_ID_COLUMN)
+    return Query(
+        f"SELECT {day}, {wid}, count() FROM {quote(table, 'table name')} "
+        f"WHERE {where} GROUP BY {day}, {wid}",
+        params,
+    )
+
+
 def retire_stale(
     spec: TableSpec, table: str, symbol: str, day: dt.date, write_id: int, *, pruned: bool
 ) -> Query:
@@ -221,3 +243,7 @@ def wal_status(table: str) -> Query:
 
 def drop_table(table: str) -> Query:
     return Query(f"DROP TABLE IF EXISTS {quote(table, 'table name')}")
+
+
+def drop_view(view: str) -> Query:
+    return Query(f"DROP VIEW IF EXISTS {quote(view, 'view name')}")

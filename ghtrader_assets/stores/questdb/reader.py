@@ -14,6 +14,7 @@ QWP is not in use.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,11 @@ import pandas as pd
 
 from ghtrader_assets.stores.base import StoreError
 from ghtrader_assets.stores.questdb.queries import Query, wal_status
-from ghtrader_assets.stores.questdb.settings import QuestDBSettings
+from ghtrader_assets.stores.questdb.settings import (
+    PROBE_TIMEOUT_SECONDS,
+    QuestDBSettings,
+    QuestDBUnreachableError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +69,10 @@ class PgClient:
                         max_size=self._settings.pool_max_size,
                         open=False,
                         name="ghtrader-questdb",
-                        timeout=self._settings.connect_timeout * 3,
+                        # How long a caller waits for a connection: the start-up probe
+                        # already failed fast if the server is down, so this only covers
+                        # a server that stops answering mid-run.
+                        timeout=self._settings.connect_timeout,
                         max_idle=300,
                         # A connection left over from before a server restart is noticed
                         # (QuestDB answers the empty query) instead of failing a read.
@@ -133,6 +141,61 @@ class PgClient:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+
+def probe(
+    settings: QuestDBSettings,
+    *,
+    timeout: float = PROBE_TIMEOUT_SECONDS,
+    connect: Callable[..., Any] = socket.create_connection,
+    pg_connect: Callable[..., Any] | None = None,
+) -> None:
+    """Check, within seconds, that a QuestDB answers where the settings point.
+
+    One PGWire login with a short timeout (not through the pool, which would wait out its
+    own timeout and retry), so a refused port, a silent host, something else listening on
+    the port and a rejected password all fail here; and a TCP connect to the HTTP port
+    (ILP/QWP). The message says which address was tried, which variables set it, and that
+    nothing was written.
+    """
+    wait = max(1.0, min(timeout, settings.connect_timeout))
+    failures = []
+    started = time.monotonic()
+    try:
+        if pg_connect is None:
+            import psycopg
+
+            pg_connect = psycopg.connect
+        kwargs = {**settings.pg_kwargs(), "connect_timeout": max(2, int(wait))}
+        pg_connect(**kwargs).close()
+    except Exception as exc:
+        failures.append(
+            f"PGWire {settings.host}:{settings.pg_port} (GHTRADER_QDB_HOST, "
+            f"GHTRADER_QDB_PG_PORT; user GHTRADER_QDB_USER/GHTRADER_QDB_PASSWORD) failed after "
+            f"{time.monotonic() - started:.1f}s: {_one_line(settings.redact(_reason(exc)))}"
+        )
+    started = time.monotonic()
+    try:
+        connect((settings.host, settings.ilp_port), timeout=wait).close()
+    except OSError as exc:
+        failures.append(
+            f"HTTP (ILP/QWP) {settings.host}:{settings.ilp_port} (GHTRADER_QDB_HOST, "
+            f"GHTRADER_QDB_ILP_PORT) failed after {time.monotonic() - started:.1f}s: "
+            f"{_one_line(settings.redact(_reason(exc)))}"
+        )
+    if failures:
+        raise QuestDBUnreachableError(
+            f"QuestDB is unreachable: {'; '.join(failures)}. Check that the server runs and "
+            "that these variables point at it; nothing was written"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _params(query: Query) -> tuple[object, ...]:

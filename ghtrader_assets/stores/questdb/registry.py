@@ -112,6 +112,15 @@ def record(
     )
 
 
+def day_rows(log_table: str, table: str, symbol: str) -> Query:
+    """Every logged day of ``symbol`` in ``table`` with its row count."""
+    return Query(
+        f"SELECT {quote('trading_day')}, {quote('rows')} FROM {quote(log_table, 'table name')} "
+        f"WHERE {quote('table_name')} = %s AND {quote('symbol')} = %s",
+        (table, symbol),
+    )
+
+
 def days(log_table: str, table: str, symbol: str) -> Query:
     return Query(
         f"SELECT {quote('trading_day')} FROM {quote(log_table, 'table name')} "

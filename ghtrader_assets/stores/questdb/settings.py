@@ -32,6 +32,19 @@ class QuestDBSettingsError(ValueError):
     """A QuestDB setting (or ``GHTRADER_QDB_*`` variable) holds an unusable value."""
 
 
+class QuestDBUnreachableError(RuntimeError):
+    """No QuestDB server answers where the settings point (nothing was written).
+
+    A ``RuntimeError`` like :class:`~ghtrader_assets.stores.base.StoreError` (the CLI turns
+    it into one line and exit code 2: it is a configuration or operations problem, not a
+    bug). Defined here, next to the settings it names, so importing it is cheap.
+    """
+
+
+#: Seconds the start-up probe waits for each port before declaring the server unreachable.
+PROBE_TIMEOUT_SECONDS = 3.0
+
+
 @dataclass(frozen=True, repr=False)
 class QuestDBSettings:
     """Where the QuestDB server is and how the store talks to it.

@@ -1,25 +1,35 @@
 """QuestDB behind the :class:`~ghtrader_assets.stores.base.TickStore` interface.
 
-Write path (:meth:`QuestDBStore.write_partition`):
+Write path (:meth:`QuestDBStore.write_partition`), per partition, nothing waiting for
+WAL apply:
 
-1. Create the table once per store (``CREATE TABLE IF NOT EXISTS``) and compare the live
-   layout with the spec (:mod:`.ddl`); drift is a clear error, never a silent mismatch.
-2. Conform and check the frame (:mod:`.frames`), stamp every row with a fresh ``write_id``.
-3. Send it in batches of one table (:mod:`.writer`), QWP or ILP/HTTP (:mod:`.qwp`).
-4. Wait for WAL apply, then verify that exactly ``len(frame)`` rows of the partition carry
-   the new ``write_id``.
-5. **Replace semantics without DELETE.** ``DEDUP UPSERT KEYS`` makes re-writing the same
+1. Create the table once per store (``CREATE TABLE IF NOT EXISTS``, plus its
+   ``<table>_current`` view) and compare the live layout with the spec (:mod:`.ddl`);
+   drift is a clear error, never a silent mismatch.
+2. Check the frame (:mod:`.frames`; not re-conformed when it already is), stamp every row
+   with a fresh ``write_id``.
+3. Send it in batches of one table (:mod:`.writer`), QWP or ILP/HTTP (:mod:`.qwp`): once
+   this returns the rows are committed to the WAL.
+4. **Replace semantics without DELETE.** ``DEDUP UPSERT KEYS`` makes re-writing the same
    rows idempotent (same row count, values replaced). Rows the new frame no longer contains
    (the source changed) still carry an older ``write_id``: one ``UPDATE`` moves them out of
-   the partition by setting their ``trading_day`` to ``'retired'``, which no read returns.
-   A later write of the same keys brings them back (upsert). Between step 3 and step 5 a
-   reader can see the new rows next to those stale ones; only a day whose content shrank is
-   affected, and a partition of at most ``batch_rows`` rows replaces its surviving rows in
-   one transaction. Retired rows keep their disk space until the partition is rewritten
-   (QuestDB has no row delete).
-6. Record the partition in the partition log (:mod:`.registry`), empty days included,
-   with its row count and first/last ``ts``.
-7. Invalidate the coverage cache (also on failure).
+   the partition by setting their ``trading_day`` to ``'retired'``, which no read (and no
+   ``_current`` view) returns. It is sent only for a day the partition log says was written
+   before (the log's days are loaded once per symbol and store). QuestDB sequences it after
+   the rows committed in step 3; since ``trading_day`` is not a dedup key, even the other
+   order ends in the same state (re-sent keys upsert back into the day). A later write of
+   the same keys brings retired rows back. Retired rows keep their disk space until the
+   partition is rewritten (QuestDB has no row delete).
+5. Record the partition in the partition log (:mod:`.registry`), empty days included,
+   with its row count, first/last ``ts`` and ``write_id``; invalidate the coverage cache
+   (also on failure).
+
+**Settling** (:meth:`QuestDBStore.settle`), batched over every partition written since
+the last call: one WAL-apply wait per table written, then one grouped count per (table,
+symbol) checking that each day holds exactly its latest write's rows and nothing older
+(leftovers, e.g. from an ``UPDATE`` the server skipped at apply time, are retired once
+more, then reported). It runs before any read by this store and when it closes. Reads
+from any process first wait for the table's WAL apply, so they see every committed write.
 
 :meth:`QuestDBStore.coverage` reads only the partition log (one grouped query for all
 symbols), never the tick table, except for symbols with days logged before the log kept
@@ -51,6 +61,8 @@ from ghtrader_assets.stores.questdb.ddl import (
     SchemaDriftError,
     add_column_sql,
     create_table_sql,
+    create_view_sql,
+    current_view_name,
     detect_drift,
     drift_message,
     table_columns_sql,
@@ -58,7 +70,7 @@ from ghtrader_assets.stores.questdb.ddl import (
 )
 from ghtrader_assets.stores.questdb.frames import normalise_read, prepare_for_write
 from ghtrader_assets.stores.questdb.qwp import QwpTransport, default_connect
-from ghtrader_assets.stores.questdb.reader import PgClient, SqlRunner, wait_for_wal
+from ghtrader_assets.stores.questdb.reader import PgClient, SqlRunner, probe, wait_for_wal
 from ghtrader_assets.stores.questdb.registry import PARTITION_LOG
 from ghtrader_assets.stores.questdb.settings import QuestDBSettings
 from ghtrader_assets.stores.questdb.writer import (
@@ -123,6 +135,13 @@ class QuestDBStore(TickStore):
         self._ensured: set[str] = set()
         self._lock = threading.Lock()
         self._last_write_id = 0
+        #: (table, symbol) -> {trading_day: rows} as logged (see :meth:`_logged_days`).
+        self._logged: dict[tuple[str, str], dict[str, int]] = {}
+        #: Writes not yet verified: (spec name, table, symbol) -> {day: (write_id, rows)}.
+        self._pending: dict[tuple[str, str, str], dict[str, tuple[int, int]]] = {}
+        #: Tables written since the last :meth:`settle` (WAL apply not yet awaited).
+        self._dirty: set[str] = set()
+        self._specs: dict[str, TableSpec] = {PARTITION_LOG.name: PARTITION_LOG}
 
     # -- naming and table lifecycle ------------------------------------------------------
 
@@ -134,6 +153,7 @@ class QuestDBStore(TickStore):
         table = self.table_name(spec)
         if table in self._ensured:
             return table
+        self._specs[spec.name] = spec
         partition_by = "DAY"
         if spec is PARTITION_LOG:
             partition_by = registry.PARTITION_LOG_PARTITION_BY
@@ -145,7 +165,8 @@ class QuestDBStore(TickStore):
             # The partition log is this store's own table: its new columns are always added
             # (nullable, so older rows simply have no value); user tables need the setting.
             auto_add = self.settings.auto_add_columns or spec is PARTITION_LOG
-            if drift.only_missing and auto_add:
+            added = drift.only_missing and auto_add
+            if added:
                 for col in drift.missing:
                     logger.warning(
                         "QuestDB table %s: adding missing column %s %s",
@@ -159,20 +180,45 @@ class QuestDBStore(TickStore):
                 drift = detect_drift(spec, self._sql.fetch(q.Query(table_columns_sql(table))))
             if not drift.ok:
                 raise SchemaDriftError(drift_message(spec, table, drift))
+            if spec is not PARTITION_LOG and "trading_day" in spec.columns:
+                self._create_view(spec, table, replace=added)
             self._ensured.add(table)
         return table
+
+    def _create_view(self, spec: TableSpec, table: str, *, replace: bool) -> None:
+        """The ``<table>_current`` view for SQL users (see :func:`.ddl.create_view_sql`).
+
+        A server without views (QuestDB before 9.x) still gets a working store: the view
+        is what people query, not what the store needs, so its absence is a warning that
+        says what to query instead.
+        """
+        try:
+            self._sql.execute_ddl(create_view_sql(spec, table, replace=replace))
+        except StoreError as exc:
+            logger.warning(
+                "QuestDB table %s: no %s view (%s); in SQL, filter the table with "
+                "trading_day != '%s' to see what the store's reads return",
+                table,
+                current_view_name(table),
+                exc,
+                q.RETIRED_DAY,
+            )
 
     def ensure_tables(self, specs: Sequence[TableSpec] | None = None) -> list[str]:
         """Create (if absent) and check every table at start-up, so schema drift is reported
         before the first write rather than in the middle of a backfill."""
         from ghtrader_assets.schema import all_tables
 
+        if isinstance(self._sql, PgClient):
+            self.check_reachable()
         wanted = [*(specs if specs is not None else all_tables()), PARTITION_LOG]
         return list(dict.fromkeys(self.ensure_table(spec) for spec in wanted))
 
     def drop_table(self, spec: TableSpec) -> None:
         """Drop ``spec``'s table (tests and tooling; production never calls it)."""
         table = self.table_name(spec)
+        if spec is not PARTITION_LOG and "trading_day" in spec.columns:
+            self._sql.execute(q.drop_view(current_view_name(table)))
         self._sql.execute(q.drop_table(table))
         self._ensured.discard(table)
         self._cache.invalidate()
@@ -201,6 +247,12 @@ class QuestDBStore(TickStore):
     def write_partition(
         self, spec: TableSpec, symbol: str, trading_day: str, df: pd.DataFrame
     ) -> WriteStats:
+        """Send one partition and return once it is committed (durable in the WAL).
+
+        On the hot path: frame checks, one send, at most one retire ``UPDATE`` (only for a
+        day written before) and one partition-log ``INSERT``; no waiting for WAL apply.
+        Visibility and verification come later, batched (see :meth:`settle`).
+        """
         started = time.perf_counter()
         day = q.parse_day(trading_day)
         try:
@@ -212,55 +264,115 @@ class QuestDBStore(TickStore):
         pruned = spec.name in PRUNED_TABLES
         frame = prepare_for_write(spec, symbol, day, df, pruned=pruned, where=where)
         write_id = self._new_write_id()
+        log = self.ensure_table(PARTITION_LOG)
+        known = self._logged_days(table, symbol)
         try:
             if len(frame):
                 send = frame.assign(**{WRITE_ID_COLUMN: write_id})
                 symbols = [c for c in spec.symbol_columns if c in send.columns]
                 self._writer().write(table, send, symbols=symbols, at=spec.timestamp, where=where)
-                wait_for_wal(self._sql, table, self.settings.wal_timeout)
-            stored = self._count(
-                q.count_written(spec, table, symbol, day, write_id, pruned=pruned, stale=False)
-            )
-            if stored != len(frame):
-                raise StoreError(
-                    f"{where}: wrote {len(frame)} rows but {stored} carry this write's id "
-                    f"{write_id}; another process may be writing the same partition"
-                )
-            stale = self._count(
-                q.count_written(spec, table, symbol, day, write_id, pruned=pruned, stale=True)
-            )
-            if stale:
-                logger.info("%s: retiring %d rows absent from the new frame", where, stale)
+            if known.get(day.isoformat(), 0) > 0:
+                # Rows of the earlier write that the new frame lacks leave the day. QuestDB
+                # sequences this WAL UPDATE after the rows committed above; and since the
+                # dedup keys do not include trading_day, even the other order would end in
+                # the same state (re-sent keys are upserted back into the day).
                 self._sql.execute(q.retire_stale(spec, table, symbol, day, write_id, pruned=pruned))
-                wait_for_wal(self._sql, table, self.settings.wal_timeout)
-                # A WAL UPDATE that fails at apply time has been seen to be skipped rather
-                # than suspending the table: check it took effect instead of trusting it.
-                left = self._count(
-                    q.count_written(spec, table, symbol, day, write_id, pruned=pruned, stale=True)
-                )
-                if left:
-                    raise StoreError(
-                        f"{where}: {left} rows of an earlier write are still in the day after "
-                        "the retire UPDATE was applied; re-materialize the partition and check "
-                        "the server log (wal_tables() errorMessage)"
-                    )
-            log = self.ensure_table(PARTITION_LOG)
             first_ts, last_ts = _ts_bounds(frame[spec.timestamp])
             self._sql.execute(
                 registry.record(log, table, symbol, day, len(frame), write_id, first_ts, last_ts)
             )
-            wait_for_wal(self._sql, log, self.settings.wal_timeout)
         finally:
             self._cache.invalidate()
+            with self._lock:
+                self._dirty.update((table, log))
+        with self._lock:
+            known[day.isoformat()] = len(frame)
+            self._pending.setdefault((spec.name, table, symbol), {})[day.isoformat()] = (
+                write_id,
+                len(frame),
+            )
         return WriteStats(
             table=spec.name,
             symbol=symbol,
             trading_day=trading_day,
             rows=len(frame),
-            bytes=int(frame.memory_usage(index=False, deep=True).sum()),
+            bytes=_frame_bytes(frame),
             seconds=time.perf_counter() - started,
             location=f"questdb://{self.settings.host}:{self.settings.pg_port}/{table}",
         )
+
+    def _logged_days(self, table: str, symbol: str) -> dict[str, int]:
+        """Rows per day of ``symbol`` in the partition log, loaded once per store and kept
+        current by this store's writes: it tells a first write (nothing to retire) from a
+        re-write without a query per day."""
+        key = (table, symbol)
+        known = self._logged.get(key)
+        if known is None:
+            log = self.ensure_table(PARTITION_LOG)
+            # Other processes' log rows must be applied before they are read.
+            wait_for_wal(self._sql, log, self.settings.wal_timeout)
+            rows = self._sql.fetch(registry.day_rows(log, table, symbol))
+            known = {str(r[0]): int(r[1] or 0) for r in rows}
+            with self._lock:
+                known = self._logged.setdefault(key, known)
+        return known
+
+    def settle(self) -> None:
+        """Make this store's writes visible and verify them, batched over every partition
+        written since the last call: one WAL-apply wait per table written, then one grouped
+        count per (table, symbol) checking that each day holds exactly the rows of its
+        latest write and nothing older. Runs before this store's reads and on close.
+
+        A day that fails (rows missing, another writer's rows, a retire ``UPDATE`` the
+        server skipped at apply time) raises :class:`StoreError` naming table, symbol and
+        days; its rows are not withdrawn, so re-materialize it.
+        """
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            dirty, self._dirty = self._dirty, set()
+        for table in sorted(dirty):
+            wait_for_wal(self._sql, table, self.settings.wal_timeout)
+        problems: list[str] = []
+        for (spec_name, table, symbol), days in pending.items():
+            problems.extend(self._verify(spec_name, table, symbol, days))
+        if problems:
+            raise StoreError(
+                "QuestDB writes did not land as written: "
+                + "; ".join(problems)
+                + ". Re-materialize these partitions and check the server log "
+                "(wal_tables() errorMessage)"
+            )
+
+    def _verify(
+        self, spec_name: str, table: str, symbol: str, days: dict[str, tuple[int, int]]
+    ) -> list[str]:
+        spec = self._specs[spec_name]
+        pruned = spec.name in PRUNED_TABLES
+        dates = [q.parse_day(d) for d in days]
+        counts = self._sql.fetch(q.count_by_write(spec, table, symbol, dates, pruned=pruned))
+        found: dict[str, dict[int, int]] = {}
+        for day, wid, n in counts:
+            found.setdefault(str(day), {})[int(wid)] = int(n)
+        problems = []
+        for day, (write_id, n) in sorted(days.items()):
+            by_write = found.get(day, {})
+            stored = by_write.get(write_id, 0)
+            stale = sum(v for k, v in by_write.items() if k != write_id)
+            if stale:
+                # Left over (an UPDATE skipped at apply, or rows of an unlogged earlier
+                # write): retire them now, then look again.
+                d = q.parse_day(day)
+                self._sql.execute(q.retire_stale(spec, table, symbol, d, write_id, pruned=pruned))
+                wait_for_wal(self._sql, table, self.settings.wal_timeout)
+                stale = self._count(
+                    q.count_written(spec, table, symbol, d, write_id, pruned=pruned, stale=True)
+                )
+            if stored != n or stale:
+                problems.append(
+                    f"{table!r} ({symbol}, {day}): wrote {n} rows, {stored} carry write id "
+                    f"{write_id}" + (f", {stale} rows of an earlier write remain" if stale else "")
+                )
+        return problems
 
     def _count(self, query: q.Query) -> int:
         rows = self._sql.fetch(query)
@@ -282,9 +394,18 @@ class QuestDBStore(TickStore):
                 ) from None
         return self._sql.fetch_df(query)
 
+    def _visible(self, table: str) -> None:
+        """Before a read of ``table``: settle this store's own writes, then wait for WAL
+        apply of writes by other processes (one ``wal_tables()`` row when caught up), so a
+        read sees every write committed before it."""
+        if self._pending or self._dirty:
+            self.settle()
+        wait_for_wal(self._sql, table, self.settings.wal_timeout)
+
     def read_partition(self, spec: TableSpec, symbol: str, trading_day: str) -> pd.DataFrame:
         day = q.parse_day(trading_day)
         table = self.ensure_table(spec)
+        self._visible(table)
         raw = self._bulk(
             q.select_partition(spec, table, symbol, day, pruned=spec.name in PRUNED_TABLES)
         )
@@ -302,6 +423,7 @@ class QuestDBStore(TickStore):
         if symbols is not None and len(symbols) == 0:
             return empty_frame(spec)
         table = self.ensure_table(spec)
+        self._visible(table)
         query = q.select_table(
             spec,
             table,
@@ -326,6 +448,8 @@ class QuestDBStore(TickStore):
         partition log, see :mod:`.registry`)."""
         table = self.table_name(spec)
         log = self.ensure_table(PARTITION_LOG)
+        if self._pending or self._dirty:
+            self.settle()
         return sorted({str(r[0]) for r in self._sql.fetch(registry.days(log, table, symbol))})
 
     def coverage(self, symbols: Sequence[str]) -> pd.DataFrame:
@@ -345,6 +469,8 @@ class QuestDBStore(TickStore):
         has days without bounds (logged by an older version): its first and last live
         tick, one row each."""
         logged: dict[str, tuple[Any, ...]] = {}
+        if self._pending or self._dirty:
+            self.settle()
         if symbols:
             table = self.ensure_table(TICKS)
             log = self.ensure_table(PARTITION_LOG)
@@ -385,6 +511,7 @@ class QuestDBStore(TickStore):
         if cached is not None:
             return cached.copy()
         table = self.ensure_table(TICKS)
+        self._visible(table)
         frame = normalise_read(TICKS, self._sql.fetch_df(q.select_latest(TICKS, table, symbols)))
         order = {sym: i for i, sym in enumerate(symbols)}
         frame = frame.sort_values("symbol", key=lambda s: s.map(order), kind="mergesort")
@@ -394,10 +521,27 @@ class QuestDBStore(TickStore):
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def check_reachable(self) -> None:
+        """Fail within seconds when no server answers, before any pool or client waits
+        out its own (much longer) timeouts. See :func:`.reader.probe`."""
+        probe(self.settings)
+
     def close(self) -> None:
-        self._ilp.close()
-        self._qwp.close()
-        self._sql.close()
+        """Settle pending writes (a failure is logged: close runs at exit too), then close
+        the ILP sender, the QWP handle and the PGWire pool, on every path."""
+        try:
+            if self._pending or self._dirty:
+                self.settle()
+        except Exception as exc:
+            logger.error("QuestDB store closing with unverified writes: %s", exc)
+        finally:
+            try:
+                self._ilp.close()
+            finally:
+                try:
+                    self._qwp.close()
+                finally:
+                    self._sql.close()
 
     def __enter__(self) -> QuestDBStore:
         return self
@@ -407,6 +551,12 @@ class QuestDBStore(TickStore):
 
     def __repr__(self) -> str:
         return f"QuestDBStore({self.settings!r})"
+
+
+def _frame_bytes(frame: pd.DataFrame) -> int:
+    """In-memory size of the frame sent. Shallow: after conform every column is numpy or
+    Arrow-backed, whose buffers are counted without visiting each value."""
+    return int(frame.memory_usage(index=False, deep=False).sum())
 
 
 def _ts_bounds(ts: pd.Series) -> tuple[dt.datetime | None, dt.datetime | None]:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from ghtrader_assets.stores.base import StoreError
@@ -262,5 +263,13 @@ def micros(frame: pd.DataFrame) -> pd.DataFrame:
         if isinstance(dtype, pd.DatetimeTZDtype) and dtype.unit == "ns":
             if out is frame:
                 out = frame.copy(deep=False)
-            out[name] = frame[name].dt.floor("us").astype("datetime64[us, UTC]")
+            # Integer arithmetic on the int64 view: a floor to microseconds without pandas'
+            # per-element rounding machinery (NaT stays NaT: INT64_MIN is a multiple of 1000
+            # away from nothing we keep, so it is masked explicitly).
+            ns = frame[name].to_numpy(dtype="datetime64[ns]").view("int64")
+            nat = ns == np.iinfo(np.int64).min
+            us = np.where(nat, np.iinfo(np.int64).min, ns // 1000).view("datetime64[us]")
+            out[name] = pd.Series(
+                pd.DatetimeIndex(us).tz_localize("UTC"), index=frame.index, name=name
+            )
     return out
