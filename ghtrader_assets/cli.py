@@ -18,6 +18,7 @@ import pandas as pd
 from ghtrader_assets import calendar
 from ghtrader_assets.config import Settings, SettingsError
 from ghtrader_assets.metadata import markdown_table
+from ghtrader_assets.runner import QUIET, ensure_dagster_home, run_days, set_pool_limit
 from ghtrader_assets.stores.base import StoreError, TickStore
 from ghtrader_assets.stores.questdb.settings import QuestDBSettingsError, QuestDBUnreachableError
 from ghtrader_assets.ticks import ReadError
@@ -28,8 +29,6 @@ USER_ERRORS = (SettingsError, QuestDBSettingsError, QuestDBUnreachableError, Rea
 
 def _prepare_environment(args: argparse.Namespace) -> Settings:
     """Fix data dir and DAGSTER_HOME in the environment so worker processes agree."""
-    from ghtrader_assets.runner import ensure_dagster_home
-
     if args.data_dir:
         os.environ["GHTRADER_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
     settings = Settings.from_env()
@@ -81,8 +80,6 @@ def _demo_days(settings: Settings, n: int) -> list[str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ghtrader_assets.runner import run_days, set_pool_limit
-
     settings = _prepare_environment(args)
     days = _demo_days(settings, args.days)
     symbols = ", ".join(s.raw for s in settings.universe)
@@ -115,7 +112,6 @@ def _materialize_coverage() -> None:
 
     from ghtrader_assets.assets.coverage import COVERAGE_REPORT_KEY
     from ghtrader_assets.definitions import defs
-    from ghtrader_assets.runner import QUIET
 
     with DagsterInstance.get() as instance:
         defs.resolve_implicit_global_asset_job_def().execute_in_process(
