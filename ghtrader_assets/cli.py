@@ -16,22 +16,26 @@ from pathlib import Path
 import pandas as pd
 
 from ghtrader_assets import calendar
-from ghtrader_assets.config import Settings, SettingsError
+from ghtrader_assets.config import Settings, SettingsError, one_line
 from ghtrader_assets.metadata import markdown_table
-from ghtrader_assets.runner import QUIET, ensure_dagster_home, run_days, set_pool_limit
+from ghtrader_assets.runner import (
+    QUIET,
+    DayRun,
+    RunsStalledError,
+    ensure_dagster_home,
+    release_dead_runs,
+    run_days,
+    set_pool_limit,
+)
 from ghtrader_assets.stores.base import StoreError, TickStore
-from ghtrader_assets.stores.questdb.settings import QuestDBSettingsError, QuestDBUnreachableError
-from ghtrader_assets.ticks import ReadError
-
-#: Errors that are the user's to fix (settings, an unreachable server): one line, exit 2.
-USER_ERRORS = (SettingsError, QuestDBSettingsError, QuestDBUnreachableError, ReadError)
 
 
 def _prepare_environment(args: argparse.Namespace) -> Settings:
-    """Fix data dir and DAGSTER_HOME in the environment so worker processes agree."""
+    """Fix data dir and DAGSTER_HOME in the environment so worker processes agree; every
+    setting is checked here, before anything runs (a bad one exits with code 2)."""
     if args.data_dir:
         os.environ["GHTRADER_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
-    settings = Settings.from_env()
+    settings = Settings.load()
     os.environ.setdefault("GHTRADER_DATA_DIR", str(settings.data_dir))
     ensure_dagster_home(settings.data_dir / "dagster_home")
     return settings
@@ -71,12 +75,25 @@ def default_workers(settings: Settings) -> int:
 
 
 def _demo_days(settings: Settings, n: int) -> list[str]:
-    last = calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ))
-    days: list = [last]
-    while len(days) < n:
-        days.append(calendar.previous_trading_day(days[-1]))
+    """The last ``n`` completed trading days from the start date on; a start date that
+    leaves none is a user error naming the variable."""
+    from ghtrader_assets.partitions import resolve_close
+
+    if n < 1:
+        raise SettingsError(f"--days {n}: expected at least 1 trading day")
+    close = resolve_close(settings.close_time)
+    last = calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ), close)
     start = pd.Timestamp(settings.start_date).date()
-    return sorted(d.isoformat() for d in days if d >= start)
+    days: list = [last]
+    while len(days) < n and days[-1] > start:
+        days.append(calendar.previous_trading_day(days[-1]))
+    chosen = sorted(d.isoformat() for d in days if d >= start)
+    if not chosen:
+        raise SettingsError(
+            f"GHTRADER_START_DATE={settings.start_date} leaves no completed trading day to run "
+            f"(the last one closed on {last}): set it to {last} or earlier"
+        )
+    return chosen
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -86,65 +103,161 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"ghtrader demo: source={settings.source} store={settings.store}")
     print(f"  symbols: {symbols}")
     workers = args.workers or default_workers(settings)
-    print(f"  trading days: {', '.join(days)} ({workers} in parallel)")
+    print(f"  trading days: {', '.join(days)} ({workers} in parallel)", flush=True)
     open_store(settings)  # reachable and tables created before any worker starts
+    began = pd.Timestamp.now(tz="UTC")
     set_pool_limit(settings.source, settings.source_pool_limit)
-    results = run_days(days, workers)
-    _materialize_coverage()
-    summary = _demo_summary(settings, days)
+    released = release_dead_runs()
+    if released:
+        print(
+            f"  released {len(released)} earlier run(s) whose process died "
+            f"({', '.join(r[:8] for r in released)}): their pool slots are free again"
+        )
+    problems: list[str] = []
+    try:
+        results = run_days(days, workers, pool=settings.source, timeout=args.timeout)
+    except RunsStalledError as exc:
+        problems.append(str(exc))
+        results = [DayRun(d, False, "", "did not finish (stalled)") for d in days]
+    except KeyboardInterrupt:
+        print(
+            "\nghtrader demo: interrupted; workers stopped, their runs marked failed and "
+            "pool slots freed",
+            file=sys.stderr,
+        )
+        return 130
+    coverage = _materialize_coverage()
+    if coverage:
+        problems.append(f"coverage report not refreshed: {coverage}")
+    _print_summary(settings, days, results, began, problems)
+    ok = all(r.success for r in results) and not problems
+    return 0 if ok else 1
+
+
+def _print_summary(
+    settings: Settings,
+    days: list[str],
+    results: list[DayRun],
+    began: pd.Timestamp,
+    problems: list[str],
+) -> None:
+    """What ran, what failed and where the data is; printed whatever happened before."""
     print()
-    print(markdown_table(summary, for_ui=False))
-    ok = all(r.success for r in results)
+    try:
+
+        store = open_store(settings)
+        print(markdown_table(_demo_summary(store, settings, days, began), for_ui=False))
+        print(
+            "  manifest: yes = written by this demo; kept = an earlier manifest (this run did "
+            "not replace the day); no = none"
+        )
+    except Exception as exc:  # noqa: BLE001 - the summary must not hide the outcome
+        print(f"  (summary table unavailable: {type(exc).__name__}: {exc})")
     print()
     for r in results:
-        print(f"  run {r.run_id} ({r.trading_day}): {'success' if r.success else 'FAILED'}")
+        state = "success" if r.success else f"FAILED{f' ({r.error})' if r.error else ''}"
+        print(f"  run {r.run_id or '-'} ({r.trading_day}): {state}")
+    for problem in problems:
+        print(f"  FAILED: {problem}")
+    failed = [r.trading_day for r in results if not r.success]
+    if failed:
+        print(
+            f"  {len(failed)} of {len(results)} day(s) failed: see the run's logs and check "
+            "results in the Dagster UI (below)"
+        )
     print()
     print(f"Data:      {_store_location(settings)}")
     print(f"Manifests: {settings.data_dir / 'manifests'}")
     print(f"Coverage:  {settings.data_dir / 'reports' / 'coverage.json'}  (or: ghtrader coverage)")
     print("Dagster UI (shows these runs, partitions, checks and metadata):")
     print(f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -w workspace.yaml")
-    return 0 if ok else 1
 
 
-def _materialize_coverage() -> None:
+def _materialize_coverage() -> str:
+    """Refresh the coverage report; returns "" or what went wrong (never raises)."""
     from dagster import DagsterInstance
 
     from ghtrader_assets.assets.coverage import COVERAGE_REPORT_KEY
     from ghtrader_assets.definitions import defs
 
-    with DagsterInstance.get() as instance:
-        defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, asset_selection=[COVERAGE_REPORT_KEY], run_config=QUIET
-        )
+    try:
+        with DagsterInstance.get() as instance:
+            result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+                instance=instance,
+                asset_selection=[COVERAGE_REPORT_KEY],
+                run_config=QUIET,
+                raise_on_error=False,
+            )
+            if result.success:
+                return ""
+            causes = [
+                _root_cause(e.step_failure_data.error) if e.step_failure_data else ""
+                for e in result.get_step_failure_events()
+            ]
+            return f"run {result.run_id} failed: {'; '.join(c for c in causes if c)}"
+    except Exception as exc:  # noqa: BLE001 - reported in the summary, exit code 1
+        return f"{type(exc).__name__}: {exc}"
 
 
-def _demo_summary(settings: Settings, days: list[str]) -> pd.DataFrame:
+def _root_cause(error: object) -> str:
+    """The innermost error of a Dagster step failure ("...: coverage store unreachable")."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause  # type: ignore[attr-defined]
+    return one_line_text(str(getattr(error, "message", "") or ""))
+
+
+def _demo_summary(
+    store: TickStore, settings: Settings, days: list[str], began: pd.Timestamp
+) -> pd.DataFrame:
+    """One row per symbol and day, also for days with nothing stored; a manifest older
+    than ``began`` (the day was not replaced by this demo) is shown as kept, with its time."""
     from ghtrader_assets.schema import MANIFESTS, VALIDATION_SUMMARY
 
-    store = open_store(settings)
     symbols = [s.raw for s in settings.universe]
     summaries = store.read_table(
         VALIDATION_SUMMARY, symbols=symbols, start_day=days[0], end_day=days[-1]
     )
     manifests = store.read_table(MANIFESTS, symbols=symbols, start_day=days[0], end_day=days[-1])
-    have_manifest = set(zip(manifests["symbol"], manifests["trading_day"], strict=True))
+    by_day = {(r.symbol, r.trading_day): r for r in summaries.itertuples(index=False)}
+    written = {
+        (r.symbol, r.trading_day): pd.Timestamp(r.created_at)
+        for r in manifests.itertuples(index=False)
+    }
     rows = []
-    for rec in summaries.itertuples(index=False):
-        outcomes = json.loads(rec.check_outcomes)
-        failed = sorted(n for n, o in outcomes.items() if not o["passed"])
-        rows.append(
-            {
-                "symbol": rec.symbol,
-                "trading_day": rec.trading_day,
-                "underlying": rec.underlying,
-                "rows": int(rec.rows),
-                "checks_passed": len(outcomes) - len(failed),
-                "checks_failed": ", ".join(failed) or "-",
-                "manifest": "yes" if (rec.symbol, rec.trading_day) in have_manifest else "no",
-            }
-        )
-    return pd.DataFrame(rows).sort_values(["symbol", "trading_day"]).reset_index(drop=True)
+    for symbol in symbols:
+        for day in days:
+            rec = by_day.get((symbol, day))
+            created = written.get((symbol, day))
+            manifest = "no"
+            if created is not None:
+                manifest = "yes" if created >= began else f"kept ({created:%Y-%m-%d %H:%M} UTC)"
+            if rec is None:
+                rows.append(
+                    {
+                        "symbol": symbol,
+                        "trading_day": day,
+                        "underlying": "-",
+                        "rows": 0,
+                        "checks_passed": 0,
+                        "checks_failed": "not stored",
+                        "manifest": manifest,
+                    }
+                )
+                continue
+            outcomes = json.loads(rec.check_outcomes)
+            failed = sorted(n for n, o in outcomes.items() if not o["passed"])
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "trading_day": day,
+                    "underlying": rec.underlying,
+                    "rows": int(rec.rows),
+                    "checks_passed": len(outcomes) - len(failed),
+                    "checks_failed": ", ".join(failed) or "-",
+                    "manifest": manifest,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def _read_store(settings: Settings) -> TickStore:
@@ -158,9 +271,11 @@ def _read_store(settings: Settings) -> TickStore:
 
 
 def _settings_only(args: argparse.Namespace) -> Settings:
+    """Settings checked as for every command, without preparing a Dagster instance (the
+    read-only commands need none)."""
     if args.data_dir:
         os.environ["GHTRADER_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
-    return Settings.from_env()
+    return Settings.load()
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
@@ -254,6 +369,12 @@ def main(argv: list[str] | None = None) -> int:
         help="days run in parallel (default: the source pool limit, at most the CPU count "
         "for offline sources)",
     )
+    demo.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help="seconds to wait for the runs before giving up with what blocks them (default 3600)",
+    )
     demo.set_defaults(func=cmd_demo)
     cov = sub.add_parser("coverage", help="print the coverage table of the store")
     cov.add_argument(
@@ -288,18 +409,52 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", required=True, help="a .parquet, .csv or .csv.gz file")
     export.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
-    from ghtrader_assets.resources import close_stores
-
     try:
         return args.func(args)
-    except USER_ERRORS as exc:
-        print(f"ghtrader: {exc}", file=sys.stderr)
+    except user_errors() as exc:
+        print(f"ghtrader: {one_line(exc)}", file=sys.stderr)
         return 2
     except StoreError as exc:  # messages written for users: table, partition, what to do
         print(f"ghtrader: {exc}", file=sys.stderr)
         return 1
     finally:
-        close_stores()  # release QuestDB handles now, not in the interpreter's teardown
+        # Release QuestDB handles now, not in the interpreter's teardown; a command that
+        # never imported the resources (the embedded store's reads) has none and does not
+        # pay Dagster's import time for this.
+        resources = sys.modules.get("ghtrader_assets.resources")
+        if resources is not None:
+            resources.close_stores()
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "a setting or an argument is wrong": one line and exit code 2.
+
+    Settings are checked up front (:meth:`Settings.load`); the rest are raised while the
+    definitions load (unknown products, partitions, validation and QuestDB settings)."""
+    from ghtrader_assets.partitions import PartitionsConfigError
+    from ghtrader_assets.products import UnknownProductError
+    from ghtrader_assets.stores.questdb.settings import (
+        QuestDBSettingsError,
+        QuestDBUnreachableError,
+    )
+    from ghtrader_assets.symbols import SymbolError
+    from ghtrader_assets.ticks import ReadError
+    from ghtrader_assets.validation.config import ValidationConfigError
+
+    return (
+        SettingsError,
+        SymbolError,
+        UnknownProductError,
+        PartitionsConfigError,
+        ValidationConfigError,
+        QuestDBSettingsError,
+        QuestDBUnreachableError,  # a server that is not there: the settings name it
+        ReadError,
+    )
+
+
+def one_line_text(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

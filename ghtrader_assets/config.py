@@ -7,11 +7,14 @@ stay out of run configs, logs and the UI (see :mod:`ghtrader_assets.resources`).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ghtrader_assets.calendar import TZ
 from ghtrader_assets.symbols import MainSymbol, SymbolError, parse_universe
 
 DEFAULT_UNIVERSE = "KQ.m@SHFE.cu,KQ.m@SHFE.au,KQ.m@SHFE.ag,KQ.m@DCE.m,KQ.m@CZCE.SR"
@@ -28,13 +31,6 @@ class UniverseError(SettingsError, SymbolError):
     """``GHTRADER_UNIVERSE`` names a malformed symbol or an unknown product."""
 
 
-def _universe(text: str) -> tuple[MainSymbol, ...]:
-    try:
-        return tuple(parse_universe(text))
-    except SymbolError as exc:
-        raise UniverseError(f"GHTRADER_UNIVERSE: {exc}") from None
-
-
 def parse_number(text: str, name: str, cast: type[int] | type[float], minimum: float) -> Any:
     """Parse a numeric setting; the error names the variable and what it must be."""
     what = f"{'an integer' if cast is int else 'a number'} >= {minimum:g}"
@@ -45,6 +41,53 @@ def parse_number(text: str, name: str, cast: type[int] | type[float], minimum: f
     if value < minimum:
         raise SettingsError(f"{name}={text!r} must be {what}")
     return value
+
+
+def parse_start_date(text: str, name: str = "GHTRADER_START_DATE") -> str:
+    """An ISO day no later than today (exchange-local): the first partition."""
+    what = "a date YYYY-MM-DD no later than today, e.g. 2025-01-02"
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not {what}") from None
+    today = dt.datetime.now(TZ).date()
+    if day > today:
+        raise SettingsError(f"{name}={text!r} is in the future (today is {today}): expected {what}")
+    return day.isoformat()
+
+
+def parse_close_time(text: str, name: str = "GHTRADER_CLOSE_TIME") -> str:
+    """A whole local minute from 01:00 to 23:59 (a trading day's partition exists from then)."""
+    what = "a local time HH:MM from 01:00 to 23:59, e.g. 15:30"
+    try:
+        close = dt.time.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not {what}") from None
+    if close.second or close.microsecond or close.tzinfo is not None or close.hour == 0:
+        raise SettingsError(f"{name}={text!r} is not {what}")
+    return close.strftime("%H:%M")
+
+
+def parse_universe_setting(
+    text: str | None, name: str = "GHTRADER_UNIVERSE"
+) -> tuple[MainSymbol, ...]:
+    """The universe; unset means the default, but set and empty is an error (an empty
+    value is far more likely a broken deployment script than a wish for the default)."""
+    what = "comma-separated main symbols, e.g. KQ.m@SHFE.cu,KQ.m@DCE.m (unset: the default)"
+    if text is None:
+        return tuple(parse_universe(DEFAULT_UNIVERSE))
+    if not text.replace(",", "").strip():
+        raise UniverseError(f"{name}={text!r} names no symbol: expected {what}")
+    try:
+        return tuple(parse_universe(text))
+    except (SymbolError, KeyError) as exc:
+        raise UniverseError(f"{name}: {one_line(exc)}") from None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (KeyError would quote it)."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    return " ".join(str(text).split())
 
 
 def default_data_dir() -> Path:
@@ -70,6 +113,8 @@ class Settings:
     days_per_run: int = 1
     #: Seconds added to each day's download (benchmarks that mimic TqSdk latency).
     source_latency_seconds: float = 0.0
+    #: Smallest share of a stored day's rows a re-download may bring (allow-shrink tag aside).
+    replace_min_ratio: float = 0.5
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -96,20 +141,35 @@ class Settings:
             get("SOURCE_POOL_LIMIT", "4"), "GHTRADER_SOURCE_POOL_LIMIT", int, 1
         )
         days_per_run = parse_number(get("DAYS_PER_RUN", "1"), "GHTRADER_DAYS_PER_RUN", int, 1)
+        ratio = parse_number(
+            get("REPLACE_MIN_RATIO", "0.5"), "GHTRADER_REPLACE_MIN_RATIO", float, 0
+        )
+        if ratio > 1:
+            raise SettingsError(
+                f"GHTRADER_REPLACE_MIN_RATIO={ratio!r} must be a number from 0 to 1"
+            )
         return cls(
             store=store,
             source=source,
             data_dir=data_dir,
-            universe=_universe(get("UNIVERSE", DEFAULT_UNIVERSE)),
-            start_date=get("START_DATE", DEFAULT_START_DATE),
+            universe=parse_universe_setting(env.get("GHTRADER_UNIVERSE")),
+            start_date=parse_start_date(get("START_DATE", DEFAULT_START_DATE)),
             csv_dir=Path(csv_dir).expanduser() if csv_dir else None,
-            close_time=get("CLOSE_TIME", "15:30"),
+            close_time=parse_close_time(get("CLOSE_TIME", "15:30")),
             source_pool_limit=pool_limit,
             days_per_run=days_per_run,
             source_latency_seconds=parse_number(
                 get("SOURCE_LATENCY_SECONDS", "0"), "GHTRADER_SOURCE_LATENCY_SECONDS", float, 0
             ),
+            replace_min_ratio=ratio,
         )
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """:meth:`from_env` plus :func:`check_environment`: what the definitions load with."""
+        settings = cls.from_env(dict(env) if env is not None else None)
+        check_environment(env)
+        return settings
 
     @property
     def store_dir(self) -> Path:
@@ -124,3 +184,28 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
+
+
+def check_environment(env: Mapping[str, str] | None = None) -> None:
+    """Parse every ``GHTRADER_*`` setting that lives outside :class:`Settings` (validation
+    thresholds, automation, QuestDB, Prometheus) so a bad value or an unknown
+    ``GHTRADER_VALIDATION_*`` name fails when the definitions load, not inside a run after
+    partial writes. Every failure is a :class:`SettingsError` naming the variable."""
+    from ghtrader_assets.automation import AutomationSettings
+    from ghtrader_assets.metrics import exporter_settings
+    from ghtrader_assets.stores.questdb.settings import QuestDBSettings
+    from ghtrader_assets.validation.config import ValidationConfig
+
+    env = os.environ if env is None else env
+    for parse in (
+        ValidationConfig.from_env,
+        AutomationSettings.from_env,
+        QuestDBSettings.from_env,
+        exporter_settings,
+    ):
+        try:
+            parse(env)
+        except SettingsError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SettingsError(one_line(exc)) from None

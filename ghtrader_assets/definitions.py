@@ -11,7 +11,7 @@ from dagster import AssetSelection, BackfillPolicy, Definitions, define_asset_jo
 
 from ghtrader_assets.assets import SymbolAssetKeys, build_coverage_report_asset, build_symbol_assets
 from ghtrader_assets.automation import AutomationSettings, build_sensors, with_automation
-from ghtrader_assets.config import Settings
+from ghtrader_assets.config import Settings, check_environment
 from ghtrader_assets.io_managers import StoreIOManager
 from ghtrader_assets.metrics import exporter_settings
 from ghtrader_assets.partitions import trading_day_partitions
@@ -58,6 +58,8 @@ def build_definitions(
 ) -> Definitions:
     """The full code location for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
+    # Every other GHTRADER_* setting too, so a bad value fails here, not inside a run.
+    check_environment()
     partitions_def = trading_day_partitions(settings.start_date, settings.close_time)
     automation = AutomationSettings.from_env()
     assets: list = []

@@ -6,6 +6,9 @@ store. An output spanning several partitions (a multi-day backfill run) is split
 ``trading_day`` column and written through the same store object, so a QuestDB store
 sends the whole run through one sender in batches. Write figures (rows, bytes, seconds,
 rows/s, location) are attached to the materialization so Dagster plots them.
+
+Manifests are also written as JSON files, here and only after the manifest's table write
+succeeded: a JSON file never vouches for a day whose table row failed to land.
 """
 
 import time
@@ -20,7 +23,7 @@ from dagster import (
 )
 
 from ghtrader_assets.resources import StoreResource
-from ghtrader_assets.schema import TableSpec, conform
+from ghtrader_assets.schema import MANIFESTS, TableSpec, conform
 from ghtrader_assets.stores.base import StoreError
 
 #: Definition-metadata key naming the main symbol an asset belongs to.
@@ -71,13 +74,18 @@ class StoreIOManager(ConfigurableIOManager):
         started = time.perf_counter()
         rows = nbytes = 0
         location = ""
+        json_paths = []
         for day in days:
             part = frame[frame["trading_day"] == day] if len(days) > 1 else frame
             stats = store.write_partition(spec, symbol, day, part)
             rows += stats.rows
             nbytes += stats.bytes
             location = stats.location
+            if spec.name == MANIFESTS.name and len(part):
+                json_paths.append(self._write_manifest_json(symbol, day, part))
         seconds = time.perf_counter() - started
+        if json_paths:
+            context.add_output_metadata({"json": MetadataValue.path(str(json_paths[-1]))})
         context.add_output_metadata(
             {
                 "dagster/row_count": rows,
@@ -103,6 +111,14 @@ class StoreIOManager(ConfigurableIOManager):
         if not frames:
             raise StoreError(f"{spec.name}: no partition to load for {symbol}")
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def _write_manifest_json(self, symbol: str, day: str, frame: pd.DataFrame) -> str:
+        """The day's manifest as JSON, after its table row was written."""
+        from ghtrader_assets.manifest import manifest_json, manifest_path, write_json_atomic
+        from ghtrader_assets.symbols import parse_main_symbol
+
+        path = manifest_path(self.store.manifest_dir, parse_main_symbol(symbol).key, day)
+        return str(write_json_atomic(path, manifest_json(frame.reset_index(drop=True))))
 
     @staticmethod
     def _symbol(metadata: object, asset: str) -> str:

@@ -4,6 +4,10 @@ A manifest says what a stored partition is: source, underlying contract, row cou
 first/last tick, schema hash, code version and the check outcomes it passed. It is stored
 in the store (queryable: "which manifests cover date X?") and written as a JSON file
 atomically (temp file + rename) for tools that read files.
+
+Order matters, so the file never vouches for more than the table: the IO manager writes the
+JSON only after the table row landed (:mod:`ghtrader_assets.io_managers`), and a withdrawal
+clears the table row first, then the file.
 """
 
 from __future__ import annotations

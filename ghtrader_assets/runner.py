@@ -5,18 +5,83 @@ Used by ``ghtrader demo`` and ``bench/backfill.py``. Each day is one run of the 
 runs go at once, the same shape a Dagster backfill takes under the run queue and the source
 pool. Environment variables set before calling (``GHTRADER_*``, ``DAGSTER_HOME``) reach the
 workers, so they build the same definitions.
+
+Crashes, in the order they bite:
+
+* **Concurrent first use.** Several demos starting on a fresh ``$DAGSTER_HOME`` would race
+  to create the SQLite schema and the pool's slots (``table alembic_version already
+  exists``, ``UNIQUE constraint failed: concurrency_limits``). Instance set-up runs under a
+  file lock (:func:`instance_setup_lock`); runs themselves only open existing storage.
+* **A killed run (kill -9, OOM).** Its run stays STARTED and its pool slots stay claimed, so
+  after a few kills every later step waits for a slot forever. Each run is tagged with the
+  host and pid of the process executing it (:data:`HOST_TAG`, :data:`PID_TAG`); before and
+  while waiting, :func:`release_dead_runs` marks runs of this host whose process no longer
+  exists as failed (``report_run_failed``) and frees their slots with Dagster's own
+  ``free_concurrency_slots_for_run``. Dagster's default run launcher cannot check a local
+  run worker's health, so runs launched from ``dagster dev`` are not judged here (no tags):
+  terminated in the UI, their slots are freed by the daemon
+  (``infra/dagster/dagster.yaml``: ``free_slots_after_run_end_seconds``).
+* **Waiting.** :func:`run_days` never waits silently: while runs are unfinished it prints
+  which days it waits for and who holds the pool's slots, and gives up after ``timeout``
+  seconds with :class:`RunsStalledError` naming the holders and what to do.
+* **Ctrl-C / SIGTERM / the parent killed.** Workers are terminated (never orphaned): on an
+  interrupt :func:`run_days` terminates them and releases their runs' slots. When the demo
+  itself is killed, each worker gets SIGTERM from Linux (``PR_SET_PDEATHSIG``), which Dagster
+  turns into an interrupt that fails the run cleanly, and then exits: right after its run,
+  or at the latest :data:`ORPHAN_GRACE_SECONDS` later (a watchdog thread; Dagster keeps
+  SIGTERM captured, so the signal alone would leave an idle worker waiting forever).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 #: Run logs stay in the Dagster instance (the UI shows them); the terminal gets warnings only.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+#: Run tags naming the machine and process that execute a run (how a dead run is detected).
+HOST_TAG = "ghtrader/host"
+PID_TAG = "ghtrader/pid"
+
+#: The lock file that serialises instance set-up in ``$DAGSTER_HOME``.
+SETUP_LOCK = ".ghtrader-setup.lock"
+
+#: The ``dagster.yaml`` a fresh demo instance gets: run monitoring and slot freeing on, so
+#: ``dagster dev`` on it also fails dead runs and frees their slots.
+DEMO_INSTANCE_YAML = """\
+# Created by ghtrader; see infra/dagster/dagster.yaml
+telemetry:
+  enabled: false
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  poll_interval_seconds: 60
+  free_slots_after_run_end_seconds: 30
+"""
+
+
+#: How long a worker whose parent died may take to fail its run before it exits anyway.
+ORPHAN_GRACE_SECONDS = 15.0
+
+#: The parent pid a pool worker started under (``None`` outside a worker).
+_PARENT: int | None = None
+
+
+class RunsStalledError(RuntimeError):
+    """Runs did not finish within the time allowed (the message says who holds the pool)."""
 
 
 @dataclass(frozen=True)
@@ -26,19 +91,33 @@ class DayRun:
     trading_day: str
     success: bool
     run_id: str
+    error: str = ""
+
+
+def instance_setup_lock(home: Path) -> FileLock:
+    """The cross-process lock around creating and migrating the instance at ``home``."""
+    home.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(home / SETUP_LOCK), timeout=120)
 
 
 def ensure_dagster_home(default: Path) -> Path:
-    """Use ``$DAGSTER_HOME`` or create ``default`` with a minimal dagster.yaml, and export it."""
+    """Use ``$DAGSTER_HOME`` or create ``default`` with a minimal dagster.yaml, and export it.
+
+    The file is written atomically under the set-up lock, so a concurrent demo never reads
+    a half-written dagster.yaml."""
     home = Path(os.environ.get("DAGSTER_HOME") or default).expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(
-            "# Created by ghtrader; see infra/dagster/dagster.yaml\ntelemetry:\n  enabled: false\n"
-        )
+    with instance_setup_lock(home):
+        config = home / "dagster.yaml"
+        if not config.exists():
+            tmp = home / f".dagster.yaml.{os.getpid()}.tmp"
+            tmp.write_text(DEMO_INSTANCE_YAML)
+            os.replace(tmp, config)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def _home() -> Path:
+    return Path(os.environ["DAGSTER_HOME"])
 
 
 def run_day(day: str) -> DayRun:
@@ -51,31 +130,225 @@ def run_day(day: str) -> DayRun:
         result = execute_job(
             reconstructable(ingest_job),
             instance=instance,
-            tags={"dagster/partition": day},
+            tags={
+                "dagster/partition": day,
+                HOST_TAG: socket.gethostname(),
+                PID_TAG: str(os.getpid()),
+            },
             run_config={"execution": {"config": {"in_process": {}}}, **QUIET},
             raise_on_error=False,
         )
-        return DayRun(day, result.success, result.run_id)
+    if _orphaned():
+        os._exit(1)  # the demo is gone: nobody will read the result, nor send more work
+    return DayRun(day, result.success, result.run_id)
 
 
 def set_pool_limit(pool: str, limit: int) -> None:
     """Cap concurrent steps of ``pool`` in the instance at ``$DAGSTER_HOME`` (all runs).
 
-    The same as ``dagster instance concurrency set POOL LIMIT``; it also creates the
-    instance's storage once, before worker processes race to create the same SQLite schema.
+    The same as ``dagster instance concurrency set POOL LIMIT``. Under the set-up lock: it
+    also creates the instance's storage once, and concurrent first demos would otherwise
+    collide on the SQLite schema and the pool's slot rows."""
+    from dagster import DagsterInstance
+
+    with instance_setup_lock(_home()), DagsterInstance.get() as instance:
+        if instance.event_log_storage.get_concurrency_info(pool).slot_count != limit:
+            instance.event_log_storage.set_concurrency_slots(pool, limit)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def release_dead_runs(instance=None) -> list[str]:
+    """Fail unfinished runs of this host whose process is gone and free their pool slots.
+
+    Only runs tagged by :func:`run_day` on this host are judged (a pid means nothing on
+    another machine); the verdict and the freeing are Dagster's own (``report_run_failed``,
+    ``free_concurrency_slots_for_run``). Returns the released run ids."""
+    from dagster import DagsterInstance, RunsFilter
+    from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+    with contextlib.ExitStack() as stack:
+        if instance is None:
+            instance = stack.enter_context(DagsterInstance.get())
+        host = socket.gethostname()
+        runs = instance.get_runs(
+            RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES), tags={HOST_TAG: host})
+        )
+        released = []
+        for run in runs:
+            pid = run.tags.get(PID_TAG, "")
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            instance.report_run_failed(
+                run,
+                f"run worker process {pid} on {host} no longer exists (killed or crashed); "
+                "marked failed by ghtrader, its pool slots freed",
+            )
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+        return released
+
+
+def pool_holders(pool: str, instance=None) -> str:
+    """``"4/4 slots held by runs a1b2c3d4, ..."``: who holds ``pool`` right now."""
+    from dagster import DagsterInstance
+
+    with contextlib.ExitStack() as stack:
+        if instance is None:
+            instance = stack.enter_context(DagsterInstance.get())
+        info = instance.event_log_storage.get_concurrency_info(pool)
+    runs = sorted(info.active_run_ids)
+    held = f"{info.active_slot_count}/{info.slot_count} slots"
+    shown = ", ".join(r[:8] for r in runs)
+    return f"{held} held by run(s) {shown}" if runs else f"{held} held"
+
+
+def _orphaned() -> bool:
+    return _PARENT is not None and os.getppid() != _PARENT
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: no orphaned workers after a kill -9 of the demo.
+
+    SIGTERM on the parent's death (Linux) lets Dagster fail the running run cleanly; the
+    watchdog then ends the process, since Dagster keeps SIGTERM captured after a run."""
+    global _PARENT
+    _PARENT = os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    threading.Thread(target=_watch_parent, name="ghtrader-orphan-watchdog", daemon=True).start()
+
+
+def _watch_parent() -> None:
+    while not _orphaned():
+        time.sleep(0.5)
+    time.sleep(ORPHAN_GRACE_SECONDS)
+    os._exit(1)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the main thread, so cleanup runs as for Ctrl-C."""
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop every worker now (Python 3.14 has terminate_workers; earlier, the processes)."""
+    terminate = getattr(pool, "terminate_workers", None)
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_days(
+    days: Sequence[str],
+    workers: int,
+    *,
+    pool: str | None = None,
+    timeout: float = 3600.0,
+    report_every: float = 30.0,
+    say: Callable[[str], None] = print,
+    run: Callable[[str], DayRun] = run_day,
+) -> list[DayRun]:
+    """Run ``days`` with at most ``workers`` runs at once; results in the order of ``days``.
+
+    While runs are unfinished it reports, every ``report_every`` seconds, the days it waits
+    for and (with ``pool``) who holds the pool, releasing runs whose process died; after
+    ``timeout`` seconds it stops the workers and raises :class:`RunsStalledError`.
     """
     from dagster import DagsterInstance
 
-    with DagsterInstance.get() as instance:
-        instance.event_log_storage.set_concurrency_slots(pool, limit)
+    # Create the instance's storage once here, under the set-up lock: worker processes
+    # racing to create the same SQLite schema would collide.
+    with instance_setup_lock(_home()):
+        DagsterInstance.get().dispose()
+    started = time.monotonic()
+    executor = ProcessPoolExecutor(max_workers=max(1, workers), initializer=_die_with_parent)
+    futures: dict[Future[DayRun], str] = {}
+    try:
+        with _sigterm_as_interrupt():
+            futures = {executor.submit(run, day): day for day in days}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=report_every, return_when=FIRST_COMPLETED)
+                if not pending:
+                    break
+                waited = time.monotonic() - started
+                holders = _progress(pool, say, [futures[f] for f in pending], waited)
+                if waited > timeout:
+                    raise RunsStalledError(
+                        f"gave up after {waited:.0f} s waiting for the runs of "
+                        f"{', '.join(sorted(futures[f] for f in pending))}"
+                        + (f"; pool {pool!r}: {holders}" if pool else "")
+                        + ". If those runs are dead, mark them failed in the Dagster UI "
+                        "(Runs -> Terminate) or delete them (`dagster run delete RUN_ID`), "
+                        "which frees their slots; raise the limit with `dagster instance "
+                        f"concurrency set {pool or 'POOL'} N`; or allow more time (--timeout)."
+                    )
+    except BaseException:
+        _terminate(executor)
+        with contextlib.suppress(Exception):
+            release_dead_runs()
+        raise
+    executor.shutdown(wait=True)
+    out = []
+    for future, day in futures.items():
+        exc = future.exception()
+        if exc is None:
+            out.append(future.result())
+        else:  # a worker that died (BrokenProcessPool) or raised: the day failed, say why
+            out.append(DayRun(day, False, "", f"{type(exc).__name__}: {exc}"))
+    return out
 
 
-def run_days(days: Sequence[str], workers: int) -> list[DayRun]:
-    """Run ``days`` with at most ``workers`` runs at once; results in the order of ``days``."""
-    from dagster import DagsterInstance
-
-    # Create the instance's storage once here: worker processes racing to create the same
-    # SQLite schema would collide.
-    DagsterInstance.get().dispose()
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(run_day, days))
+def _progress(pool: str | None, say: Callable[[str], None], days: list[str], waited: float) -> str:
+    """One progress line: the days still running and who holds the pool; releases dead runs."""
+    holders = ""
+    try:
+        released = release_dead_runs()
+        if released:
+            say(
+                f"  released {len(released)} run(s) whose process died: "
+                f"{', '.join(r[:8] for r in released)} (their pool slots are free again)"
+            )
+        if pool:
+            holders = pool_holders(pool)
+    except Exception as exc:  # noqa: BLE001 - progress reporting must not stop the runs
+        holders = f"(pool state unavailable: {exc})"
+    say(
+        f"  waiting {waited:.0f} s for {len(days)} run(s) ({', '.join(sorted(days))})"
+        + (f"; pool {pool!r}: {holders}" if pool else "")
+    )
+    return holders

@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -79,12 +80,21 @@ def _f64(*checks: pa.Check, nullable: bool = True) -> pa.Column:
     return pa.Column("float64", list(checks), nullable=nullable)
 
 
+def _tick_f64(*checks: pa.Check) -> pa.Column:
+    """A numeric tick field: NaN means "not quoted", but inf/-inf is never a real value
+    (a parse or provider fault), and ``inf > 0`` would pass the positive check silently."""
+    return _f64(*checks, _finite)
+
+
 def _i64(*checks: pa.Check, nullable: bool = False) -> pa.Column:
     return pa.Column("int64", list(checks), nullable=nullable)
 
 
 _positive = pa.Check.gt(0, name="positive", ignore_na=True)
 _non_negative = pa.Check.ge(0, name="non_negative", ignore_na=True)
+_finite = pa.Check(
+    lambda s: ~np.isinf(s), name="finite", ignore_na=True, error="finite (not inf or -inf)"
+)
 
 
 def _day_lineage_columns() -> dict[str, pa.Column]:
@@ -114,11 +124,11 @@ def _tick_columns() -> dict[str, pa.Column]:
         "source": _str(),
     }
     for c in PRICE_COLUMNS:
-        cols[c] = _f64(_positive)
+        cols[c] = _tick_f64(_positive)
     for c in CUMULATIVE_COLUMNS:
-        cols[c] = _f64(_non_negative)
+        cols[c] = _tick_f64(_non_negative)
     for c in BOOK_COLUMNS:
-        cols[c] = _f64(_positive if "price" in c else _non_negative)
+        cols[c] = _tick_f64(_positive if "price" in c else _non_negative)
     return cols
 
 

@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
         return store
 
     StoreResource._create = create  # type: ignore[method-assign]
-    cli.run_days = lambda days, workers: [runner.run_day(d) for d in days]  # type: ignore[assignment]
+    cli.run_days = lambda days, workers, **_: [runner.run_day(d) for d in days]  # type: ignore[assignment]
 
     commands: list[list[str]] = [[]]
     for arg in argv:

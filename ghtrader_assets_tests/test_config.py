@@ -60,7 +60,7 @@ def test_bad_settings_name_the_variable(name, value, needle):
 
 
 def test_bad_universe_names_the_symbol():
-    with pytest.raises(SymbolError, match="SHFE.cu2602"):
+    with pytest.raises(SettingsError, match="GHTRADER_UNIVERSE: .*SHFE.cu2602"):
         Settings.from_env({"GHTRADER_UNIVERSE": "KQ.m@SHFE.cu,SHFE.cu2602"})
 
 

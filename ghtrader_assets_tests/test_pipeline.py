@@ -214,9 +214,15 @@ def test_empty_redownload_does_not_replace_a_stored_day(tmp_path, instance):
     assert "refusing to replace" in failure.event_specific_data.error.message
     pd.testing.assert_frame_equal(store.read_partition(TICKS, CU.raw, day), before)
     assert len(store.read_partition(MANIFESTS, CU.raw, day)) == 1  # still vouches for it
-    # Told explicitly, the day is replaced; the empty day fails completeness, so its
-    # manifest is withdrawn from the table and the JSON files.
-    forced = _run(defs, day, instance, tags={"ghtrader/allow_shrink": "true"})
+    # Told explicitly (shrinking, and replacing a good day with one that fails), the day is
+    # replaced; the empty day fails completeness, so its manifest is withdrawn from the
+    # table and the JSON files.
+    forced = _run(
+        defs,
+        day,
+        instance,
+        tags={"ghtrader/allow_shrink": "true", "ghtrader/allow_failing_replacement": "true"},
+    )
     assert not forced.success
     assert store.read_partition(TICKS, CU.raw, day).empty
     assert store.read_partition(MANIFESTS, CU.raw, day).empty
@@ -225,12 +231,15 @@ def test_empty_redownload_does_not_replace_a_stored_day(tmp_path, instance):
 
 
 def test_a_day_that_now_fails_loses_its_manifest(tmp_path, instance):
+    """Replacing a good day by a failing one (only with the override tag; without it the
+    good day is kept, see test_replacement.py) withdraws the manifest."""
     day = DAYS[0]
     assert _run(build_definitions(_settings(tmp_path)), day, instance).success
     assert (tmp_path / "manifests" / CU.key / f"{day}.json").exists()
     crossed = SourceResource(simulated_defects={CU.raw: {day: {"crossed_book": True}}})
     defs = build_definitions(_settings(tmp_path), source=crossed)
-    assert not _run(defs, day, instance).success
+    tags = {"ghtrader/allow_failing_replacement": "true"}
+    assert not _run(defs, day, instance, tags=tags).success
     store = defs.resources["store"].get_store()
     assert store.read_partition(MANIFESTS, CU.raw, day).empty
     assert not (tmp_path / "manifests" / CU.key / f"{day}.json").exists()

@@ -122,7 +122,9 @@ def test_from_env_reads_prefixed_variables_and_ignores_others():
 def test_from_env_rejects_typos_and_bad_values_naming_the_variable():
     with pytest.raises(ValidationConfigError, match="GHTRADER_VALIDATION_GAP_WARN"):
         ValidationConfig.from_env({"GHTRADER_VALIDATION_GAP_WARN": "3"})
-    with pytest.raises(ValidationConfigError, match="environment"):
+    with pytest.raises(
+        ValidationConfigError, match="GHTRADER_VALIDATION_NULL_RUN_ERROR_ABOVE=.lots."
+    ):
         ValidationConfig.from_env({"GHTRADER_VALIDATION_NULL_RUN_ERROR_ABOVE": "lots"})
 
 

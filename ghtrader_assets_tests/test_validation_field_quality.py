@@ -174,3 +174,39 @@ def test_row_rules_on_a_block_sample_never_invent_a_decrease(base):
         segment_starts=np.arange(0, len(cols["volume"]), 500),
     )
     assert results["cumulative_decrease"].value == 0 and not bad.any()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("last_price", np.inf),
+        ("ask_price3", np.inf),
+        ("volume", np.inf),
+        ("amount", -np.inf),
+        ("open_interest", np.inf),
+        ("bid_volume5", np.inf),
+        ("average", -np.inf),
+    ],
+)
+def test_non_finite_values_fail_field_quality(day, column, value):
+    """inf/-inf in any numeric column is a blocking field-quality failure naming the column
+    (issue 10 item 3: ``inf`` used to pass all nine checks)."""
+    day.loc[700, column] = value
+    result = validate_day(day, CU, DAY)
+    check = result.check("field_quality")
+    assert not check.passed and check.severity == "ERROR"
+    assert "field_quality" in result.blocking_failures
+    assert result.rules["schema"].value >= 1
+    assert column in check.metadata["schema_failed_columns"]
+    sample = result.rules["schema"].sample
+    assert set(sample["check"]) == {"finite (not inf or -inf)"}
+    assert list(sample["index"]) == ["700"]
+
+
+def test_non_finite_rows_are_kept_out_of_outlier_statistics(day):
+    """Rows with inf are marked bad, so rolling outlier statistics leave them out."""
+    day.loc[700, "ask_volume2"] = np.inf
+    day.loc[900, "last_price"] = -np.inf
+    _, bad = row_rules(float_columns(day), ValidationConfig(), five_levels=True, limits=None)
+    assert bad[700] and bad[900]
+    assert not bad[800]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
+import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, Failure
 
 from ghtrader_assets.calendar import day_start_utc
 from ghtrader_assets.metadata import sample_table
+from ghtrader_assets.quarantine import REJECTED_TICKS, quarantine
 from ghtrader_assets.resources import SourceResource
 from ghtrader_assets.schema import (
     ROLL_SCHEDULE,
@@ -142,17 +144,10 @@ ALLOW_SHRINK_TAG = "ghtrader/allow_shrink"
 
 def replacement_min_ratio() -> float:
     """``GHTRADER_REPLACE_MIN_RATIO`` (default 0.5): the smallest share of a stored day's rows
-    a re-download may bring without the allow-shrink tag."""
-    from ghtrader_assets.config import parse_number
+    a re-download may bring without the allow-shrink tag (checked when definitions load)."""
+    from ghtrader_assets.config import Settings
 
-    return float(
-        parse_number(
-            os.environ.get("GHTRADER_REPLACE_MIN_RATIO", "").strip() or "0.5",
-            "GHTRADER_REPLACE_MIN_RATIO",
-            float,
-            0,
-        )
-    )
+    return Settings.from_env().replace_min_ratio
 
 
 def guard_replacement(
@@ -187,9 +182,49 @@ def guard_replacement(
         )
 
 
+#: Run tag that lets a download failing blocking checks replace a stored day that passed.
+ALLOW_FAILING_TAG = "ghtrader/allow_failing_replacement"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A download refused because it fails blocking checks while the stored day passes.
+
+    The stored day is kept (ticks, summary, gaps, manifest); the download went to the
+    quarantine tables (:mod:`ghtrader_assets.quarantine`)."""
+
+    downloaded_rows: int
+    stored_rows: int
+    blocking_failures: tuple[str, ...]
+    quarantined_at: str
+
+    def message(self, symbol: str, trading_day: str) -> str:
+        return (
+            f"{symbol} {trading_day}: download of {self.downloaded_rows} rows fails blocking "
+            f"checks ({', '.join(self.blocking_failures)}); kept the stored day "
+            f"({self.stored_rows} rows, passed) and its manifest; the rejected download is in "
+            f"{REJECTED_TICKS.name} ({self.quarantined_at}). To replace the day anyway, re-run "
+            f"with the run tag {ALLOW_FAILING_TAG}=true."
+        )
+
+    def metadata(self) -> dict[str, object]:
+        return {
+            "replacement": "refused: stored day kept",
+            "rejected_rows": self.downloaded_rows,
+            "kept_rows": self.stored_rows,
+            "quarantined_at": self.quarantined_at,
+            "override_tag": f"{ALLOW_FAILING_TAG}=true",
+        }
+
+
 @dataclass
 class DayIngest:
-    """What one trading day produced: stored ticks, validation, and timing figures."""
+    """What one trading day produced: the ticks to store, validation, and timing figures.
+
+    With ``rejection`` set, ``ticks`` and ``summary`` are the stored (good) day, written back
+    unchanged, while ``validation`` is the rejected download's, so the checks report it."""
 
     trading_day: str
     ticks: pd.DataFrame
@@ -197,6 +232,35 @@ class DayIngest:
     summary: pd.DataFrame
     download_seconds: float
     duplicates_dropped: int
+    rejection: Rejection | None = None
+
+
+def stored_good_day(
+    store: TickStore, symbol: MainSymbol, trading_day: str
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The stored ticks and summary of a day that passed its blocking checks, else ``None``.
+
+    A day counts as good when its stored summary records no blocking failure and its stored
+    ticks have the row count the summary vouches for. A partition that cannot be read is
+    not a good day to protect: it must never stand in the way of replacing it (a store that
+    cannot be reached at all raises instead, so the step is retried).
+    """
+    try:
+        summary = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
+        if summary.empty:
+            return None
+        outcomes = json.loads(str(summary.at[0, "check_outcomes"]))
+        if any(o.get("blocking") and not o.get("passed") for o in outcomes.values()):
+            return None
+        ticks = store.read_partition(TICKS, symbol.raw, trading_day)
+    except (ConnectionError, TimeoutError):
+        raise  # the store is unreachable, not the day corrupt: retry rather than replace
+    except Exception as exc:  # noqa: BLE001 - unreadable stored day: nothing good to keep
+        logger.warning("%s %s: stored day unreadable (%s); not kept", symbol.raw, trading_day, exc)
+        return None
+    if len(ticks) != int(summary.at[0, "rows"]):
+        return None
+    return ticks, summary
 
 
 def ingest_day(
@@ -207,8 +271,13 @@ def ingest_day(
     download: bool,
     attribution_budget: AttributionBudget | None = None,
     allow_shrink: bool = False,
+    allow_failing: bool = False,
 ) -> DayIngest:
-    """Download (or, with ``download=False``, read back from the store) and validate one day."""
+    """Download (or, with ``download=False``, read back from the store) and validate one day.
+
+    The replacement decision happens here, before anything is written: a download that
+    fails a blocking check while the stored day passed is quarantined and the stored day is
+    returned for writing back unchanged (unless ``allow_failing``)."""
     symbol, store = source.symbol, source.store
     trading_day = str(roll_row["trading_day"])
     day = dt.date.fromisoformat(trading_day)
@@ -244,14 +313,31 @@ def ingest_day(
         attribution_budget=attribution_budget,
     )
     summary = _with_lineage(result.summary, underlying, source_name)
+    if download and result.blocking_failures and not allow_failing:
+        kept = stored_good_day(store, symbol, trading_day)
+        if kept is not None:
+            location = quarantine(store, symbol.raw, trading_day, ticks, summary)
+            rejection = Rejection(
+                downloaded_rows=len(ticks),
+                stored_rows=len(kept[0]),
+                blocking_failures=tuple(result.blocking_failures),
+                quarantined_at=location,
+            )
+            stored_ticks, stored_summary = kept
+            return DayIngest(
+                trading_day, stored_ticks, result, stored_summary, seconds, dropped, rejection
+            )
     return DayIngest(trading_day, ticks, result, summary, seconds, dropped)
 
 
 def store_gaps(store: TickStore, symbol: MainSymbol, days: Sequence[DayIngest]) -> int:
-    """Persist each day's largest gaps next to its summary; returns rows written."""
+    """Persist each day's largest gaps next to its summary; returns rows written.
+
+    A day whose download was rejected keeps the gaps of its stored day."""
     return sum(
         store.write_partition(VALIDATION_GAPS, symbol.raw, d.trading_day, d.validation.gaps).rows
         for d in days
+        if d.rejection is None
     )
 
 
@@ -281,12 +367,17 @@ def check_results(
             metadata: dict[str, object] = dict(outcome.metadata)
             if outcome.sample is not None and len(outcome.sample):
                 metadata["sample"] = sample_table(outcome.sample)
+            description = outcome.description
+            rejection = days[0].rejection
+            if rejection is not None:
+                metadata.update(rejection.metadata())
+                description = f"download rejected, stored day kept: {description}"
             yield AssetCheckResult(
                 asset_key=asset_key,
                 check_name=name,
                 passed=bool(outcome.passed),
                 severity=AssetCheckSeverity(outcome.severity),
-                description=outcome.description,
+                description=description,
                 metadata=metadata,
             )
             continue
@@ -297,6 +388,9 @@ def check_results(
             else AssetCheckSeverity.WARN
         )
         metadata = {"days": len(outcomes), "days_failed": len(failed)}
+        rejected = [d.trading_day for d in days if d.rejection is not None]
+        if rejected:
+            metadata["rejected_days (stored day kept)"] = ", ".join(rejected)
         if failed:
             metadata["failed_days"] = ", ".join(day for day, _ in failed)
             first_day, first = failed[0]

@@ -23,7 +23,6 @@ from dagster import (
     BackfillPolicy,
     DataVersion,
     Failure,
-    MetadataValue,
     Output,
     PartitionsDefinition,
     asset,
@@ -32,6 +31,7 @@ from dagster import (
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from ghtrader_assets.assets.ingest import (
+    ALLOW_FAILING_TAG,
     ALLOW_SHRINK_TAG,
     StepSource,
     check_results,
@@ -41,13 +41,7 @@ from ghtrader_assets.assets.ingest import (
 )
 from ghtrader_assets.calendar import TZ, day_start_utc
 from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY, TABLE_METADATA_KEY
-from ghtrader_assets.manifest import (
-    build_manifest,
-    manifest_json,
-    manifest_path,
-    withdraw_manifest,
-    write_json_atomic,
-)
+from ghtrader_assets.manifest import build_manifest, withdraw_manifest
 from ghtrader_assets.metadata import column_schema
 from ghtrader_assets.metrics import record_day_metrics, write_mark
 from ghtrader_assets.resources import SourceResource, StoreResource
@@ -231,8 +225,11 @@ def build_symbol_assets(
                     download=download,
                     attribution_budget=budget,
                     allow_shrink=context.run.tags.get(ALLOW_SHRINK_TAG) == "true",
+                    allow_failing=context.run.tags.get(ALLOW_FAILING_TAG) == "true",
                 )
                 days.append(day)
+                if day.rejection is not None:
+                    context.log.warning(day.rejection.message(symbol.raw, day.trading_day))
                 failed = [c.name for c in day.validation.checks if not c.passed]
                 context.log.info(
                     f"{symbol.raw} {day.trading_day} ({i}/{len(rows)}): {len(day.ticks)} rows "
@@ -240,6 +237,8 @@ def build_symbol_assets(
                     f"failed checks: {', '.join(failed) or 'none'}"
                 )
         for day in days:
+            if day.rejection is not None:
+                continue  # the stored day was kept, and so is its manifest
             if day.validation.blocking_failures and withdraw_manifest(
                 store.get_store(), store.manifest_dir, symbol, day.trading_day
             ):
@@ -258,6 +257,13 @@ def build_symbol_assets(
             "failed_checks": ", ".join(failed) or "none",
             "blocking_failures": ", ".join(blocking) or "none",
         }
+        rejected = [d for d in days if d.rejection is not None]
+        if rejected:
+            verdict["rejected_downloads (stored day kept)"] = "; ".join(
+                f"{d.trading_day} ({d.rejection.quarantined_at})"
+                for d in rejected
+                if d.rejection is not None
+            )
         mark = write_mark(store.get_store())  # the IO manager writes when outputs are yielded
         if download:
             seconds = max(sum(d.download_seconds for d in days), 1e-9)
@@ -329,7 +335,7 @@ def build_symbol_assets(
                 f"{symbol.raw}: no validation summary stored for {', '.join(sorted(missing))}; "
                 "materialize the ticks first"
             )
-        frames, paths, blocked_days = [], [], []
+        frames, blocked_days = [], []
         for _, row in summary.sort_values("trading_day").iterrows():
             trading_day = str(row["trading_day"])
             outcomes = json.loads(str(row["check_outcomes"]))
@@ -348,12 +354,7 @@ def build_symbol_assets(
                 last_tick=row["last_tick"] if pd.notna(row["last_tick"]) else None,
                 check_outcomes=outcomes,
             )
-            paths.append(
-                write_json_atomic(
-                    manifest_path(store.manifest_dir, symbol.key, trading_day),
-                    manifest_json(frame),
-                )
-            )
+            # The JSON file is written by the IO manager, after the table write succeeded.
             frames.append(frame)
         if blocked_days:
             # Dagster already skips this step after a blocking check fails in the same run;
@@ -372,7 +373,6 @@ def build_symbol_assets(
                 "schema_hash": str(out.at[0, "schema_hash"]),
                 "code_version": str(out.at[0, "code_version"]),
                 "checks_failed": int(out["checks_failed"].sum()),
-                "json": MetadataValue.path(str(paths[-1])),
             },
         )
 

@@ -257,6 +257,7 @@ class ValidationConfig:
         base = cls()
         params = {f.name for f in fields(cls) if f.name not in RULE_NAMES}
         overrides: dict[str, Any] = {}
+        variables: dict[str, str] = {}  # override key -> the variable that set it
         for var, raw in env.items():
             if not var.startswith(ENV_PREFIX):
                 continue
@@ -270,19 +271,43 @@ class ValidationConfig:
                 rule = name[: -len(suffix)] if name.endswith(suffix) else ""
                 if rule in RULE_NAMES:
                     overrides[f"{rule}.{attr}"] = value
+                    variables[f"{rule}.{attr}"] = var
                     break
             else:
                 if name not in params:
                     raise ValidationConfigError(
-                        f"{var}: unknown validation variable (rules take _WARN_ABOVE, "
-                        f"_ERROR_ABOVE or _ENABLED; parameters: "
+                        f"{var}: unknown validation variable{_did_you_mean(var, params)} "
+                        f"(rules take _WARN_ABOVE, _ERROR_ABOVE or _ENABLED; parameters: "
                         f"{', '.join(ENV_PREFIX + p.upper() for p in sorted(params))})"
                     )
                 overrides[name] = value
+                variables[name] = var
         try:
             return base.with_overrides(overrides)
         except ValidationConfigError as exc:
-            raise ValidationConfigError(f"{exc} (from {ENV_PREFIX}* environment)") from None
+            combined = exc
+        # Name the variable: the first one whose value is wrong on its own, else them all
+        # (values that only conflict together, e.g. a warn level above the error level).
+        for key, var in variables.items():
+            try:
+                base.with_overrides({key: overrides[key]})
+            except ValidationConfigError as exc:
+                raise ValidationConfigError(f"{var}={env[var]!r}: {exc}") from None
+        names = ", ".join(sorted(variables.values()))
+        raise ValidationConfigError(f"{combined} (from {names})") from None
+
+
+def _did_you_mean(var: str, params: set[str]) -> str:
+    """``", did you mean GHTRADER_VALIDATION_GAP_WARN_ABOVE?"`` for a near-miss, else ``""``."""
+    import difflib
+
+    known = [ENV_PREFIX + p.upper() for p in params] + [
+        f"{ENV_PREFIX}{rule.upper()}{suffix}"
+        for rule in RULE_NAMES
+        for suffix in ("_WARN_ABOVE", "_ERROR_ABOVE", "_ENABLED")
+    ]
+    close = difflib.get_close_matches(var.upper(), known, n=1, cutoff=0.8)
+    return f", did you mean {close[0]}?" if close else ""
 
 
 def _parse_gap_key(key: str) -> tuple[str, str]:

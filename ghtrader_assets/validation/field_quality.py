@@ -11,6 +11,10 @@ Sequential rules (cumulative decrease, null runs) never compare across a *segmen
 with sampling (see :mod:`~ghtrader_assets.validation.engine`) the frame is a concatenation
 of contiguous blocks and a block's first row has no predecessor.
 
+Non-finite values: ``inf``/``-inf`` in any numeric column fail the schema's ``finite`` check
+(so field_quality fails at ERROR and blocks, the sample naming column and row), and those rows
+are kept out of outlier statistics, where one ``inf`` would poison every rolling figure.
+
 Limit band: TqSdk ticks carry no limit prices, so the rule runs only when the caller passes
 ``limits=(lower, upper)``; otherwise it is skipped and the metadata says so. With limits,
 a null ask while the bid sits at the upper limit (and a null bid at the lower limit) is a
@@ -76,6 +80,15 @@ def float_columns(df: pd.DataFrame) -> dict[str, np.ndarray]:
             s = pd.to_numeric(s, errors="coerce")
         out[col] = s.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
+
+
+def non_finite_rows(cols: dict[str, np.ndarray]) -> np.ndarray:
+    """Rows holding ``inf`` or ``-inf`` in any numeric column (NaN is a null, not this)."""
+    n = len(cols["last_price"])
+    mask = np.zeros(n, dtype=bool)
+    for x in cols.values():
+        mask |= np.isinf(x)
+    return mask
 
 
 def _pandera_rule(column: object, check_number: object, error: object) -> str | None:
@@ -163,7 +176,7 @@ def row_rules(
     n = len(cols["last_price"])
     segments = segments_of(n, segment_starts)
     out: dict[str, RuleResult] = {}
-    bad_rows = np.zeros(n, dtype=bool)
+    bad_rows = non_finite_rows(cols)
     with np.errstate(invalid="ignore"):
         b1, a1 = cols["bid_price1"], cols["ask_price1"]
         crossed = b1 >= a1  # NaN compares False: only rows with both sides quoted
