@@ -27,8 +27,9 @@ makes the ``end_offset``/``exclusions`` bug (dagster#33551) irrelevant: the part
 use ``end_offset``, and nothing here depends on cron ticks.
 
 New symbols: :func:`build_universe_sensor` keeps the known universe in its cursor. When the
-code location reloads with a symbol it has not seen, it backfills that symbol's chain from
-the start date to the latest partition at that moment, in bounded steps: at most
+code location reloads with a symbol it has not seen, it backfills that symbol's chain over
+the start date .. the latest partition at that moment, **newest day first** (the recent days
+are the ones a user wants first; history follows), in bounded steps: at most
 ``backfill_runs_per_tick`` runs per evaluation and ``backfill_max_in_flight`` unfinished
 runs, each covering up to ``days_per_run`` consecutive missing days. The runs go through the
 run queue and the source pool like any other. Days already materialized are skipped. The
@@ -96,7 +97,8 @@ _UNFINISHED = [
     DagsterRunStatus.STARTING,
     DagsterRunStatus.STARTED,
 ]
-_CURSOR_VERSION = 1
+#: Version 2: a pending backfill is the window still to request, consumed newest-first.
+_CURSOR_VERSION = 2
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
@@ -277,10 +279,11 @@ def build_automation_sensor(settings: AutomationSettings) -> AutomationCondition
 
 @dataclass
 class PendingBackfill:
-    """A symbol being backfilled: the next day to request, the last, and when noticed."""
+    """A symbol being backfilled: the days ``oldest_day..newest_day`` still to request
+    (newest first, so ``newest_day`` moves back as slices are requested), and when noticed."""
 
-    next_day: str
-    end_day: str
+    oldest_day: str
+    newest_day: str
     noticed: str
 
 
@@ -303,17 +306,25 @@ class UniverseCursor:
 
     @classmethod
     def from_json(cls, text: str | None) -> UniverseCursor | None:
-        """``None`` for no cursor (first evaluation); a clear error for a corrupt one."""
+        """``None`` for no cursor (first evaluation); a clear error for a corrupt one.
+
+        A version-1 cursor (oldest-first: ``next_day`` .. ``end_day`` still to request)
+        names the same window, so a running backfill carries on, newest-first."""
         if not text:
             return None
         try:
             doc = json.loads(text)
-            if doc.get("version") != _CURSOR_VERSION:
-                raise ValueError(f"version {doc.get('version')!r} != {_CURSOR_VERSION}")
-            return cls(
-                known=[str(s) for s in doc["known"]],
-                pending={s: PendingBackfill(**p) for s, p in doc["pending"].items()},
-            )
+            version = doc.get("version")
+            if version == 1:
+                pending = {
+                    s: PendingBackfill(p["next_day"], p["end_day"], p["noticed"])
+                    for s, p in doc["pending"].items()
+                }
+            elif version == _CURSOR_VERSION:
+                pending = {s: PendingBackfill(**p) for s, p in doc["pending"].items()}
+            else:
+                raise ValueError(f"version {version!r} is not 1 or {_CURSOR_VERSION}")
+            return cls(known=[str(s) for s in doc["known"]], pending=pending)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(
                 f"{UNIVERSE_SENSOR}: cursor {text[:200]!r} is not a universe cursor ({exc}); "
@@ -331,12 +342,13 @@ class BackfillPlan:
 
 
 def _chunks(keys: Sequence[str], wanted: set[str], size: int) -> list[list[str]]:
-    """Runs of consecutive ``keys`` that are all ``wanted``, each at most ``size`` long."""
+    """Runs of consecutive ``keys`` that are all ``wanted``, each at most ``size`` long,
+    newest run first; each run lists its days in day order (a partition range)."""
     out: list[list[str]] = []
     current: list[str] = []
-    for key in keys:
+    for key in reversed(keys):
         if key in wanted and len(current) < size:
-            current.append(key)
+            current.insert(0, key)
             continue
         if current:
             out.append(current)
@@ -403,14 +415,16 @@ def plan_universe_backfill(
             continue
         noticed = now.astimezone(dt.UTC).isoformat()
         pending[added] = PendingBackfill(keys[0], keys[-1], noticed)
-        notes.append(f"{added} added: backfill {keys[0]}..{keys[-1]} requested in slices")
+        notes.append(
+            f"{added} added: backfill {keys[0]}..{keys[-1]} requested in slices, newest first"
+        )
     budget = min(runs_per_tick, max_in_flight - unfinished_backfill_runs(instance))
     if pending and budget <= 0:
         notes.append(f"{max_in_flight} backfill runs unfinished; waiting before requesting more")
-    # Per symbol: the chunks still to request, in day order.
+    # Per symbol: the chunks still to request, newest first.
     queues: dict[str, list[list[str]]] = {}
     for raw, p in pending.items():
-        window = [k for k in keys if p.next_day <= k <= p.end_day]
+        window = [k for k in keys if p.oldest_day <= k <= p.newest_day]
         done = instance.get_materialized_partitions(SymbolAssetKeys.of(by_raw[raw]).ticks)
         sym = by_raw[raw]
         # days before the listing (or while delisted) are not work
@@ -431,7 +445,7 @@ def plan_universe_backfill(
             budget -= 1
     for raw in sorted(queues):
         if queues[raw]:
-            pending[raw].next_day = queues[raw][0][0]
+            pending[raw].newest_day = queues[raw][0][-1]
         else:
             notes.append(f"{raw}: backfill fully requested")
             del pending[raw]
@@ -456,8 +470,8 @@ def build_universe_sensor(
         target=selection,
         minimum_interval_seconds=settings.universe_interval_seconds,
         default_status=settings.default_status,
-        description="Notices symbols added to GHTRADER_UNIVERSE and backfills them from the "
-        f"start date, at most {settings.backfill_runs_per_tick} runs per evaluation and "
+        description="Notices symbols added to GHTRADER_UNIVERSE and backfills them back to the "
+        f"start date, newest day first, at most {settings.backfill_runs_per_tick} runs per evaluation and "
         f"{settings.backfill_max_in_flight} unfinished runs.",
     )
     def universe_backfill(context: SensorEvaluationContext) -> SensorResult:

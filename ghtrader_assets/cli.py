@@ -354,6 +354,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Materialize ``--symbols`` over ``--start..--end`` (see :mod:`ghtrader_assets.backfill`)."""
+    from ghtrader_assets.backfill import backfill, parse_day, parse_symbols
+
+    settings = _prepare_environment(args)
+    symbols = parse_symbols(args.symbols, settings)
+    start, end = parse_day(args.start, "--start"), parse_day(args.end, "--end")
+    print(f"ghtrader backfill: source={settings.source} store={settings.store}")
+    return backfill(settings, symbols, start, end, args.workers or default_workers(settings))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Ingest a folder of DataDownloader files (see :mod:`ghtrader_assets.importer`)."""
+    from ghtrader_assets.importer import import_folder
+
+    settings = _prepare_environment(args)
+    workers = args.workers or max(1, min(settings.source_pool_limit, os.cpu_count() or 1))
+    roll = Path(args.roll_schedule).expanduser() if args.roll_schedule else None
+    return import_folder(Path(args.dir), workers, roll_schedule=roll)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ghtrader", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -408,6 +429,23 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--columns", help="comma-separated tick columns (default: all)")
     export.add_argument("--out", required=True, help="a .parquet, .csv or .csv.gz file")
     export.set_defaults(func=cmd_export)
+
+
+    back = sub.add_parser(
+        "backfill", help="materialize a range of trading days (progress, summary, exit code)"
+    )
+    back.add_argument("--symbols", default="", help="comma-separated (default: the universe)")
+    back.add_argument("--start", required=True, help="first trading day, YYYY-MM-DD")
+    back.add_argument("--end", required=True, help="last trading day, YYYY-MM-DD")
+    back.add_argument("--workers", type=int, default=0, help="days run in parallel")
+    back.set_defaults(func=cmd_backfill)
+    imp = sub.add_parser("import", help="ingest a folder of TqSdk DataDownloader CSV files")
+    imp.add_argument("dir", help="folder with .csv / .csv.gz tick files (searched recursively)")
+    imp.add_argument(
+        "--roll-schedule", default="", help="roll_schedule.csv to use (default: derived)"
+    )
+    imp.add_argument("--workers", type=int, default=0, help="days run in parallel")
+    imp.set_defaults(func=cmd_import)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -5,7 +5,8 @@ trading day to one partition of that table, written atomically and idempotently 
 store. An output spanning several partitions (a multi-day backfill run) is split by its
 ``trading_day`` column and written through the same store object, so a QuestDB store
 sends the whole run through one sender in batches. Write figures (rows, bytes, seconds,
-rows/s, location) are attached to the materialization so Dagster plots them.
+location; rows/s and MB/s for tables with many rows per day) are attached to the
+materialization so Dagster plots them.
 
 Manifests are also written as JSON files, here and only after the manifest's table write
 succeeded: a JSON file never vouches for a day whose table row failed to land.
@@ -86,17 +87,21 @@ class StoreIOManager(ConfigurableIOManager):
         seconds = time.perf_counter() - started
         if json_paths:
             context.add_output_metadata({"json": MetadataValue.path(str(json_paths[-1]))})
-        context.add_output_metadata(
-            {
-                "dagster/row_count": rows,
-                "write_seconds": round(seconds, 4),
-                "write_rows_per_second": round(rows / seconds, 1) if seconds > 0 else 0.0,
-                "bytes": nbytes,
-                "write_mb_per_second": round(nbytes / 1e6 / seconds, 3) if seconds > 0 else 0.0,
-                "store": store.kind,
-                "location": MetadataValue.path(location) if store.kind == "embedded" else location,
-            }
+        metadata: dict[str, object] = {
+            "dagster/row_count": rows,
+            "write_seconds": round(seconds, 4),
+            "bytes": nbytes,
+        }
+        if rows > len(days):  # IO rates of a one-row-per-day table (summary, roll) mean nothing
+            metadata["write_rows_per_second"] = round(rows / seconds, 1) if seconds > 0 else 0.0
+            metadata["write_mb_per_second"] = (
+                round(nbytes / 1e6 / seconds, 3) if seconds > 0 else 0.0
+            )
+        metadata["store"] = store.kind
+        metadata["location"] = (
+            MetadataValue.path(location) if store.kind == "embedded" else location
         )
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
         upstream = context.upstream_output

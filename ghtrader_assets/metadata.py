@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 _DTYPE_NAMES = {
     "str": "string",
+    "string[pyarrow]": "string",
+    "string": "string",
     "float64": "float64",
     "int64": "int64",
     "datetime64[ns, UTC]": "timestamp[ns, UTC]",
@@ -20,27 +22,38 @@ _DTYPE_NAMES = {
 
 
 def column_schema(spec: TableSpec) -> TableSchema:
-    """The table's columns as a Dagster ``TableSchema`` (shown on the asset page)."""
+    """The table's columns as a Dagster ``TableSchema`` (the asset page's *Columns*): name,
+    type, the pandera field's description (meaning and unit), nullability, value checks,
+    and whether the column is one of the keys that identify a row."""
     # Dagster is imported here, not at module level: the CLI's terminal tables
     # (``markdown_table``) must not pay its import time.
-    from dagster import TableColumn, TableSchema
+    from dagster import TableColumn, TableColumnConstraints, TableSchema
 
     return TableSchema(
         columns=[
             TableColumn(
                 name=name,
                 type=_DTYPE_NAMES.get(str(col.dtype), str(col.dtype)),
-                description=("dedup key" if name in spec.dedup_keys else None),
+                description=_column_description(spec, name, col.description),
+                constraints=TableColumnConstraints(
+                    nullable=bool(col.nullable),
+                    other=[str(c.name) for c in col.checks if getattr(c, "name", None)],
+                ),
             )
             for name, col in spec.schema.columns.items()
         ]
     )
 
 
+def _column_description(spec: TableSpec, name: str, description: str | None) -> str | None:
+    key = f"Row key ({', '.join(spec.dedup_keys)})." if name in spec.dedup_keys else ""
+    return " ".join(p for p in (description, key) if p) or None
+
+
 def sample_table(sample: pd.DataFrame, max_rows: int = 10) -> MetadataValue:
+    """A short Markdown table of offending rows for a failed check."""
     from dagster import MetadataValue
 
-    """A short Markdown table of offending rows for a failed check."""
     head = sample.head(max_rows).copy()
     for col in head.columns:
         if isinstance(head[col].dtype, pd.DatetimeTZDtype):  # exchange-local, like the checks

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing
 import os
 import signal
 import socket
@@ -120,12 +121,23 @@ def _home() -> Path:
     return Path(os.environ["DAGSTER_HOME"])
 
 
-def run_day(day: str) -> DayRun:
-    """Materialize every symbol's chain for one trading day in one Dagster run."""
+def run_day(day: str, symbols: Sequence[str] | None = None) -> DayRun:
+    """Materialize every symbol's chain (or only ``symbols``' chains) for one trading day in
+    one Dagster run."""
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from ghtrader_assets.definitions import ingest_job
 
+    selection = None
+    if symbols is not None:
+        from ghtrader_assets.assets import SymbolAssetKeys
+        from ghtrader_assets.symbols import parse_main_symbol
+
+        selection = [
+            key
+            for raw in symbols
+            for key in vars(SymbolAssetKeys.of(parse_main_symbol(raw))).values()
+        ]
     with DagsterInstance.get() as instance:
         result = execute_job(
             reconstructable(ingest_job),
@@ -135,8 +147,9 @@ def run_day(day: str) -> DayRun:
                 HOST_TAG: socket.gethostname(),
                 PID_TAG: str(os.getpid()),
             },
-            run_config={"execution": {"config": {"in_process": {}}}, **QUIET},
+            run_config=QUIET,  # the job's executor is in-process (ghtrader_assets.executors)
             raise_on_error=False,
+            asset_selection=selection,
         )
     if _orphaned():
         os._exit(1)  # the demo is gone: nobody will read the result, nor send more work
@@ -281,8 +294,10 @@ def run_days(
     report_every: float = 30.0,
     say: Callable[[str], None] = print,
     run: Callable[[str], DayRun] = run_day,
+    on_done: Callable[[DayRun], None] | None = None,
 ) -> list[DayRun]:
     """Run ``days`` with at most ``workers`` runs at once; results in the order of ``days``.
+    ``on_done`` sees each day's outcome as it finishes (progress lines).
 
     While runs are unfinished it reports, every ``report_every`` seconds, the days it waits
     for and (with ``pool``) who holds the pool, releasing runs whose process died; after
@@ -294,8 +309,17 @@ def run_days(
     # racing to create the same SQLite schema would collide.
     with instance_setup_lock(_home()):
         DagsterInstance.get().dispose()
+    # Load the code location once, here, and fork the workers from this process: each run
+    # then starts with the definitions in memory instead of importing and building them
+    # again (about a second of CPU per run; bench/overhead.py, bench/backfill.py).
+    from ghtrader_assets.definitions import ingest_job
+
+    ingest_job()
+    context = multiprocessing.get_context("fork") if os.name == "posix" else None
     started = time.monotonic()
-    executor = ProcessPoolExecutor(max_workers=max(1, workers), initializer=_die_with_parent)
+    executor = ProcessPoolExecutor(
+        max_workers=max(1, workers), initializer=_die_with_parent, mp_context=context
+    )
     futures: dict[Future[DayRun], str] = {}
     try:
         with _sigterm_as_interrupt():
@@ -303,6 +327,9 @@ def run_days(
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=report_every, return_when=FIRST_COMPLETED)
+                if on_done is not None:
+                    for future in done:
+                        on_done(_outcome(future, futures[future]))
                 if not pending:
                     break
                 waited = time.monotonic() - started
@@ -323,14 +350,15 @@ def run_days(
             release_dead_runs()
         raise
     executor.shutdown(wait=True)
-    out = []
-    for future, day in futures.items():
-        exc = future.exception()
-        if exc is None:
-            out.append(future.result())
-        else:  # a worker that died (BrokenProcessPool) or raised: the day failed, say why
-            out.append(DayRun(day, False, "", f"{type(exc).__name__}: {exc}"))
-    return out
+    return [_outcome(future, day) for future, day in futures.items()]
+
+
+def _outcome(future: Future[DayRun], day: str) -> DayRun:
+    exc = future.exception()
+    if exc is None:
+        return future.result()
+    # a worker that died (BrokenProcessPool) or raised: the day failed, say why
+    return DayRun(day, False, "", f"{type(exc).__name__}: {exc}")
 
 
 def _progress(pool: str | None, say: Callable[[str], None], days: list[str], waited: float) -> str:

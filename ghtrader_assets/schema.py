@@ -3,7 +3,9 @@
 The pandera schemas below decide column names, order and dtypes. Sources normalise to them,
 the stores derive their table definitions from them (Parquet/Arrow types, QuestDB DDL), the
 field-quality check validates with them and the manifest records :func:`schema_hash` so a
-reader can tell which layout a partition was written with.
+reader can tell which layout a partition was written with. Every column also carries a
+description (meaning and unit, from :mod:`ghtrader_assets.column_descriptions`) that the
+Dagster UI shows; descriptions are documentation and never enter the schema hash.
 
 Numeric tick fields are float64 as TqSdk delivers them (levels 2-5 are NaN on exchanges that
 publish level 1 only); ``id`` and ``datetime`` are TqSdk's int64 tick sequence id and
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+
+from ghtrader_assets.column_descriptions import describe
 
 LEVELS = (1, 2, 3, 4, 5)
 BOOK_COLUMNS: tuple[str, ...] = tuple(
@@ -63,9 +67,21 @@ def table_spec(
     dedup_keys: tuple[str, ...],
     symbol_columns: tuple[str, ...],
 ) -> TableSpec:
-    """A table whose pandera schema is strict and ordered: exactly these columns, in order."""
+    """A table whose pandera schema is strict and ordered: exactly these columns, in order.
+
+    Each column gets its description (meaning and unit) from
+    :mod:`ghtrader_assets.column_descriptions` unless it carries its own; descriptions are
+    documentation only and never enter :func:`schema_hash`."""
+    columns = {n: _described(name, n, c) for n, c in columns.items()}
     schema = pa.DataFrameSchema(columns, strict=True, ordered=True, name=name)
     return TableSpec(name, schema, timestamp, dedup_keys, symbol_columns)
+
+
+def _described(table: str, name: str, col: pa.Column) -> pa.Column:
+    text = col.description or describe(table, name)
+    if text is None or text == col.description:
+        return col
+    return pa.Column(**{**col.properties, "description": text})
 
 
 def _str(nullable: bool = False) -> pa.Column:

@@ -163,14 +163,17 @@ def test_downstream_follows_a_rematerialized_day(defs, instance):
     clock.tick("2025-10-09T12:00")
     clock.day("2025-10-09T15:31", ["2025-10-09"])
     clock.day("2025-10-10T15:31", ["2025-10-10"])
-    # Someone re-ingests Thursday's ticks of SHFE.cu (e.g. after a source fix) ...
+    # Someone re-ingests Thursday's ticks of SHFE.cu (e.g. after a source fix); the ticks
+    # step always writes the day's validation summary with them (it cannot be subset) ...
     k = SymbolAssetKeys.of(CU)
-    instance.report_runless_asset_event(AssetMaterialization(k.ticks, partition="2025-10-09"))
+    for key in k.validated_day:
+        instance.report_runless_asset_event(AssetMaterialization(key, partition="2025-10-09"))
     # ... and everything downstream of it follows; the roll schedule and DCE.m do not.
     followers = clock.tick("2025-10-10T15:40")
-    assert followers == {k.validation_summary: {"2025-10-09"}, k.manifest: {"2025-10-09"}}
+    # (the report reads the summary, so it follows at once)
+    assert followers == {k.manifest: {"2025-10-09"}, **REPORT}
     clock.materialize(followers)
-    assert clock.tick("2025-10-10T15:41") == REPORT
+    assert clock.tick("2025-10-10T15:41") == {}
 
 
 def test_close_time_is_configurable(tmp_path, instance):
@@ -231,14 +234,14 @@ def test_first_evaluation_records_the_universe_without_backfilling(instance):
     assert plan.cursor.known == [CU.raw] and plan.cursor.pending == {}
 
 
-def test_added_symbol_is_backfilled_from_the_start_in_bounded_slices(instance):
+def test_added_symbol_is_backfilled_newest_first_in_bounded_slices(instance):
     cursor = UniverseCursor(known=[CU.raw])
     # Two days of DCE.m exist already (materialized by hand): they are not requested again.
     for day in DAYS[3:5]:
         instance.report_runless_asset_event(
             AssetMaterialization(SymbolAssetKeys.of(M).ticks, partition=day)
         )
-    wanted = [d for d in DAYS if d not in DAYS[3:5]]
+    wanted = [d for d in reversed(DAYS) if d not in DAYS[3:5]]
     seen: list[str] = []
     for _ in range(10):
         plan = plan_universe_backfill(cursor, (CU, M), PARTS, instance, now=NOW, runs_per_tick=7)
@@ -250,7 +253,8 @@ def test_added_symbol_is_backfilled_from_the_start_in_bounded_slices(instance):
         cursor = plan.cursor
         if not plan.run_requests:
             break
-    assert seen == wanted  # oldest first, each day exactly once, nothing of SHFE.cu
+    assert seen == wanted  # newest first, each day exactly once, nothing of SHFE.cu
+    assert seen[0] == DAYS[-1] and seen[-1] == DAYS[0]  # bounds kept: latest .. start
     assert cursor.pending == {} and set(cursor.known) == {CU.raw, M.raw}
 
 
@@ -264,7 +268,7 @@ def test_backfill_waits_while_too_many_runs_are_unfinished(instance):
     assert plan.run_requests == []
     assert M.raw in plan.cursor.pending  # remembered, requested once runs finish
     later = plan_universe_backfill(plan.cursor, (CU, M), PARTS, instance, now=NOW, max_in_flight=5)
-    assert [r.partition_key for r in later.run_requests] == DAYS[:2]
+    assert [r.partition_key for r in later.run_requests] == [DAYS[-1], DAYS[-2]]
 
 
 def test_backfill_runs_cover_consecutive_days_per_run(instance):
@@ -277,10 +281,17 @@ def test_backfill_runs_cover_consecutive_days_per_run(instance):
         (r.tags.get(RANGE_START_TAG, r.partition_key), r.tags.get(RANGE_END_TAG, r.partition_key))
         for r in plan.run_requests
     ]
-    # Runs of at most 3 consecutive trading days that never span the materialized day.
-    assert spans[:3] == [(DAYS[0], DAYS[2]), (DAYS[3], DAYS[3]), (DAYS[5], DAYS[7])]
-    assert plan.run_requests[1].partition_key == DAYS[3]  # a lone day is a plain partition
-    covered = [d for start, end in spans for d in DAYS if start <= d <= end]
+    # Runs of at most 3 consecutive trading days, newest first, never spanning the
+    # materialized day; each run is a range in day order.
+    assert len(DAYS) == 26
+    assert spans == [
+        *((DAYS[i - 2], DAYS[i]) for i in range(25, 6, -3)),  # 23..25, 20..22, ..., 5..7
+        (DAYS[1], DAYS[3]),
+        (DAYS[0], DAYS[0]),
+    ]
+    assert plan.run_requests[-1].partition_key == DAYS[0]  # a lone day is a plain partition
+    assert RANGE_START_TAG not in plan.run_requests[-1].tags
+    covered = sorted(d for start, end in spans for d in DAYS if start <= d <= end)
     assert covered == [d for d in DAYS if d != DAYS[4]]
 
 
@@ -307,7 +318,29 @@ def test_universe_sensor_definition_round_trips_its_cursor(tmp_path, instance):
     assert {r.partition_key for r in second.run_requests} <= set(
         PARTS.get_partition_keys(current_time=dt.datetime.now(dt.UTC))
     )
-    assert second.run_requests[0].partition_key == START  # from the start date
+    keys = PARTS.get_partition_keys(current_time=dt.datetime.now(dt.UTC))
+    assert second.run_requests[0].partition_key == keys[-1]  # newest day first
+    assert json.loads(second.cursor)["pending"][M.raw]["oldest_day"] == START  # back to start
     assert all(list(r.asset_selection) == chain(M) for r in second.run_requests)
     with pytest.raises(ValueError, match="universe cursor"):
         UniverseCursor.from_json('{"known": 3}')
+
+
+def test_an_oldest_first_cursor_carries_on_newest_first(instance):
+    # A backfill that a version-1 sensor had half requested (oldest first, up to DAYS[9]).
+    v1 = json.dumps(
+        {
+            "version": 1,
+            "known": [CU.raw, M.raw],
+            "pending": {M.raw: {"next_day": DAYS[10], "end_day": DAYS[-1], "noticed": "t"}},
+        }
+    )
+    cursor = UniverseCursor.from_json(v1)
+    plan = plan_universe_backfill(cursor, (CU, M), PARTS, instance, now=NOW, runs_per_tick=2)
+    assert [r.partition_key for r in plan.run_requests] == [DAYS[-1], DAYS[-2]]
+    assert vars(plan.cursor.pending[M.raw]) == {
+        "oldest_day": DAYS[10],  # the days v1 had already requested are not requested again
+        "newest_day": DAYS[-3],
+        "noticed": "t",
+    }
+    assert json.loads(plan.cursor.to_json())["version"] == 2

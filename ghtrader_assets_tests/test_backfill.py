@@ -14,7 +14,7 @@ from dagster._core.loader import LoadingContextForTest
 from ghtrader_assets import calendar
 from ghtrader_assets.assets import SymbolAssetKeys
 from ghtrader_assets.config import Settings
-from ghtrader_assets.definitions import INGEST_JOB, build_definitions
+from ghtrader_assets.definitions import INGEST_JOB, REVALIDATE_JOB, build_definitions
 from ghtrader_assets.reports import coverage_report
 from ghtrader_assets.resources import SourceResource
 from ghtrader_assets.schema import MANIFESTS, SKIP_LEDGER, TICKS
@@ -59,7 +59,9 @@ def test_one_run_covers_several_days(tmp_path, instance):
     evaluations = result.get_asset_check_evaluations()
     assert {e.check_name for e in evaluations} >= {"field_quality", "gaps"}
     assert all(e.passed for e in evaluations)
-    assert all(e.metadata["days"].value == len(DAYS) for e in evaluations)
+    # Each day's results are recorded under that day, not folded into one unpartitioned result.
+    for name in ("field_quality", "gaps"):
+        assert sorted(e.partition for e in evaluations if e.check_name == name) == DAYS
 
 
 def test_multi_day_run_names_the_failing_day(tmp_path, instance):
@@ -69,9 +71,9 @@ def test_multi_day_run_names_the_failing_day(tmp_path, instance):
     result = _run_range(defs, DAYS[0], DAYS[-1], instance)
     assert not result.success
     book = [e for e in result.get_asset_check_evaluations() if e.check_name == "book_integrity"]
-    assert len(book) == 1 and not book[0].passed
-    assert book[0].metadata["failed_days"].value == bad
-    assert book[0].metadata["days_failed"].value == 1
+    assert {e.partition: e.passed for e in book} == {d: d != bad for d in DAYS}
+    failing = next(e for e in book if not e.passed)
+    assert failing.blocking and failing.severity.value == "ERROR"
 
 
 def _csv_root(tmp_path, underlying: str):
@@ -194,9 +196,6 @@ def test_a_step_opens_one_source_for_all_its_days(tmp_path, instance):
     assert _run_range(defs, DAYS[0], DAYS[-1], instance).success
     assert [CU.raw, CU.raw] == OPENED  # the roll-schedule step and the ticks step, 5 days each
     OPENED.clear()
-    job = defs.resolve_implicit_global_asset_job_def()
-    keys = SymbolAssetKeys.of(CU)
-    assert job.execute_in_process(
-        partition_key=DAYS[0], instance=instance, asset_selection=[keys.validation_summary]
-    ).success
+    job = defs.resolve_job_def(REVALIDATE_JOB)
+    assert job.execute_in_process(partition_key=DAYS[0], instance=instance).success
     assert OPENED == []  # recomputing a summary never opens the source

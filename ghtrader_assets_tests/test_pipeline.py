@@ -11,7 +11,7 @@ from dagster import AssetKey, DagsterInstance
 from ghtrader_assets import calendar
 from ghtrader_assets.assets import SymbolAssetKeys
 from ghtrader_assets.config import Settings
-from ghtrader_assets.definitions import INGEST_JOB, build_definitions
+from ghtrader_assets.definitions import INGEST_JOB, REVALIDATE_JOB, build_definitions
 from ghtrader_assets.resources import SourceResource
 from ghtrader_assets.schema import MANIFESTS, TICKS, VALIDATION_GAPS, VALIDATION_SUMMARY
 from ghtrader_assets.symbols import parse_universe
@@ -114,14 +114,10 @@ def test_summary_recomputes_from_stored_ticks_without_the_source(tmp_path, insta
     offline = build_definitions(
         _settings(tmp_path), source=SourceResource(kind="csv", csv_dir=str(tmp_path / "none"))
     )
-    job = offline.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(
-        partition_key=DAYS[0],
-        instance=instance,
-        asset_selection=[keys.validation_summary],
-    )
+    job = offline.resolve_job_def(REVALIDATE_JOB)
+    result = job.execute_in_process(partition_key=DAYS[0], instance=instance)
     assert result.success
-    mats = result.asset_materializations_for_node(f"{CU.key}_ticks")
+    mats = result.asset_materializations_for_node(keys.ticks.to_python_identifier())
     assert [m.asset_key for m in mats] == [keys.validation_summary]
     assert mats[0].metadata["recomputed_from_store"].value is True
 
@@ -152,11 +148,8 @@ def test_gaps_stored_and_duplicate_count_survives_recompute(tmp_path, instance):
     assert len(gaps) >= 1 and gaps["seconds"].max() >= 15
     first = store.read_partition(VALIDATION_SUMMARY, CU.raw, day)
     assert first.at[0, "duplicates_dropped"] == 4
-    keys = SymbolAssetKeys.of(CU)
-    job = defs.resolve_implicit_global_asset_job_def()
-    job.execute_in_process(
-        partition_key=day, instance=instance, asset_selection=[keys.validation_summary]
-    )
+    job = defs.resolve_job_def(REVALIDATE_JOB)
+    job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
     again = store.read_partition(VALIDATION_SUMMARY, CU.raw, day)
     assert again.at[0, "duplicates_dropped"] == 4
     assert again.at[0, "max_gap_seconds"] == first.at[0, "max_gap_seconds"]

@@ -34,19 +34,26 @@ def drop_between(frame: pd.DataFrame, start: str, seconds: float) -> pd.DataFram
     return frame[(frame["ts"] < lo) | (frame["ts"] >= hi)].reset_index(drop=True)
 
 
-def insert_at(frame: pd.DataFrame, *times: str) -> pd.DataFrame:
+def insert_at(frame: pd.DataFrame, *times: str, traded: float = 0.0) -> pd.DataFrame:
     """Add ticks at local ``times``, each a copy of the last tick before it (new id), so
-    prices and cumulative fields stay put."""
+    prices and cumulative fields stay put; with ``traded``, each inserted tick prints a
+    trade of that many lots (its volume and every later one's grow)."""
     rows = []
     for k, text in enumerate(times):
         ts = local(text)
         before = frame[frame["ts"] <= ts]
         row = (before.iloc[[-1]] if len(before) else frame.iloc[[0]]).copy()
+        if not len(before):
+            row["volume"] = 0.0  # before the first tick nothing has traded yet
         row["ts"] = ts
         row["datetime"] = ts.value
         row["id"] = int(frame["id"].max()) + 1 + k
         rows.append(row)
-    return pd.concat([frame, *rows], ignore_index=True)
+    out = pd.concat([frame.assign(_new=0), *(r.assign(_new=1) for r in rows)], ignore_index=True)
+    out = out.sort_values(["ts", "_new"], kind="stable").reset_index(drop=True)
+    if traded:
+        out["volume"] = out["volume"] + traded * out["_new"].cumsum()
+    return out.drop(columns="_new")
 
 
 def test_auction_and_closing_prints_are_boundary_ticks_not_out_of_session():
@@ -63,15 +70,32 @@ def test_auction_and_closing_prints_are_boundary_ticks_not_out_of_session():
     assert row["boundary_ticks"] == 4 and row["out_of_session_ticks"] == 0
 
 
-def test_ticks_outside_grace_are_out_of_session_and_block_above_60_seconds():
-    few = insert_at(clean(), "2025-03-03 20:50:00", "2025-03-04 10:20:00")  # 10 min early; break
+def test_trades_outside_grace_are_out_of_session_and_block_above_60_seconds():
+    few = insert_at(clean(), "2025-03-03 20:50:00", "2025-03-04 10:20:00", traded=1)  # early; break
     result = validate_day(few, CU, DAY)
     assert result.failed_rules == {"out_of_session": "WARN"}
     assert result.summary.at[0, "out_of_session_seconds"] == 2
     stamps = [f"2025-03-04 12:00:{s:02d}" for s in range(60)] + ["2025-03-04 12:01:00"]
-    many = validate_day(insert_at(clean(), *stamps), CU, DAY)
+    many = validate_day(insert_at(clean(), *stamps, traded=1), CU, DAY)
     assert many.failed_rules == {"out_of_session": "ERROR"}
     assert many.blocking_failures == ["out_of_session"]
+
+
+def test_snapshots_outside_the_sessions_are_counted_not_failed():
+    """Vendor pre-open rows (18:35), post-close rows (15:20) and a tick in the break that
+    record no trade are snapshots of a quiet market, not misplaced trading."""
+    stamps = ["2025-03-03 18:35:00", "2025-03-04 15:20:00"]
+    stamps += [f"2025-03-04 15:2{m}:{s:02d}" for m in range(1, 3) for s in range(60)]
+    result = validate_day(insert_at(clean(), *stamps), CU, DAY)
+    assert result.failed_rules == {}
+    outcome = next(c for c in result.checks if c.name == "out_of_session")
+    assert outcome.passed and outcome.metadata["off_session_snapshots"] == len(stamps)
+    assert outcome.metadata["out_of_session_ticks"] == 0
+    # the same rows printing a trade, or a snapshot in the lunch break, are out of session
+    traded = validate_day(insert_at(clean(), *stamps, traded=1), CU, DAY)
+    assert traded.failed_rules == {"out_of_session": "ERROR"}
+    lunch = validate_day(insert_at(clean(), "2025-03-04 12:00:00"), CU, DAY)
+    assert lunch.failed_rules == {"out_of_session": "WARN"}
 
 
 def test_gaps_are_counted_in_buckets_and_the_largest_stored():
@@ -153,7 +177,8 @@ def test_no_night_session_after_a_holiday_break():
     assert {w.kind for w in windows} == {"day"}
     frame = clean(CU, day)
     assert validate_day(frame, CU, day).failed_rules == {}
-    evening = insert_at(frame, "2025-10-08 21:30:00")
+    # trading in a night the calendar says did not happen is out of session
+    evening = insert_at(frame, "2025-10-08 21:30:00", traded=1)
     assert validate_day(evening, CU, day).failed_rules == {"out_of_session": "WARN"}
 
 

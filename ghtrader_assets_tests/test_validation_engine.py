@@ -296,7 +296,7 @@ def test_check_metadata_holds_plain_values_for_dagster(defect):
     for outcome in result.checks:
         assert outcome.severity in ("WARN", "ERROR")
         for key, value in outcome.metadata.items():
-            assert type(value) in (int, float, str), (outcome.name, key, type(value))
+            assert type(value) in (bool, int, float, str), (outcome.name, key, type(value))
             assert not (isinstance(value, float) and np.isnan(value)), (outcome.name, key)
     with pytest.raises(KeyError, match="no check named"):
         result.check("speed")

@@ -143,9 +143,12 @@ def test_large_days_sample_field_quality_but_keep_coverage_exact():
     assert sampled.rules["crossed_book"].value <= 5
     for check in ("field_quality", "book_integrity", "nulls", "outliers"):
         meta = sampled.check(check).metadata
-        assert meta["sampled"] == 1 and meta["population_rows"] == len(frame)
+        assert meta["validation_sampled"] is True and meta["population_rows"] == len(frame)
+        assert meta["sample_fraction"] == round(6_000 / len(frame), 6)
         assert "random blocks of 500 rows" in meta["sample_method"]
-    assert "sampled" not in sampled.check("gaps").metadata
+        full_meta = exact.check(check).metadata
+        assert full_meta["validation_sampled"] is False and full_meta["sample_fraction"] == 1.0
+    assert "validation_sampled" not in sampled.check("gaps").metadata  # coverage is exact
 
 
 def gapped_and_clean():

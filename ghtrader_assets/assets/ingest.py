@@ -141,6 +141,11 @@ def fetch_roll(source: StepSource, trading_day: str) -> pd.DataFrame:
 #: Run tag that lets a re-download replace a stored day with far fewer rows (or none).
 ALLOW_SHRINK_TAG = "ghtrader/allow_shrink"
 
+#: Run tag (``true``) that re-validates stored ticks instead of downloading them: the checks
+#: and the validation summary are recomputed (after a threshold change), the ticks are left
+#: as stored and the source is never opened.
+REVALIDATE_TAG = "ghtrader/revalidate"
+
 
 def replacement_min_ratio() -> float:
     """``GHTRADER_REPLACE_MIN_RATIO`` (default 0.5): the smallest share of a stored day's rows
@@ -287,10 +292,11 @@ def ingest_day(
     def download_ticks() -> pd.DataFrame:
         return source.call(trading_day, lambda src: src.ticks(entry))
 
-    seconds, dropped = 0.0, 0
+    seconds, dropped, excluded = 0.0, 0, None
     if download:
         started = time.perf_counter()
         raw = download_ticks()
+        excluded = source.call(trading_day, lambda src: src.left_out(entry))
         seconds = time.perf_counter() - started
         ticks, dropped = drop_exact_duplicates(raw)
         guard_replacement(store, symbol, trading_day, len(ticks), allow=allow_shrink)
@@ -311,6 +317,7 @@ def ingest_day(
         duplicates_dropped=dropped,
         refetch=download_ticks if download and config.attribution_enabled else None,
         attribution_budget=attribution_budget,
+        excluded=excluded,
     )
     summary = _with_lineage(result.summary, underlying, source_name)
     if download and result.blocking_failures and not allow_failing:

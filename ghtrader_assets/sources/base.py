@@ -65,6 +65,12 @@ class TickSource(ABC):
         to the TICKS schema and sorted by (ts, id). An empty frame means the provider had no
         ticks; raise :class:`NoDataError` only when the day itself is unavailable."""
 
+    def left_out(self, entry: RollEntry) -> pd.DataFrame | None:
+        """Rows the last :meth:`ticks` call for ``entry`` read but left out on purpose (e.g.
+        misdated rows of a one-day file), with where they came from and why; validation
+        reports them. ``None`` when nothing was left out."""
+        return None
+
     def close(self) -> None:
         """Release connections. Sources are context managers so every path closes them."""
         return None

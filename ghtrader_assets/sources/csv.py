@@ -39,8 +39,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import io
 import os
+import re
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -146,6 +149,18 @@ def write_roll_schedule(entries: Iterable[RollEntry], root: Path) -> Path:
     return path
 
 
+def read_roll_schedule(path: Path) -> list[RollEntry]:
+    """The entries of a roll schedule file, checked as the source checks its own (sorted by
+    symbol and day)."""
+    schedule = _RollSchedule(Path(path))
+    return [
+        RollEntry(symbol, day, underlying, SOURCE_NAME)
+        for (symbol, day), (underlying, _) in sorted(
+            schedule.entries.items(), key=lambda kv: (kv[0][0].raw, kv[0][1])
+        )
+    ]
+
+
 def _where(path: Path, line: int | None = None, column: str | None = None) -> str:
     out = str(path)
     if line is not None:
@@ -163,26 +178,25 @@ class _RollSchedule:
         self.entries: dict[tuple[MainSymbol, dt.date], tuple[str, int]] = {}
         self.days: dict[MainSymbol, list[dt.date]] = {}
         try:
-            handle = path.open(newline="", encoding="utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
             raise SourceError(
                 f"{path}: roll schedule file not found (the csv source needs "
                 f"{ROLL_FILE} with columns {','.join(ROLL_COLUMNS)} under its root)"
             ) from None
-        with handle:
-            reader = csv.reader(handle)
-            header = [h.strip() for h in next(reader, [])]
-            for col in ROLL_COLUMNS:
-                if col not in header:
-                    raise MalformedInputError(
-                        f"{_where(path, 1, col)}: missing column; header must contain "
-                        f"{','.join(ROLL_COLUMNS)}, got {','.join(header) or 'nothing'}"
-                    )
-            pos = {c: header.index(c) for c in ROLL_COLUMNS}
-            for row in reader:
-                if not row or all(not c.strip() for c in row):
-                    continue
-                self._add(row, pos, reader.line_num)
+        reader = csv.reader(io.StringIO(decode_utf8(path, data), newline=""))
+        header = [h.strip() for h in next(reader, [])]
+        for col in ROLL_COLUMNS:
+            if col not in header:
+                raise MalformedInputError(
+                    f"{_where(path, 1, col)}: missing column; header must contain "
+                    f"{','.join(ROLL_COLUMNS)}, got {','.join(header) or 'nothing'}"
+                )
+        pos = {c: header.index(c) for c in ROLL_COLUMNS}
+        for row in reader:
+            if not row or all(not c.strip() for c in row):
+                continue
+            self._add(row, pos, reader.line_num)
 
     def _add(self, row: list[str], pos: dict[str, int], line: int) -> None:
         path = self.path
@@ -230,6 +244,8 @@ class CsvSource(TickSource):
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._schedule: _RollSchedule | None = None
+        self._index: FileIndex | None = None
+        self._left_out: dict[tuple[str, dt.date], pd.DataFrame] = {}
 
     @property
     def roll_path(self) -> Path:
@@ -257,44 +273,71 @@ class CsvSource(TickSource):
             )
         return RollEntry(symbol, trading_day, found[0], self.name)
 
-    def tick_file(self, underlying: str, trading_day: dt.date) -> tuple[Path, bool]:
-        """``(path, per_day)`` of the file holding ``underlying`` on ``trading_day``."""
-        per_day = self.root / underlying / f"{trading_day.isoformat()}.csv"
-        if per_day.is_file():
-            return per_day, True
-        many = self.root / f"{underlying}.csv"
-        if many.is_file():
-            return many, False
+    def tick_files(self, underlying: str, trading_day: dt.date) -> list[tuple[Path, bool]]:
+        """Every ``(path, per_day)`` that may hold ``underlying`` on ``trading_day``.
+
+        The fixed layout (``<underlying>/<day>.csv[.gz]``, then ``<underlying>.csv[.gz]``)
+        wins; otherwise files found anywhere under the root by their header (see
+        :class:`FileIndex`): the per-day file(s) named for the day, else the contract's
+        many-day files.
+        """
+        looked = []
+        for name in (f"{trading_day.isoformat()}.csv", f"{trading_day.isoformat()}.csv.gz"):
+            per_day = self.root / underlying / name
+            looked.append(per_day)
+            if per_day.is_file():
+                return [(per_day, True)]
+        for name in (f"{underlying}.csv", f"{underlying}.csv.gz"):
+            many = self.root / name
+            looked.append(many)
+            if many.is_file():
+                return [(many, False)]
+        found = self.index().files_for(underlying, trading_day)
+        if found:
+            return found
         raise NoDataError(
-            f"{underlying} {trading_day}: no tick file (looked for {per_day} and {many})"
+            f"{underlying} {trading_day}: no tick file (looked for "
+            f"{', '.join(str(p) for p in looked)} and for files under {self.root} whose "
+            "header names the contract)"
         )
+
+    def index(self) -> FileIndex:
+        """Tick files anywhere under the root, found by their header (built once)."""
+        if self._index is None:
+            self._index = FileIndex.scan(self.root)
+        return self._index
 
     def ticks(self, entry: RollEntry) -> pd.DataFrame:
         day = entry.trading_day
-        path, per_day = self.tick_file(entry.underlying, day)
-        raw = read_downloader_csv(path, entry.underlying)
-        if raw.empty:
-            return empty_frame(TICKS)
-        nanos = raw["datetime_nano"].to_numpy(dtype=np.int64)
-        days = trading_days_of(pd.DatetimeIndex(nanos.view("datetime64[ns]")).tz_localize("UTC"))
         wanted = day.isoformat()
-        mask = days == wanted
-        if per_day and not mask.all():
-            first = int(np.flatnonzero(~mask)[0])
-            line = int(raw.index[first])
-            raise MalformedInputError(
-                f"{_where(path, line, 'datetime_nano')}: tick at {raw['datetime'].iloc[first]} "
-                f"belongs to trading day {days[first]}, but the file is for {wanted}"
-            )
-        if not per_day:
-            if not days.min() <= wanted <= days.max():
-                raise NoDataError(
-                    f"{entry.underlying} {day}: {path} covers trading days "
-                    f"{days.min()}..{days.max()}"
-                )
-            raw = raw[mask]
+        self._left_out.pop((entry.underlying, day), None)
+        parts, excluded, spans = [], [], []
+        covered = False
+        for path, per_day in self.tick_files(entry.underlying, day):
+            raw = read_downloader_csv(path, entry.underlying)
             if raw.empty:
-                return empty_frame(TICKS)
+                covered = covered or per_day
+                continue
+            nanos = raw["datetime_nano"].to_numpy(dtype=np.int64)
+            stamps = pd.DatetimeIndex(nanos.view("datetime64[ns]")).tz_localize("UTC")
+            days = trading_days_of(stamps)
+            mask = days == wanted
+            if per_day:
+                covered = True
+                excluded.append(_misdated(path, raw, days, mask, wanted))
+            elif days.min() <= wanted <= days.max():
+                covered = True
+            else:
+                spans.append(f"{path} covers trading days {days.min()}..{days.max()}")
+            parts.append(raw[mask])
+        if not covered:
+            raise NoDataError(
+                f"{entry.underlying} {day}: no tick file covers this trading day"
+                + (f" ({'; '.join(spans)})" if spans else "")
+            )
+        raw = pd.concat(parts) if len(parts) > 1 else parts[0] if parts else None
+        if raw is None or raw.empty:
+            return empty_frame(TICKS)
         raw = raw.sort_values("datetime_nano", kind="stable")
         nanos = raw["datetime_nano"].to_numpy(dtype=np.int64)
         prefix = len(entry.underlying) + 1
@@ -303,16 +346,262 @@ class CsvSource(TickSource):
             "trading_day": wanted,
             "ts": pd.DatetimeIndex(nanos.view("datetime64[ns]")).tz_localize("UTC"),
             "datetime": nanos,
-            "id": synthetic_tick_ids(day, len(raw)),
+            "id": _shared_ids(day, raw),
             "underlying": entry.underlying,
             "source": self.name,
         }
         for col in raw.columns[2:]:
             data[col[prefix:]] = raw[col].to_numpy(dtype=np.float64)
+        dropped = [e for e in excluded if e is not None and len(e)]
+        if dropped:
+            self._left_out[(entry.underlying, day)] = pd.concat(dropped, ignore_index=True)
         return conform(pd.DataFrame(data), TICKS)
+
+    def left_out(self, entry: RollEntry) -> pd.DataFrame | None:
+        """Misdated rows the last :meth:`ticks` of ``entry`` left out: file, line, datetime,
+        the trading day they belong to, and why."""
+        return self._left_out.get((entry.underlying, entry.trading_day))
+
+
+#: A per-day file may hold at most this share of rows stamped on another trading day; they
+#: are left out and reported. Above it the file is refused: it is mostly another day.
+MAX_MISDATED_SHARE = 0.01
+
+
+def _misdated(
+    path: Path, raw: pd.DataFrame, days: np.ndarray, mask: np.ndarray, wanted: str
+) -> pd.DataFrame | None:
+    """Rows of a per-day file that belong to another trading day: a few are left out and
+    returned for the report; more than :data:`MAX_MISDATED_SHARE` refuses the file."""
+    if mask.all():
+        return None
+    bad = np.flatnonzero(~mask)
+    if bad.size > MAX_MISDATED_SHARE * len(raw):
+        first = int(bad[0])
+        raise MalformedInputError(
+            f"{_where(path, int(raw.index[first]), 'datetime_nano')}: tick at "
+            f"{raw['datetime'].iloc[first]} belongs to trading day {days[first]}, but the file "
+            f"is for {wanted} ({bad.size} of {len(raw)} rows belong to other days, more than "
+            f"the {MAX_MISDATED_SHARE:.0%} left out as misdated: the file is misnamed or mixed)"
+        )
+    return pd.DataFrame(
+        {
+            "file": str(path),
+            "line": raw.index[bad].to_numpy(dtype=np.int64),
+            "datetime": raw["datetime"].iloc[bad].to_numpy(),
+            "belongs_to": days[bad],
+            "reason": f"stamped outside trading day {wanted} (the file's day)",
+        }
+    )
+
+
+def _shared_ids(day: dt.date, raw: pd.DataFrame) -> np.ndarray:
+    """Synthetic ids where a row identical in every field to an earlier row of the day gets
+    that row's id, so ingestion drops and counts it as an exact duplicate (vendors repeat
+    snapshots, CZCE often within one whole second); distinct rows keep distinct ids.
+
+    Rows are matched by a 64-bit hash of all fields (one vectorized pass, several times
+    faster than ``DataFrame.duplicated``), and every match is then confirmed field by field,
+    so a hash collision can never merge two distinct rows."""
+    ids = synthetic_tick_ids(day, len(raw))
+    if len(raw) < 2:
+        return ids
+    hashes = pd.util.hash_pandas_object(raw, index=False).to_numpy()
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    first_pos = first[inverse]
+    repeat = np.flatnonzero(first_pos != np.arange(len(raw)))
+    if not repeat.size:
+        return ids
+    same = np.ones(repeat.size, dtype=bool)
+    for col in raw.columns:
+        values = raw[col].to_numpy()
+        a, b = values[repeat], values[first_pos[repeat]]
+        equal = a == b
+        if values.dtype.kind == "f":
+            equal |= np.isnan(a) & np.isnan(b)
+        same &= equal
+    ids[repeat[same]] = ids[first_pos[repeat[same]]]
+    return ids
+
+
+_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+
+
+def day_in_name(path: Path) -> dt.date | None:
+    """The trading day a file's name states (``..._20170414_...``, ``2026-01-05.csv``)."""
+    for match in _DATE_IN_NAME.finditer(path.name):
+        try:
+            day = dt.date(*(int(g) for g in match.groups()))
+        except ValueError:
+            continue
+        if is_trading_day(day):
+            return day
+    return None
+
+
+def read_header(path: Path) -> list[str]:
+    """The header fields of a tick file (only the first line is decompressed)."""
+    opener = gzip.open if is_gzip(path) else open
+    try:
+        with opener(path, "rb") as handle:
+            first = handle.readline(1 << 16)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise MalformedInputError(f"{_where(path)}: unreadable ({exc})") from None
+    text = decode_utf8(path, first.rstrip(b"\r\n") + b"\n")
+    return [h.strip() for h in text.strip().split(",")]
+
+
+def is_tick_header(header: list[str]) -> bool:
+    """True for a DataDownloader *tick* header (``datetime,datetime_nano,...``); kline
+    downloads and other CSV files in a download folder are not tick files."""
+    return header[:2] == ["datetime", "datetime_nano"]
+
+
+def header_contract(path: Path, header: list[str]) -> str:
+    """The contract a DataDownloader header is about (``SHFE.cu2602``); raises otherwise."""
+    if header[:2] != ["datetime", "datetime_nano"] or len(header) < 3:
+        raise MalformedInputError(
+            f"{_where(path, 1)}: not a DataDownloader tick file (header must start "
+            f"datetime,datetime_nano,<contract>.<field>; found {','.join(header[:3])!r})"
+        )
+    contract = header[2].rpartition(".")[0]
+    try:
+        parse_contract(contract)
+    except SymbolError as exc:
+        raise MalformedInputError(f"{_where(path, 1, header[2])}: {exc}") from None
+    return contract
+
+
+def tick_paths(root: Path) -> list[Path]:
+    """``.csv``/``.csv.gz`` files under ``root`` (links followed, hidden names and the roll
+    schedule skipped), sorted."""
+    found = []
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in names:
+            if name.startswith(".") or name == ROLL_FILE or not name.endswith(TICK_SUFFIXES):
+                continue
+            found.append(Path(folder) / name)
+    return sorted(found)
+
+
+class FileIndex:
+    """Tick files found by content: contract from the header, day from the name.
+
+    A file whose name states a trading day is that day's file; any other file is a
+    many-day file of its contract, filtered by trading day when read.
+    """
+
+    def __init__(
+        self, files: dict[str, list[tuple[Path, dt.date | None]]], skipped: list[Path]
+    ) -> None:
+        self.files = files
+        #: CSV files whose header is not a tick header (klines, notes): not read.
+        self.skipped = skipped
+
+    @classmethod
+    def scan(cls, root: Path) -> FileIndex:
+        files: dict[str, list[tuple[Path, dt.date | None]]] = {}
+        skipped: list[Path] = []
+        for path in tick_paths(root):
+            header = read_header(path)
+            if not is_tick_header(header):
+                skipped.append(path)
+                continue
+            contract = header_contract(path, header)
+            files.setdefault(contract, []).append((path, day_in_name(path)))
+        return cls(files, skipped)
+
+    def files_for(self, contract: str, trading_day: dt.date) -> list[tuple[Path, bool]]:
+        mine = self.files.get(contract, [])
+        named = [(p, True) for p, d in mine if d == trading_day]
+        if len(named) > 1:
+            raise MalformedInputError(
+                f"{contract} {trading_day}: several files claim this day: "
+                + ", ".join(str(p) for p, _ in named)
+                + " (keep one, or move the others out of the folder)"
+            )
+        return named or [(p, False) for p, d in mine if d is None]
 
 
 # -- reading -------------------------------------------------------------------------------
+
+BOM = b"\xef\xbb\xbf"
+#: Endings of tick files the source reads; ``.gz`` files are decompressed in memory.
+TICK_SUFFIXES = (".csv", ".csv.gz")
+
+
+def is_gzip(path: Path) -> bool:
+    return path.name.endswith(".gz")
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """The bytes of ``path``, decompressed when it is a ``.gz`` file.
+
+    gzip stores a CRC and the length of the data in its trailer, so a file that
+    decompresses without error is complete as it was written; a cut or corrupt one is
+    malformed input (not a transient error worth retrying).
+    """
+    data = path.read_bytes()
+    if not is_gzip(path):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise MalformedInputError(
+            f"{_where(path)}: not a complete gzip file ({exc}); the download or copy was "
+            "probably cut short: fetch the file again"
+        ) from None
+
+
+def decode_utf8(path: Path, data: bytes, header: list[str] | None = None) -> str:
+    """``data`` as text; bytes that are not UTF-8 raise naming file, line, column and the
+    likely encoding (Chinese Windows tools write GBK/GB18030).
+
+    Not retried: the same bytes fail the same way every time.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line_end = data.find(b"\n", exc.start)
+        raw_line = data[line_start : line_end if line_end >= 0 else len(data)]
+        line = data.count(b"\n", 0, exc.start) + 1
+        if header is None:
+            first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+            header = [h.strip() for h in first.split(",")]
+        field = data.count(b",", line_start, exc.start)
+        column = header[field] if field < len(header) else None
+        try:
+            shown = raw_line.decode("gb18030").rstrip("\r")
+            hint = f"it reads as GBK/GB18030: {shown[:60]!r}"
+        except UnicodeDecodeError:
+            hint = "unknown encoding"
+        raise MalformedInputError(
+            f"{_where(path, line, column)}: bytes {data[exc.start : exc.start + 2]!r} are not "
+            f"UTF-8 ({hint}); save the file as UTF-8, e.g. iconv -f GB18030 -t UTF-8"
+        ) from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _check_last_line(path: Path, data: bytes, header: list[str], index: _LineIndex) -> None:
+    """Refuse a plain file whose last data line has no newline: it may have been cut.
+
+    DataDownloader ends every line with a newline, so a missing one means the write (or
+    copy) stopped early, and a cut value still parses (``ask_volume5`` 43 cut to 4). A
+    gzip file proves its own completeness (CRC and length), so only plain files are
+    refused; the error names the last column, whose value may be short.
+    """
+    if not data or data.endswith(b"\n") or is_gzip(path) or len(index.data_lines) == 0:
+        return
+    line = int(index.data_lines[-1])
+    last = data[data.rfind(b"\n") + 1 :].decode("utf-8").rstrip("\r").rsplit(",", 1)[-1]
+    raise MalformedInputError(
+        f"{_where(path, line, header[-1])}: the last line has no newline, so it may have been "
+        f"cut short (last value {last!r}); re-export or re-download the file (DataDownloader "
+        "ends every line with a newline), or compress it with gzip, whose checksum proves "
+        "a file complete"
+    )
 
 
 def _check_header(path: Path, header: list[str], underlying: str) -> list[str]:
@@ -422,12 +711,16 @@ def read_downloader_csv(path: Path, underlying: str) -> pd.DataFrame:
     ``<underlying>.<field>`` columns in file order, indexed by file line number.
     """
     path = Path(path)
-    data = path.read_bytes()
-    first = data.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
+    data = read_file_bytes(path)
+    decode_utf8(path, data)
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+    first = data.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
     header = [h.strip() for h in next(csv.reader([first]), [])]
     usecols = _check_header(path, header, underlying)
     index = _LineIndex(data)
     index.check_fields(path, len(header))
+    _check_last_line(path, data, header, index)
     lines = index.data_lines
     dtypes: dict[str, object] = {c: np.float64 for c in usecols[2:]}
     dtypes.update({"datetime": str, "datetime_nano": np.int64})

@@ -106,6 +106,7 @@ class ValidationConfig:
     event_cadence: Threshold = _t(warn=0)
     half_seconds_missing: Threshold = _t(warn=0.02, error=0.10)
     out_of_session: Threshold = _t(warn=0, error=60)
+    misdated_rows: Threshold = _t(warn=0)
     missing_day: Threshold = _t(error=0)
     session_end_lag: Threshold = _t(warn=5, error=30)
     price_jump: Threshold = _t(warn=0)
@@ -126,6 +127,11 @@ class ValidationConfig:
     #: Products (``EXCHANGE.product``) whose ticks are expected event-driven (only on change):
     #: an event-driven day is normal for them and not reported by ``cadence_mode``.
     event_cadence_products: tuple[str, ...] = ()
+    #: A day on which at most this share of the session seconds holds a tick is *sparse*
+    #: (an illiquid contract): there a gap or session-end lag across which no more volume
+    #: traded than one ordinary tick carries is a quiet market and never blocks. On denser
+    #: days every silence over the thresholds is judged as a hole.
+    quiet_market_max_share: float = 0.5
     #: How many of the largest over-threshold gaps are kept in the gaps table.
     max_gaps_stored: int = 20
 
@@ -177,6 +183,8 @@ class ValidationConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValidationConfigError(f"{name}={getattr(self, name)!r}: must be > 0")
+        if not 0 <= self.quiet_market_max_share <= 1:
+            raise ValidationConfigError("quiet_market_max_share must be in [0, 1]")
         if not 0 < self.fixed_cadence_min_share <= 1:
             raise ValidationConfigError("fixed_cadence_min_share must be in (0, 1]")
         if self.pre_open_grace_seconds < 0 or self.post_close_grace_seconds < 0:

@@ -14,8 +14,8 @@ contiguous blocks of ``sample_block_rows`` rows, picked uniformly at random with
 replacement by a generator seeded with ``sample_seed`` and the symbol-day (so re-running
 picks the same rows), kept in time order. Blocks rather than single rows keep the
 sequential rules meaningful: they compare a row with earlier rows of its own block only.
-Counts then describe the sample; the metadata says ``sampled=1`` with the sample and
-population sizes.
+Counts then describe the sample; the check metadata says ``validation_sampled=true`` and
+``sample_fraction`` with the sample and population sizes (the summary row: ``sampled=1``).
 """
 
 from __future__ import annotations
@@ -150,6 +150,7 @@ def validate_day(
     duplicates_dropped: int = 0,
     refetch: Callable[[], pd.DataFrame] | None = None,
     attribution_budget: AttributionBudget | None = None,
+    excluded: pd.DataFrame | None = None,
 ) -> ValidationResult:
     """Validate one symbol-day of ticks (conformed to TICKS, as stored or as downloaded).
 
@@ -158,6 +159,8 @@ def validate_day(
     duplicate rows ingestion removed before storing. ``refetch``: re-downloads the day from
     the source; used only when ``config.attribution_enabled`` and the day has gaps, within
     ``attribution_budget`` (see :mod:`~ghtrader_assets.validation.attribution`).
+    ``excluded``: rows the source left out before storing (misdated rows of a one-day
+    file), reported by the ``misdated_rows`` rule of ``out_of_session``.
     Raises :class:`ValidationInputError` when the input cannot be validated at all.
     """
     started = time.perf_counter()
@@ -176,10 +179,14 @@ def validate_day(
     conflicting = conflicting_key_mask(frame)
     valid_ts = t != NAT_NS
     t_ok = t[valid_ts] if not valid_ts.all() else t
-    cov = compute_coverage(t_ok, windows, config, symbol.exchange, symbol.product)
+    volume = frame["volume"].to_numpy(dtype=np.float64) if "volume" in frame.columns else None
+    if volume is not None and not valid_ts.all():
+        volume = volume[valid_ts]
+    cov = compute_coverage(t_ok, windows, config, symbol.exchange, symbol.product, volume)
     in_session = _expand(cov.in_session, valid_ts)
     window_of = _expand(cov.window_of, valid_ts, fill=-1)
     out_of_session = _expand(cov.out_of_session, valid_ts)
+    snapshot = _expand(cov.snapshot, valid_ts) if cov.snapshot.size else None
 
     sample = choose_sample(len(frame), symbol, trading_day, config)
     # the first tick after a gap (>= 2 empty seconds, above its threshold or not) is not
@@ -189,10 +196,14 @@ def validate_day(
     holes = [g.end_ns for g in cov.gaps]
     starts = np.searchsorted(t, np.asarray(holes, dtype=np.int64), side="left")
     after_hole[starts[starts < len(frame)]] = True
-    rules, fq = _field_rules(frame, in_session, window_of, after_hole, sample, config, spec, limits)
+    rules, fq = _field_rules(
+        frame, in_session, window_of, after_hole, sample, config, spec, limits, snapshot
+    )
     rules.update(duplicate_rules(frame, ticks, exact_present, conflicting, duplicates_dropped))
     rules.update(
-        coverage_rules(cov, frame, out_of_session, config, symbol.exchange, symbol.product)
+        coverage_rules(
+            cov, frame, out_of_session, config, symbol.exchange, symbol.product, excluded
+        )
     )
 
     severities = {name: rule_severity(name, r, config, cov) for name, r in rules.items()}
@@ -239,6 +250,7 @@ def _field_rules(
     config: ValidationConfig,
     spec: ProductSpec,
     limits: tuple[float, float] | None,
+    snapshot: np.ndarray | None = None,
 ) -> tuple[dict[str, RuleResult], pd.DataFrame]:
     """Schema, row, null and outlier rules on the whole day or its sample; returns the
     results and the frame they were measured on (row positions refer to it)."""
@@ -246,8 +258,15 @@ def _field_rules(
     block_starts = None if sample is None else sample.block_starts
     rules: dict[str, RuleResult] = schema_rules(fq)
     cols = float_columns(fq)
+    if snapshot is not None and sample is not None:
+        snapshot = snapshot[sample.rows]
     row_results, bad = row_rules(
-        cols, config, five_levels=spec.five_levels, limits=limits, segment_starts=block_starts
+        cols,
+        config,
+        five_levels=spec.five_levels,
+        limits=limits,
+        segment_starts=block_starts,
+        null_exempt=snapshot,
     )
     rules.update(row_results)
     for name in ("non_positive_price", "negative_volume"):

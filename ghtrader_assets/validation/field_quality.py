@@ -170,9 +170,12 @@ def row_rules(
     five_levels: bool,
     limits: tuple[float, float] | None,
     segment_starts: np.ndarray | None = None,
+    null_exempt: np.ndarray | None = None,
 ) -> tuple[dict[str, RuleResult], np.ndarray]:
     """Book, cumulative, limit and null rules. Returns the results and a mask of rows that
-    broke a hard value rule (outlier statistics leave those rows out)."""
+    broke a hard value rule (outlier statistics leave those rows out). ``null_exempt``:
+    rows whose empty quotes are normal (off-session snapshots before the open or after the
+    close), left out of the null rules."""
     n = len(cols["last_price"])
     segments = segments_of(n, segment_starts)
     out: dict[str, RuleResult] = {}
@@ -230,8 +233,34 @@ def row_rules(
             out["limit_band"].metadata.update(lower_limit=float(lower), upper_limit=float(upper))
             bad_rows |= band
 
-    out.update(_null_rules(cols, config, five_levels=five_levels, limits=limits, segments=segments))
+    out.update(
+        _null_rules(
+            cols,
+            config,
+            five_levels=five_levels,
+            limits=limits,
+            segments=segments,
+            exempt=null_exempt,
+        )
+    )
     return out, bad_rows
+
+
+def locked_sides(cols: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with an empty ask while the bid and the last trade sit at the day's high, and
+    with an empty bid while the ask and the last trade sit at the day's low: a book locked
+    at its price limit (all offers taken), inferred when the limit prices are unknown (CSV
+    and TqSdk ticks carry none). Such an empty side is the market, not a missing field."""
+    bid, ask, last = cols["bid_price1"], cols["ask_price1"], cols["last_price"]
+    high, low = cols["highest"], cols["lowest"]
+    with np.errstate(invalid="ignore"):
+        at_high = (np.abs(bid - high) <= REL_TOL * np.abs(high)) & (
+            np.abs(last - high) <= REL_TOL * np.abs(high)
+        )
+        at_low = (np.abs(ask - low) <= REL_TOL * np.abs(low)) & (
+            np.abs(last - low) <= REL_TOL * np.abs(low)
+        )
+    return np.isnan(ask) & at_high, np.isnan(bid) & at_low
 
 
 def _null_rules(
@@ -241,6 +270,7 @@ def _null_rules(
     five_levels: bool,
     limits: tuple[float, float] | None,
     segments: Segments,
+    exempt: np.ndarray | None = None,
 ) -> dict[str, RuleResult]:
     n = len(cols["last_price"])
     rates: dict[str, float] = {}
@@ -253,8 +283,12 @@ def _null_rules(
         with np.errstate(invalid="ignore"):
             exempt_ask = cols["bid_price1"] >= upper - REL_TOL * abs(upper)
             exempt_bid = cols["ask_price1"] <= lower + REL_TOL * abs(lower)
+    else:
+        exempt_ask, exempt_bid = locked_sides(cols)
     for key, col in KEY_NULL_FIELDS.items():
         null = np.isnan(cols[col])
+        if exempt is not None:
+            null &= ~exempt
         if key == "ask1" and exempt_ask is not None:
             null &= ~exempt_ask
         if key == "bid1" and exempt_bid is not None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 Severity = str  # "WARN" | "ERROR" (Dagster AssetCheckSeverity values)
-MetadataValue = float | int | str
+MetadataValue = bool | float | int | str
 
 #: At most this many offending rows are attached to a failed check.
 SAMPLE_ROWS = 10

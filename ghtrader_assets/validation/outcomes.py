@@ -23,16 +23,29 @@ def rule_severity(
     threshold: Threshold = config.threshold(name)
     if result.skipped or not threshold.enabled:
         return None
+    if name == "event_cadence" and cov.missing_halves_quiet:
+        return None  # the longer intervals traded no more: an on-change feed, not thinned
+    if name == "half_seconds_missing" and cov.missing_halves_quiet:
+        return _at_most_warn(threshold.severity(result.value))
+    if name == "session_end_lag" and cov.session_end_lag_quiet:
+        return _at_most_warn(threshold.severity(result.value))
     if name != "gap":
         return threshold.severity(result.value)
-    # gaps: the warn level depends on the product and session kind of each gap
+    # gaps: the warn level depends on the product and session kind of each gap; a quiet
+    # gap (no more volume crossed it than one ordinary tick carries) never blocks
     worst = None
     for g in cov.gaps:
         level = Threshold(g.warn_seconds, threshold.error_above).severity(float(g.seconds))
+        if g.quiet:
+            level = _at_most_warn(level)
         if level == "ERROR":
             return level
         worst = level or worst
     return worst
+
+
+def _at_most_warn(level: str | None) -> str | None:
+    return "WARN" if level == "ERROR" else level
 
 
 def _num(value: float) -> float | int | str:
@@ -45,6 +58,15 @@ def _num(value: float) -> float | int | str:
 
 def _unit(unit: str) -> str:
     return "" if unit == "flag" else f" {unit}"
+
+
+#: Metadata keys of rule figures whose bare rule name would hide what or which unit it is;
+#: thresholds and skip reasons keep the rule name (it is the GHTRADER_VALIDATION_* name).
+FIGURE_KEYS = {
+    "gap": "max_gap_seconds",
+    "out_of_session": "out_of_session_seconds",
+    "session_end_lag": "session_end_lag_seconds",
+}
 
 
 def _describe_threshold(t: Threshold) -> str:
@@ -75,14 +97,20 @@ def check_outcome(
     meta: dict[str, MetadataValue] = {}
     for rd in defs:
         r = rules[rd.name]
-        meta[rd.name] = _num(r.value)
+        meta[FIGURE_KEYS.get(rd.name, rd.name)] = _num(r.value)
         meta[f"{rd.name}_threshold"] = _describe_threshold(config.threshold(rd.name))
         if r.skipped:
             meta[f"{rd.name}_skipped"] = r.skipped
         meta.update({k: _num(v) if isinstance(v, float) else v for k, v in r.metadata.items()})
     meta["failed_rules"] = ", ".join(failed) or "none"
     if name in ("field_quality", "book_integrity", "nulls", "outliers"):
-        meta["sampled"] = int(sample is not None)
+        # Explicit: whether these figures describe every row or a sample, and how much.
+        meta["validation_sampled"] = sample is not None
+        meta["sample_fraction"] = (
+            round(sample.rows.size / sample.population, 6)
+            if sample is not None and sample.population
+            else 1.0
+        )
         if sample is not None:
             meta.update(
                 sample_rows=int(sample.rows.size),

@@ -25,9 +25,23 @@ Severity reasoning (defaults; every threshold and level is configurable):
   assumes the day is complete.
 * ``cadence``: an event-driven day (most seconds hold one tick) on a product that streams
   every 500 ms warns (``event_cadence``): the feed was thinned, but each tick is still valid.
-* ``out_of_session`` warns on any tick outside the sessions (sources trim to sessions, so
-  one is a sign our calendar or trimming is off) and blocks above 60 seconds of them, which
-  means whole stretches of data were assigned to the wrong day or the calendar is wrong.
+* ``out_of_session`` warns on any *trading* tick outside the sessions (sources trim to
+  sessions, so one is a sign our calendar or trimming is off) and blocks above 60 seconds of
+  them, which means whole stretches of data were assigned to the wrong day or the calendar
+  is wrong. A tick outside the sessions whose cumulative volume did not grow is a *snapshot*
+  (vendors' pre-open static rows around 18:30/19:30, post-close settlement rows until about
+  16:00, CFFEX's 00:00 placeholders): counted as ``off_session_snapshots``, never a failure,
+  because it records no trade the calendar could have misplaced. ``misdated_rows`` (WARN)
+  counts rows of a one-day file stamped on another trading day that the source left out
+  (a CZCE file's last row repeating the previous night's close, stamped 23:29:59).
+* ``gaps`` and ``session_end_lag`` separate a *quiet* market from a provider hole: a gap
+  (or the stretch before the close) across which cumulative volume grew by no more than
+  one ordinary tick carries (the day's 99th percentile of per-tick volume) hid no trades;
+  it is reported (WARN, ``quiet_gaps``) but never blocks, so an illiquid contract's genuine
+  day is not refused. A gap that hid more volume than that is judged by the thresholds.
+  Likewise ``half_seconds_missing`` only warns, and ``event_cadence`` passes, when the ticks
+  after longer intervals carry no more volume than those at the 500 ms cadence: exchanges
+  publish on change, so such empty half-seconds are a market that did not move.
 * ``outliers`` never block: a price jump, a volume spike or a wide spread is usually a real
   market event, so it is reported for a human to look at, not used to withhold the day.
 * ``open_interest_decrease`` is INFO only (counted, never fails): open interest falls
@@ -278,6 +292,15 @@ _RULES: tuple[RuleDef, ...] = (
         "seconds",
         "seconds holding ticks outside the sessions",
         "ticks outside sessions: check the calendar, exchange events and session trimming",
+    ),
+    RuleDef(
+        "misdated_rows",
+        "out_of_session",
+        "source",
+        "rows",
+        "rows of a one-day file stamped on another trading day, left out before storing",
+        "the provider mis-stamped a few rows (e.g. a repeat of the last close): they were "
+        "left out; no action unless the count grows",
     ),
     RuleDef(
         "missing_day",
