@@ -260,24 +260,74 @@ def _demo_summary(
     return pd.DataFrame(rows)
 
 
+def _read_store(settings: Settings) -> TickStore:
+    """The store for read-only commands, without loading the Dagster definitions (which
+    would cost seconds): the same root and class the store resource uses."""
+    if settings.store == "embedded":
+        from ghtrader_assets.stores.embedded import EmbeddedStore
+
+        return EmbeddedStore(settings.data_dir / "store")
+    return open_store(settings)
+
+
+def _settings_only(args: argparse.Namespace) -> Settings:
+    """Settings checked as for every command, without preparing a Dagster instance (the
+    read-only commands need none)."""
+    if args.data_dir:
+        os.environ["GHTRADER_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+    return Settings.load()
+
+
 def cmd_coverage(args: argparse.Namespace) -> int:
     from ghtrader_assets.reports import coverage_report
 
-    settings = _prepare_environment(args)
-    report = coverage_report(open_store(settings), settings.universe)
+    settings = _settings_only(args)
+    store = _read_store(settings)
+    verify = getattr(store, "verify", None)
+    if args.verify and callable(verify):
+        # stat every ticks and summary file against the catalog; re-read only changed ones
+        from ghtrader_assets.schema import TICKS, VALIDATION_SUMMARY
+
+        found = verify([s.raw for s in settings.universe], tables=[TICKS, VALIDATION_SUMMARY])
+        print(f"verify: {found.line()}")
+    report = coverage_report(store, settings.universe)
     print(markdown_table(report, for_ui=False))
     return 0
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """Rebuild (or with --verify, check) the embedded store's partition catalog."""
+    settings = _settings_only(args)
+    if settings.store != "embedded":
+        print(
+            "ghtrader reindex: only the embedded store keeps a partition catalog", file=sys.stderr
+        )
+        return 2
+    store = _read_store(settings)
+    report = store.verify(full=True) if args.verify else store.reindex()
+    print(f"ghtrader reindex: {store.root}: {report.line()}")
+    for title, items in (
+        ("added", report.added),
+        ("removed", report.removed),
+        ("repaired", report.repaired),
+        ("corrupt", report.corrupt),
+    ):
+        for item in items[:50]:
+            print(f"  {title}: {item}")
+        if len(items) > 50:
+            print(f"  ... {len(items) - 50} more {title}")
+    return 1 if report.corrupt else 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Per symbol: last ingested day, freshness, last check outcomes, ingestion rate."""
-    settings = _prepare_environment(args)
+    settings = _settings_only(args)
     from ghtrader_assets.partitions import resolve_close
     from ghtrader_assets.status import status_table
 
     close = resolve_close(settings.close_time)
-    store = open_store(settings)
-    table = status_table(store, settings.universe, close=close)
+    store = _read_store(settings)
+    table = status_table(store, settings.universe, close=close, verify_files=True)
     as_of = calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ), close)
     print(f"ghtrader status: store={settings.store} ({settings.data_dir}), as of {as_of} close")
     print()
@@ -298,7 +348,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     out = Path(args.out).expanduser()
     rows = export_ticks(args.symbol, args.start, args.end, out, columns=columns)
-    print(f"ghtrader export: {rows} rows of {args.symbol} ({args.start}..{args.end or args.start}) -> {out}")
+    print(
+        f"ghtrader export: {rows} rows of {args.symbol} ({args.start}..{args.end or args.start}) -> {out}"
+    )
     return 0
 
 
@@ -346,11 +398,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.set_defaults(func=cmd_demo)
     cov = sub.add_parser("coverage", help="print the coverage table of the store")
+    cov.add_argument(
+        "--verify",
+        action="store_true",
+        help="first check every ticks and validation-summary file against the catalog "
+        "(a stat each; changed files are read in full): costs O(partitions)",
+    )
     cov.set_defaults(func=cmd_coverage)
     status = sub.add_parser(
         "status", help="per symbol: last ingested day, freshness, checks, ingestion rate"
     )
     status.set_defaults(func=cmd_status)
+    reindex = sub.add_parser(
+        "reindex",
+        help="rebuild the embedded store's partition catalog from the files (every file "
+        "read in full and checked)",
+    )
+    reindex.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every file against the catalog and repair what differs, without rebuilding",
+    )
+    reindex.set_defaults(func=cmd_reindex)
     export = sub.add_parser(
         "export", help="write the ticks of a symbol or contract over a day range to Parquet/CSV"
     )
@@ -378,8 +447,6 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--workers", type=int, default=0, help="days run in parallel")
     imp.set_defaults(func=cmd_import)
     args = parser.parse_args(argv)
-    from ghtrader_assets.resources import close_stores
-
     try:
         return args.func(args)
     except user_errors() as exc:
@@ -389,7 +456,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ghtrader: {exc}", file=sys.stderr)
         return 1
     finally:
-        close_stores()  # release QuestDB handles now, not in the interpreter's teardown
+        # Release QuestDB handles now, not in the interpreter's teardown; a command that
+        # never imported the resources (the embedded store's reads) has none and does not
+        # pay Dagster's import time for this.
+        resources = sys.modules.get("ghtrader_assets.resources")
+        if resources is not None:
+            resources.close_stores()
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
