@@ -5,8 +5,9 @@
 Fills a store with ``--symbols`` x ``--days`` tick partitions of ``--rows`` rows, then
 times ``--queries`` calls of ``coverage(all symbols)``:
 
-* **uncached**: a store whose cache never hits (every call reads the data: Parquet footers
-  for the embedded store, one grouped query on the partition log for QuestDB);
+* **uncached**: a store whose cache never hits (every call reads the data: the partition
+  catalog's per-symbol aggregates for the embedded store, one SQLite query; one grouped
+  query on the partition log for QuestDB);
 * **cached**: the same call answered from :class:`~ghtrader_assets.stores.cache.CoverageCache`
   after one warm-up call.
 
@@ -16,6 +17,8 @@ afterwards. With a server it also runs the **universe** case: uncached coverage 
 ``--universe-symbols`` (80) symbols over ``--universe-years`` (5) years of partition-log
 rows (~97k rows, as a production log holds them; written directly, no ticks needed, since
 QuestDB coverage reads only the log). Figures are printed, never asserted.
+``bench/scale.py`` measures the embedded store's metadata calls against 10k-100k
+partitions.
 """
 
 from __future__ import annotations

@@ -269,9 +269,7 @@ def _print_summary(
 
 def _partitions_note(settings: Settings, days: list[str]) -> str:
     """What the UI's partition counts will say about the demo's window (issue 13.3)."""
-    from ghtrader_assets.partitions import trading_day_partitions
-
-    keys = trading_day_partitions(settings.start_date, settings.close_time).get_partition_keys()
+    keys = partition_keys(settings)
     if not keys or keys[0] >= days[0]:
         return f"The partitions and this demo both start at {days[0]}."
     return (
@@ -394,33 +392,92 @@ def _demo_summary(
     return pd.DataFrame(rows)
 
 
+def _read_store(settings: Settings) -> TickStore:
+    """The store for read-only commands, without loading the Dagster definitions (which
+    would cost seconds): the same root and class the store resource uses."""
+    if settings.store == "embedded":
+        from ghtrader_assets.stores.embedded import EmbeddedStore
+
+        return EmbeddedStore(settings.data_dir / "store")
+    return open_store(settings)
+
+
+def _settings_only(args: argparse.Namespace) -> Settings:
+    """Settings checked as for every command, without preparing a Dagster instance (the
+    read-only commands need none)."""
+    if args.data_dir:
+        os.environ["GHTRADER_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+    return Settings.load()
+
+
+def partition_keys(settings: Settings) -> list[str]:
+    """The trading-day partition keys Dagster shows (``GHTRADER_START_DATE`` to the last
+    completed trading day at ``GHTRADER_CLOSE_TIME``), from the calendar alone: the
+    read-only commands do not import Dagster."""
+    from ghtrader_assets.partitions import resolve_close, resolve_start_date
+
+    close = resolve_close(settings.close_time)
+    last = calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ), close)
+    start = resolve_start_date(settings.start_date)
+    return [d.isoformat() for d in calendar.trading_days(start, last)] if start <= last else []
+
+
 def cmd_coverage(args: argparse.Namespace) -> int:
     """The coverage report against the partitions (from GHTRADER_START_DATE, as the UI
     counts them), then pass / warn / blocked of the last ten trading days."""
-    from ghtrader_assets.partitions import trading_day_partitions
     from ghtrader_assets.reports import coverage_report, recent_verdicts
 
-    settings = _prepare_environment(args)
-    keys = trading_day_partitions(settings.start_date, settings.close_time).get_partition_keys()
-    store = open_store(settings)
-    print(
-        markdown_table(coverage_report(store, settings.universe, partition_keys=keys), for_ui=False)
-    )
+    settings = _settings_only(args)
+    store = _read_store(settings)
+    verify = getattr(store, "verify", None)
+    if args.verify and callable(verify):
+        # stat every ticks and summary file against the catalog; re-read only changed ones
+        from ghtrader_assets.schema import TICKS, VALIDATION_SUMMARY
+
+        found = verify([s.raw for s in settings.universe], tables=[TICKS, VALIDATION_SUMMARY])
+        print(f"verify: {found.line()}")
+    keys = partition_keys(settings)
+    report = coverage_report(store, settings.universe, partition_keys=keys)
+    print(markdown_table(report, for_ui=False))
     print()
     print("Recent trading days (pass / warn REASON / blocked REASON / missing / - not listed):")
     print(markdown_table(recent_verdicts(store, settings.universe, keys[-10:]), for_ui=False))
     return 0
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """Rebuild (or with --verify, check) the embedded store's partition catalog."""
+    settings = _settings_only(args)
+    if settings.store != "embedded":
+        print(
+            "ghtrader reindex: only the embedded store keeps a partition catalog", file=sys.stderr
+        )
+        return 2
+    store = _read_store(settings)
+    report = store.verify(full=True) if args.verify else store.reindex()
+    print(f"ghtrader reindex: {store.root}: {report.line()}")
+    for title, items in (
+        ("added", report.added),
+        ("removed", report.removed),
+        ("repaired", report.repaired),
+        ("corrupt", report.corrupt),
+    ):
+        for item in items[:50]:
+            print(f"  {title}: {item}")
+        if len(items) > 50:
+            print(f"  ... {len(items) - 50} more {title}")
+    return 1 if report.corrupt else 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """Per symbol: last ingested day, freshness, last check outcomes, ingestion rate."""
-    settings = _prepare_environment(args)
+    settings = _settings_only(args)
     from ghtrader_assets.partitions import resolve_close
     from ghtrader_assets.status import status_table
 
     close = resolve_close(settings.close_time)
-    store = open_store(settings)
-    table = status_table(store, settings.universe, close=close)
+    store = _read_store(settings)
+    table = status_table(store, settings.universe, close=close, verify_files=True)
     as_of = calendar.last_completed_trading_day(pd.Timestamp.now(tz=calendar.TZ), close)
     print(f"ghtrader status: store={settings.store} ({settings.data_dir}), as of {as_of} close")
     print()
@@ -507,11 +564,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.set_defaults(func=cmd_demo)
     cov = sub.add_parser("coverage", help="print the coverage table of the store")
+    cov.add_argument(
+        "--verify",
+        action="store_true",
+        help="first check every ticks and validation-summary file against the catalog "
+        "(a stat each; changed files are read in full): costs O(partitions)",
+    )
     cov.set_defaults(func=cmd_coverage)
     status = sub.add_parser(
         "status", help="per symbol: last ingested day, freshness, checks, ingestion rate"
     )
     status.set_defaults(func=cmd_status)
+    reindex = sub.add_parser(
+        "reindex",
+        help="rebuild the embedded store's partition catalog from the files (every file "
+        "read in full and checked)",
+    )
+    reindex.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every file against the catalog and repair what differs, without rebuilding",
+    )
+    reindex.set_defaults(func=cmd_reindex)
     export = sub.add_parser(
         "export", help="write the ticks of a symbol or contract over a day range to Parquet/CSV"
     )
@@ -538,8 +612,6 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--workers", type=int, default=0, help="days run in parallel")
     imp.set_defaults(func=cmd_import)
     args = parser.parse_args(argv)
-    from ghtrader_assets.resources import close_stores
-
     try:
         return args.func(args)
     except user_errors() as exc:
@@ -549,7 +621,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ghtrader: {exc}", file=sys.stderr)
         return 1
     finally:
-        close_stores()  # release QuestDB handles now, not in the interpreter's teardown
+        # Release QuestDB handles now, not in the interpreter's teardown; a command that
+        # never imported the resources (the embedded store's reads) has none and does not
+        # pay Dagster's import time for this.
+        resources = sys.modules.get("ghtrader_assets.resources")
+        if resources is not None:
+            resources.close_stores()
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

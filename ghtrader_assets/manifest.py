@@ -23,7 +23,7 @@ import pandas as pd
 
 from ghtrader_assets.code_version import code_version
 from ghtrader_assets.schema import MANIFESTS, TICKS, conform, empty_frame, schema_hash
-from ghtrader_assets.stores.base import TickStore
+from ghtrader_assets.stores.base import StoreError, TickStore
 from ghtrader_assets.symbols import MainSymbol
 
 
@@ -105,7 +105,10 @@ def withdraw_manifest(store: TickStore, manifest_dir: Path, symbol: MainSymbol, 
     a blocking failure, the old manifest would contradict the stored data, so it goes; the
     manifest asset writes a new one once the day passes again. Returns whether one existed.
     """
-    existed = not store.read_partition(MANIFESTS, symbol.raw, day).empty
+    try:
+        existed = not store.read_partition(MANIFESTS, symbol.raw, day).empty
+    except StoreError:  # an unreadable manifest vouches for nothing either: replace it
+        existed = True
     if existed:
         store.write_partition(MANIFESTS, symbol.raw, day, empty_frame(MANIFESTS))
     path = manifest_path(manifest_dir, symbol.key, day)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
-from dagster import MetadataValue, TableColumn, TableColumnConstraints, TableSchema
 
 from ghtrader_assets.schema import TableSpec
+
+if TYPE_CHECKING:
+    from dagster import MetadataValue, TableSchema
 
 _DTYPE_NAMES = {
     "str": "string",
@@ -21,6 +25,10 @@ def column_schema(spec: TableSpec) -> TableSchema:
     """The table's columns as a Dagster ``TableSchema`` (the asset page's *Columns*): name,
     type, the pandera field's description (meaning and unit), nullability, value checks,
     and whether the column is one of the keys that identify a row."""
+    # Dagster is imported here, not at module level: the CLI's terminal tables
+    # (``markdown_table``) must not pay its import time.
+    from dagster import TableColumn, TableColumnConstraints, TableSchema
+
     return TableSchema(
         columns=[
             TableColumn(
@@ -44,6 +52,8 @@ def _column_description(spec: TableSpec, name: str, description: str | None) -> 
 
 def sample_table(sample: pd.DataFrame, max_rows: int = 10) -> MetadataValue:
     """A short Markdown table of offending rows for a failed check."""
+    from dagster import MetadataValue
+
     head = sample.head(max_rows).copy()
     for col in head.columns:
         if isinstance(head[col].dtype, pd.DatetimeTZDtype):  # exchange-local, like the checks

@@ -45,7 +45,7 @@ from prometheus_client.utils import floatToGoString
 from ghtrader_assets.calendar import day_start_utc
 from ghtrader_assets.config import SettingsError
 from ghtrader_assets.schema import METRICS, TICKS, VALIDATION_SUMMARY, TableSpec, conform
-from ghtrader_assets.stores.base import StoreError, TickStore, WriteStats
+from ghtrader_assets.stores.base import StoreError, TickStore, WriteStats, read_for_replace
 
 if TYPE_CHECKING:
     from ghtrader_assets.resources import StoreResource
@@ -248,6 +248,28 @@ class TimedStore(TickStore):
         with self._timed("latest", TICKS.name):
             return self._inner.latest(symbols)
 
+    def catalog_rows(
+        self,
+        spec: TableSpec,
+        symbols: Sequence[str],
+        *,
+        start_day: str | None = None,
+        end_day: str | None = None,
+        days: Sequence[str] | None = None,
+    ) -> pd.DataFrame | None:
+        with self._timed("catalog_rows", spec.name):
+            return self._inner.catalog_rows(
+                spec, symbols, start_day=start_day, end_day=end_day, days=days
+            )
+
+    def catalog_summary(self, spec: TableSpec, symbols: Sequence[str]) -> pd.DataFrame | None:
+        with self._timed("catalog_summary", spec.name):
+            return self._inner.catalog_summary(spec, symbols)
+
+    def damaged(self, symbols: Sequence[str] | None = None) -> pd.DataFrame:
+        with self._timed("damaged", "*"):
+            return self._inner.damaged(symbols)
+
     def close(self) -> None:
         self._inner.close()
 
@@ -397,7 +419,7 @@ def record_metrics(
         lock_dir.mkdir(parents=True, exist_ok=True)
         file_lock = FileLock(str(lock_dir / _lock_name(symbol, trading_day)), timeout=60)
     with _RECORD_LOCK, file_lock:
-        old = store.read_partition(METRICS, symbol, trading_day)
+        old = read_for_replace(store, METRICS, symbol, trading_day)
         keep = old[~old["asset"].isin(list(figures))]
         merged = pd.concat([keep, new], ignore_index=True) if len(keep) else new
         store.write_partition(METRICS, symbol, trading_day, merged)
@@ -536,6 +558,10 @@ class StoreStatusCollector:
                 "Validation duration of the last stored day.",
             ),
             "checks_failed": ("ghtrader_checks_failed", "Checks failed on the last stored day."),
+            "corrupt_days": (
+                "ghtrader_corrupt_days",
+                "Stored days with a partition found corrupt or unreadable (replace them).",
+            ),
         }
         for column, (name, doc) in gauges.items():
             family = GaugeMetricFamily(name, doc, labels=["symbol"])

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-
-from dagster import TimeWindowPartitionsDefinition
+from typing import TYPE_CHECKING
 
 from ghtrader_assets.calendar import (
     DEFAULT_CLOSE,
@@ -41,6 +40,9 @@ from ghtrader_assets.calendar import (
     non_trading_weekdays,
 )
 from ghtrader_assets.config import DEFAULT_START_DATE
+
+if TYPE_CHECKING:  # dagster is imported where partitions are built: the CLI's reads skip it
+    from dagster import TimeWindowPartitionsDefinition
 
 PARTITION_FMT = "%Y-%m-%d"
 START_DATE_ENV = "GHTRADER_START_DATE"
@@ -123,6 +125,8 @@ def trading_day_partitions(
     close_t = resolve_close(close)
     opening = dt.time(0, close_t.minute)
     holidays = non_trading_weekdays(start, dt.date.max)
+    from dagster import TimeWindowPartitionsDefinition
+
     return TimeWindowPartitionsDefinition(
         start=dt.datetime.combine(start, dt.time()),
         timezone=str(TZ),

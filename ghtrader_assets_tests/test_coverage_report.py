@@ -113,3 +113,11 @@ def test_not_listed_days_are_neither_expected_nor_missing(materialized):
     assert report.at[0, "days_expected"] == 0 and report.at[0, "missing_days"] == 0
     recent = recent_verdicts(store, [lr], ["2025-03-03"])
     assert recent.at[0, lr.raw] == "-"
+
+
+def test_cli_partition_keys_are_dagsters(monkeypatch):
+    """``ghtrader coverage`` counts days without importing Dagster: the same keys."""
+    from ghtrader_assets.cli import partition_keys
+
+    settings = Settings(universe=(CU,), start_date="2025-01-02")
+    assert partition_keys(settings) == trading_day_partitions("2025-01-02").get_partition_keys()

@@ -243,6 +243,9 @@ def test_prometheus_endpoint_scrape(ingested, monkeypatch):
         result = sensor(context)
         handle = metrics.ensure_exporter(0)  # the running one
         assert f":{handle.port}/metrics" in result.skip_message
+        # The latency histogram is collected before the store collector reads the store, so
+        # a scrape's own reads show in the next scrape (the store figures are cached).
+        _scrape(handle.port)
         families = _scrape(handle.port)
     finally:
         metrics.stop_exporter()
@@ -263,6 +266,7 @@ def test_prometheus_endpoint_scrape(ingested, monkeypatch):
         stored.at[("ticks", INGEST_RATE), "value"]
     )
     assert sample("ghtrader_days_behind", symbol=CU.raw) == status.at[CU.raw, "days_behind"]
+    assert sample("ghtrader_corrupt_days", symbol=CU.raw) == 0
     # Gauge-histograms over the recent days: one observation per ingested day.
     assert sample(
         "ghtrader_ingest_rate_rows_per_second",

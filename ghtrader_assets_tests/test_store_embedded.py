@@ -17,7 +17,6 @@ from filelock import FileLock
 from ghtrader_assets.schema import MANIFESTS, TICKS, TableSpec, conform
 from ghtrader_assets.stores.base import COVERAGE_COLUMNS, StoreError
 from ghtrader_assets.stores.embedded import (
-    GENERATION_FILE,
     LOCK_DIR,
     PART_FILE,
     EmbeddedStore,
@@ -200,13 +199,11 @@ def test_crash_mid_write_keeps_old_partition_and_leaves_no_residue(
     old = tick_frame(seed=1)
     stats = store.write_partition(TICKS, CU, DAY1, old)
     part_dir = Path(stats.location).parent
-    real_write = pq.write_table
 
-    def half_then_fail(table: pa.Table, where: object, **kwargs: object) -> None:
-        real_write(table.slice(0, 5), where, **kwargs)  # a partial file on disk...
-        raise OSError("disk full (simulated)")  # ...then the writer dies
+    def fail(fd: int) -> None:  # the temp file is on disk, then making it durable fails
+        raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(pq, "write_table", half_then_fail)
+    monkeypatch.setattr(os, "fsync", fail)
     with pytest.raises(
         StoreError, match=r"ticks_main_l5 partition KQ.m@SHFE.cu/2024-01-02.*disk full"
     ):
@@ -407,14 +404,14 @@ def test_coverage_is_cached_and_every_write_invalidates_it(tmp_path: Path) -> No
 
 
 def _write_in_child(root: str, symbol: str, day: str, n: int, seed: int) -> None:
-    """Runs in a spawned process: its own store, so only the generation marker can tell
-    the parent's cache about this write."""
+    """Runs in a spawned process: its own store, so only the catalog's generation counter
+    can tell the parent's cache about this write."""
     store = EmbeddedStore(Path(root))
     store.write_partition(TICKS, symbol, day, tick_frame(symbol, day, n=n, seed=seed))
 
 
-def test_write_in_another_process_invalidates_via_generation_marker(tmp_path: Path) -> None:
-    store = EmbeddedStore(tmp_path, cache_ttl_seconds=None)  # no TTL: only the marker helps
+def test_write_in_another_process_invalidates_via_catalog_generation(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path, cache_ttl_seconds=None)  # no TTL: only the generation helps
     store.write_partition(TICKS, CU, DAY1, tick_frame(n=10))
     assert store.coverage([CU])["rows"].iloc[0] == 10
     assert store.latest([CU])["trading_day"].tolist() == [DAY1]
@@ -428,7 +425,6 @@ def test_write_in_another_process_invalidates_via_generation_marker(tmp_path: Pa
     assert child.exitcode == 0
 
     assert store.generation(TICKS) != token
-    assert (tmp_path / TICKS.name / GENERATION_FILE).is_file()
     assert store.coverage([CU])["rows"].iloc[0] == 15
     assert store.latest([CU])["trading_day"].tolist() == [DAY2]
 

@@ -35,7 +35,7 @@ from ghtrader_assets.schema import (
 from ghtrader_assets.sessions import not_listed_reason
 from ghtrader_assets.sources.base import MalformedInputError, RollEntry, SourceError, TickSource
 from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipLedger, SkipReason
-from ghtrader_assets.stores.base import TickStore
+from ghtrader_assets.stores.base import StoreError, TickStore
 from ghtrader_assets.symbols import MainSymbol
 from ghtrader_assets.validation import (
     AttributionBudget,
@@ -166,7 +166,12 @@ def guard_replacement(
     """
     if allow:
         return
-    stored = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
+    try:
+        stored = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
+    except StoreError:
+        # A corrupt stored summary vouches for nothing: it must never block replacing
+        # the day (the store has marked it corrupt; coverage and status report it).
+        return
     if stored.empty:
         return
     before = int(stored.at[0, "rows"])

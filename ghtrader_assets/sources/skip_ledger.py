@@ -28,7 +28,7 @@ from ghtrader_assets.calendar import day_start_utc
 from ghtrader_assets.schema import SKIP_LEDGER, conform
 from ghtrader_assets.sources.base import NoDataError
 from ghtrader_assets.sources.retry import Clock, system_clock
-from ghtrader_assets.stores.base import TickStore
+from ghtrader_assets.stores.base import TickStore, read_for_replace
 from ghtrader_assets.symbols import MainSymbol, SymbolError, parse_main_symbol
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class SkipLedger:
         if not source:
             raise ValueError("skip ledger: source must name the source that skipped the day")
         now = pd.Timestamp(self._clock()).tz_convert("UTC")
-        existing = self.store.read_partition(SKIP_LEDGER, sym, day)
+        existing = read_for_replace(self.store, SKIP_LEDGER, sym, day)
         same = existing["reason"].astype(str) == code
         if same.any():
             prior = existing.loc[same].iloc[0]
@@ -181,7 +181,7 @@ class SkipLedger:
         """Remove the day's records (only ``reason``'s if given), e.g. after a successful
         re-run; returns how many rows were removed."""
         sym, day = _symbol_raw(symbol), _day_iso(trading_day)
-        existing = self.store.read_partition(SKIP_LEDGER, sym, day)
+        existing = read_for_replace(self.store, SKIP_LEDGER, sym, day)
         if existing.empty:
             return 0
         drop = (

@@ -8,16 +8,59 @@ Both implementations expose the same reads so assets, checks and the CLI are sto
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from ghtrader_assets.schema import TableSpec
+from ghtrader_assets.schema import TableSpec, empty_frame
+
+logger = logging.getLogger(__name__)
 
 #: The columns of :meth:`TickStore.coverage`, in order: the same from every store.
 COVERAGE_COLUMNS = ("symbol", "first_day", "last_day", "n_days", "rows", "first_ts", "last_ts")
+
+#: The columns of :meth:`TickStore.catalog_rows`: what a store's partition catalog knows
+#: about each stored partition (``facts``: a dict of figures, e.g. a metrics partition's
+#: ``{"ticks.ingest_rows_per_second": ...}`` or a summary's ``{"rows": ...}``).
+CATALOG_COLUMNS = (
+    "table",
+    "symbol",
+    "trading_day",
+    "rows",
+    "bytes",
+    "first_ts",
+    "last_ts",
+    "state",
+    "problem",
+    "verdict",
+    "checks_failed",
+    "gap_count",
+    "gap_seconds",
+    "facts",
+)
+#: The columns of :meth:`TickStore.catalog_summary`: one aggregate row per symbol, kept
+#: current by every write (gap figures and ``error_days``/``worst_day`` come from the
+#: validation-summary table's partitions).
+CATALOG_SUMMARY_COLUMNS = (
+    "symbol",
+    "n_days",
+    "rows",
+    "first_day",
+    "last_day",
+    "first_ts",
+    "last_ts",
+    "last_nonempty_day",
+    "corrupt_days",
+    "gap_count",
+    "gap_seconds",
+    "error_days",
+    "worst_day",
+)
+#: The columns of :meth:`TickStore.damaged`.
+DAMAGED_COLUMNS = ("table", "symbol", "trading_day", "problem")
 
 
 class StoreError(RuntimeError):
@@ -81,6 +124,41 @@ class TickStore(ABC):
     def latest(self, symbols: Sequence[str]) -> pd.DataFrame:
         """The latest stored tick per symbol (one row per symbol that has data)."""
 
+    def catalog_rows(
+        self,
+        spec: TableSpec,
+        symbols: Sequence[str],
+        *,
+        start_day: str | None = None,
+        end_day: str | None = None,
+        days: Sequence[str] | None = None,
+    ) -> pd.DataFrame | None:
+        """Per stored partition of ``spec``, what the store's partition catalog records
+        (:data:`CATALOG_COLUMNS`), without opening partitions; ``None`` when the store keeps
+        no catalog, in which case callers read the tables themselves."""
+        return None
+
+    def catalog_summary(self, spec: TableSpec, symbols: Sequence[str]) -> pd.DataFrame | None:
+        """Per symbol, the catalog's aggregate over its partitions of ``spec``
+        (:data:`CATALOG_SUMMARY_COLUMNS`; symbols without partitions are left out); ``None``
+        when the store keeps no catalog."""
+        return None
+
+    def damaged(self, symbols: Sequence[str] | None = None) -> pd.DataFrame:
+        """Stored partitions known to be corrupt or unreadable (:data:`DAMAGED_COLUMNS`).
+        A server-side store has no files to damage: empty by default."""
+        return pd.DataFrame(columns=list(DAMAGED_COLUMNS))
+
     def close(self) -> None:
         """Release connections and senders."""
         return None
+
+
+def read_for_replace(store: TickStore, spec: TableSpec, symbol: str, day: str) -> pd.DataFrame:
+    """The partition's rows for a read-modify-write, or an empty frame (logged) when the
+    stored partition is unreadable: a corrupt partition must never block replacing it."""
+    try:
+        return store.read_partition(spec, symbol, day)
+    except StoreError as exc:
+        logger.warning("%s; it is replaced by this write", exc)
+        return empty_frame(spec)
