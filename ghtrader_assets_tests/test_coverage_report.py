@@ -17,7 +17,7 @@ from dagster._core.test_utils import instance_for_test
 from ghtrader_assets.config import Settings
 from ghtrader_assets.definitions import INGEST_JOB, build_definitions
 from ghtrader_assets.partitions import trading_day_partitions
-from ghtrader_assets.reports import coverage_report, recent_verdicts
+from ghtrader_assets.reports import REPORT_COLUMNS, coverage_report, recent_verdicts
 from ghtrader_assets.resources import SourceResource
 from ghtrader_assets.sessions import listed_days
 from ghtrader_assets.symbols import parse_universe
@@ -68,6 +68,11 @@ def test_report_is_a_typed_table_with_attention_columns_first(materialized):
     names = [c.name for c in report.schema.columns]
     assert names[:3] == ["symbol", "blocking_failure_days", "worst_day"]
     assert {c.name: c.type for c in report.schema.columns}["days_expected"] == "int"
+    details = materialized["meta"]["report_details"]
+    assert isinstance(details, TableMetadataValue)
+    # every report column is in one of the two tables, the symbol in both
+    assert sorted({*names, *(c.name for c in details.schema.columns)}) == sorted(REPORT_COLUMNS)
+    assert [c.name for c in details.schema.columns][0] == "symbol"
     rows = {r.data["symbol"]: r.data for r in report.records}
     cu = rows[CU.raw]
     assert cu["blocking_failure_days"] == 1

@@ -42,13 +42,29 @@ def _plain(value: object) -> str | int | float | bool | None:
     return value if isinstance(value, str | int | float | bool) else str(value)
 
 
-def report_table(report: pd.DataFrame) -> MetadataValue:
-    """The coverage report as a Dagster table with each column's type and meaning."""
+#: The report's columns shown in ``report`` (what needs attention and the day counts: all
+#: visible in a 1600 px window); the rest go to ``report_details``, keyed by symbol too.
+SUMMARY_COLUMNS = (
+    "symbol",
+    "blocking_failure_days",
+    "worst_day",
+    "days_present",
+    "days_expected",
+    "missing_days",
+    "days_behind",
+    "last_day",
+)
+
+
+def report_table(report: pd.DataFrame, names: Sequence[str] | None = None) -> MetadataValue:
+    """The coverage report (or its ``names`` columns) as a Dagster table with each column's
+    type and meaning."""
+    chosen = [c for c in COLUMNS if names is None or c.name in names]
     schema = TableSchema(
-        columns=[TableColumn(c.name, c.type, description=c.description) for c in COLUMNS]
+        columns=[TableColumn(c.name, c.type, description=c.description) for c in chosen]
     )
     records = [
-        TableRecord({c.name: _plain(row[c.name]) for c in COLUMNS})
+        TableRecord({c.name: _plain(row[c.name]) for c in chosen})
         for row in report.to_dict(orient="records")
     ]
     return MetadataValue.table(records=records, schema=schema)
@@ -114,7 +130,10 @@ def build_coverage_report_asset(
             metadata={
                 "blocking_failure_days": int(report["blocking_failure_days"].sum()),
                 "recent_days": verdict_table(recent),
-                "report": report_table(report),
+                "report": report_table(report, SUMMARY_COLUMNS),
+                "report_details": report_table(
+                    report, ["symbol", *(c.name for c in COLUMNS if c.name not in SUMMARY_COLUMNS)]
+                ),
                 "recent_blocked": int(sum(c.startswith("blocked") for c in cells)),
                 "recent_missing": int(sum(c == "missing" for c in cells)),
                 "symbols": len(report),
