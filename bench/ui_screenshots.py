@@ -253,6 +253,7 @@ async def take_screenshots(
             await b.scroll_to("report")
             await b.shot(out / "3b_coverage_report_table.png")
             await b.goto(f"{base}/overview/activity/timeline", settle=8)
+            await b.click_text("1hr")  # the demo's and the backfill's runs side by side
             await b.shot(out / "4_timeline.png")
             await b.goto(f"{base}/runs/b/{backfill_id}", settle=8)
             await b.shot(out / "5_backfill.png")

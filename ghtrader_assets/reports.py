@@ -42,15 +42,15 @@ COLUMNS: tuple[ReportColumn, ...] = (
     ReportColumn(
         "worst_day", "string", "The worst stored day: status, reason code, largest gap (s)"
     ),
-    ReportColumn("days_present", "int", "Trading days stored"),
+    ReportColumn("missing_days", "int", "Expected days not stored"),
+    ReportColumn("days_behind", "int", "Expected days after the last stored day"),
     ReportColumn(
         "days_expected",
         "int",
         "Partitions (trading days from GHTRADER_START_DATE to the last completed day) on "
         "which the product was listed",
     ),
-    ReportColumn("missing_days", "int", "Expected days not stored"),
-    ReportColumn("days_behind", "int", "Expected days after the last stored day"),
+    ReportColumn("days_present", "int", "Trading days stored"),
     ReportColumn("first_day", "string", "First stored trading day"),
     ReportColumn("last_day", "string", "Last stored trading day"),
     ReportColumn("rows", "int", "Tick rows stored"),

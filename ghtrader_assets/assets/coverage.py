@@ -42,17 +42,16 @@ def _plain(value: object) -> str | int | float | bool | None:
     return value if isinstance(value, str | int | float | bool) else str(value)
 
 
-#: The report's columns shown in ``report`` (what needs attention and the day counts: all
-#: visible in a 1600 px window); the rest go to ``report_details``, keyed by symbol too.
+#: The report's columns shown in ``report``: what needs attention and the day counts,
+#: narrow enough to be read whole in a 1600 px window (checked by bench/ui_screenshots.py);
+#: the rest go to ``report_details``, keyed by symbol too.
 SUMMARY_COLUMNS = (
     "symbol",
     "blocking_failure_days",
     "worst_day",
-    "days_present",
-    "days_expected",
     "missing_days",
     "days_behind",
-    "last_day",
+    "days_expected",
 )
 
 
