@@ -105,3 +105,17 @@ def test_a_clean_day_reads_ok_whatever_the_summary_says():
     assert (v.status, v.reason, v.hint, v.max_gap_seconds) == ("pass", "OK", "no action", 3)
     w = day_verdict("2026-03-02", row, ["gaps"], [])
     assert (w.status, w.reason, w.hint) == ("warn", "GAP_SECONDS", "backfill")
+
+
+def test_a_rejected_download_keeps_the_stored_days_verdict(tmp_path, instance):
+    """A failing re-download of a passing day is refused: the day's materialization (the
+    stored day, written back) reads pass, and names the rejected download apart."""
+    day = DAYS[0]
+    settings = Settings(data_dir=tmp_path, universe=(CU,), start_date="2026-02-02")
+    job = build_definitions(settings).resolve_job_def(INGEST_JOB)
+    assert job.execute_in_process(partition_key=day, instance=instance).success
+    result = _run(tmp_path, instance, 1, day, {"dagster/partition": day})
+    assert not result.success  # the rejected download's checks fail the step
+    meta = day_metadata(instance, KEYS.ticks, day)
+    assert meta["verdict"] == "pass" and meta["blocking_failures"] == "none"
+    assert day in str(meta["rejected_downloads (stored day kept)"])

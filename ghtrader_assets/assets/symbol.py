@@ -145,7 +145,14 @@ def verdicts_of(days: list[DayIngest]) -> list[DayVerdict]:
     for day in days:
         row = day.summary.iloc[0].to_dict() if len(day.summary) else {}
         failed = [c.name for c in day.validation.checks if not c.passed]
-        out.append(day_verdict(day.trading_day, row, failed, day.validation.blocking_failures))
+        blocking = list(day.validation.blocking_failures)
+        if day.rejection is not None:
+            # The stored (passing) day was kept and is what this materialization records:
+            # its verdict is the stored summary's; the rejected download is named apart.
+            outcomes = json.loads(str(row.get("check_outcomes") or "{}"))
+            failed = [n for n, o in outcomes.items() if not o["passed"]]
+            blocking = [n for n, o in outcomes.items() if o["blocking"] and not o["passed"]]
+        out.append(day_verdict(day.trading_day, row, failed, blocking))
     return out
 
 
