@@ -40,7 +40,9 @@ COLUMNS: tuple[ReportColumn, ...] = (
     ReportColumn("symbol", "string", "Main continuous symbol"),
     ReportColumn("blocking_failure_days", "int", "Stored days whose blocking checks failed"),
     ReportColumn(
-        "worst_day", "string", "The worst stored day: status, reason code, largest gap (s)"
+        "worst_day",
+        "string",
+        "The latest blocked day and its reason code, else the day with most gap seconds",
     ),
     ReportColumn("missing_days", "int", "Expected days not stored"),
     ReportColumn("days_behind", "int", "Expected days after the last stored day"),
@@ -287,8 +289,9 @@ def _blocked(check_outcomes: str) -> bool:
 def _gap_rollup(summaries: pd.DataFrame) -> dict[str, object]:
     """Gap totals, days that failed a blocking check, and the worst day.
 
-    The worst day is the most recent blocked day with its reason and largest gap
-    (``2026-03-03 blocked CROSSED_BOOK, max gap 44 s``); with none blocked, the day with
+    The worst day is the most recent blocked day with its reason code
+    (``2026-03-03 blocked CROSSED_BOOK``; its own metadata has the hint and the largest
+    gap); with none blocked, the day with
     most gap seconds, the earliest on ties (``2026-03-02 most gap seconds``), as the
     embedded store's catalog names it, so both read paths give the same report."""
     if summaries.empty:
@@ -301,9 +304,7 @@ def _gap_rollup(summaries: pd.DataFrame) -> dict[str, object]:
         top = blocked.sort_values("trading_day").iloc[-1]
         reason = str(top.get("reason_overall") or "")
         detail = f" {reason}" if reason not in ("", "OK", "nan") else ""
-        gap = top.get("max_gap_seconds")
-        gap_s = int(gap) if gap is not None and gap == gap else 0
-        worst = f"{top['trading_day']} blocked{detail}, max gap {gap_s} s"
+        worst = f"{top['trading_day']} blocked{detail}"
     elif gap_seconds.max() > 0:
         by_day = summaries.assign(_gap=gap_seconds).sort_values("trading_day")
         worst = f"{by_day.loc[by_day['_gap'].idxmax(), 'trading_day']} most gap seconds"

@@ -67,7 +67,7 @@ def test_report_is_a_typed_table_with_attention_columns_first(materialized):
     assert isinstance(report, TableMetadataValue)
     names = [c.name for c in report.schema.columns]
     assert names[:3] == ["symbol", "blocking_failure_days", "worst_day"]
-    assert {c.name: c.type for c in report.schema.columns}["days_expected"] == "int"
+    assert {c.name: c.type for c in report.schema.columns}["missing_days"] == "int"
     details = materialized["meta"]["report_details"]
     assert isinstance(details, TableMetadataValue)
     # every report column is in one of the two tables, the symbol in both

@@ -51,7 +51,6 @@ SUMMARY_COLUMNS = (
     "worst_day",
     "missing_days",
     "days_behind",
-    "days_expected",
 )
 
 
