@@ -82,7 +82,10 @@ def test_report_is_a_typed_table_with_attention_columns_first(materialized):
 
 def test_expected_and_missing_days_count_from_the_start_date(materialized):
     keys = materialized["keys"]
-    rows = {r.data["symbol"]: r.data for r in materialized["meta"]["report"].records}
+    rows: dict[str, dict] = {}
+    for table in ("report", "report_details"):
+        for r in materialized["meta"][table].records:
+            rows.setdefault(r.data["symbol"], {}).update(r.data)
     listed = listed_days("SHFE", "cu", [dt.date.fromisoformat(k) for k in keys])
     assert rows[CU.raw]["days_expected"] == len(listed) == len(keys)
     assert rows[CU.raw]["missing_days"] == len(keys) - 3
