@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ghtrader_assets.products import UnknownProductError, product_spec
 from ghtrader_assets.schema import TICKS
 from ghtrader_assets.stores.base import StoreError, TickStore
 from ghtrader_assets.symbols import SymbolError, parse_contract, parse_main_symbol
@@ -61,19 +62,25 @@ def _day(value: str | dt.date, name: str) -> str:
 
 
 def resolve_symbol(symbol: str) -> tuple[str, str | None]:
-    """``(main symbol, contract or None)`` for a main symbol or a contract code."""
+    """``(main symbol, contract or None)`` for a main symbol or a contract code of a known
+    product (an unknown one names the nearest known products: a typo is not an empty
+    result)."""
     try:
-        return parse_main_symbol(symbol).raw, None
+        main, contract = parse_main_symbol(symbol), None
     except SymbolError:
-        pass
+        try:
+            parsed = parse_contract(symbol)
+        except SymbolError:
+            raise ReadError(
+                f"symbol {symbol!r} is neither a main symbol (KQ.m@SHFE.cu) nor a contract "
+                "(SHFE.cu2507)"
+            ) from None
+        main, contract = parse_main_symbol(f"KQ.m@{parsed.exchange}.{parsed.product}"), parsed.raw
     try:
-        contract = parse_contract(symbol)
-    except SymbolError:
-        raise ReadError(
-            f"symbol {symbol!r} is neither a main symbol (KQ.m@SHFE.cu) nor a contract "
-            "(SHFE.cu2507)"
-        ) from None
-    return f"KQ.m@{contract.exchange}.{contract.product}", contract.raw
+        product_spec(main.exchange, main.product)
+    except UnknownProductError as exc:
+        raise ReadError(f"symbol {symbol!r}: {exc}") from None
+    return main.raw, contract
 
 
 def check_columns(columns: Sequence[str] | None) -> list[str]:

@@ -79,6 +79,8 @@ def test_empty_range_keeps_the_schema(store):
     ("kwargs", "message"),
     [
         ({"symbol": "cu"}, "neither a main symbol"),
+        ({"symbol": "KQ.m@SHFE.xx"}, "SHFE.xx.*nearest"),
+        ({"symbol": "SHFE.cx2507"}, "SHFE.cx2507"),
         ({"columns": ["last_prise"]}, "nearest: last_price"),
         ({"columns": "ts"}, "list of names"),
         ({"start": "2024-13-01"}, "start='2024-13-01'"),
