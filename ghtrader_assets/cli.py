@@ -39,9 +39,28 @@ def _prepare_environment(args: argparse.Namespace) -> Settings:
     if args.data_dir:
         os.environ["GHTRADER_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
     settings = Settings.load()
+    if args.command in ("demo", "backfill"):
+        check_source_settings(settings)
     os.environ.setdefault("GHTRADER_DATA_DIR", str(settings.data_dir))
     ensure_dagster_home(settings.data_dir / "dagster_home")
     return settings
+
+
+def check_source_settings(settings: Settings) -> None:
+    """What the source needs before any run starts: without it every step would fail with
+    a stack trace in the middle of the runs. Only presence is checked for the account (the
+    values stay secrets, read by the resources through ``EnvVar``)."""
+    if settings.source == "csv" and not settings.csv_dir:
+        raise SettingsError(
+            "GHTRADER_SOURCE=csv needs GHTRADER_CSV_DIR: the folder of DataDownloader files "
+            "(or use `ghtrader import DIR`)"
+        )
+    if settings.source == "tqsdk":
+        missing = [v for v in ("GHTRADER_TQ_USER", "GHTRADER_TQ_PASSWORD") if not os.environ.get(v)]
+        if missing:
+            raise SettingsError(
+                f"GHTRADER_SOURCE=tqsdk needs a TqSdk Pro account: set {' and '.join(missing)}"
+            )
 
 
 def open_store(settings: Settings):
@@ -620,6 +639,16 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:  # messages written for users: table, partition, what to do
         print(f"ghtrader: {exc}", file=sys.stderr)
         return 1
+    except RunsStalledError as exc:  # backfill / import: no run finished for --timeout s
+        print(f"ghtrader: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C / SIGTERM: the runner stopped its workers already
+        print(
+            f"ghtrader {args.command}: interrupted; workers stopped, their runs marked failed "
+            "and pool slots freed",
+            file=sys.stderr,
+        )
+        return 130
     finally:
         # Release QuestDB handles now, not in the interpreter's teardown; a command that
         # never imported the resources (the embedded store's reads) has none and does not

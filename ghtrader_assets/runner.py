@@ -53,6 +53,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -390,7 +391,7 @@ def run_days(
 
     ingest_job()
     context = multiprocessing.get_context("fork") if os.name == "posix" else None
-    started = time.monotonic()
+    started = last_progress = time.monotonic()
     executor = ProcessPoolExecutor(
         max_workers=max(1, workers), initializer=_die_with_parent, mp_context=context
     )
@@ -401,17 +402,20 @@ def run_days(
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=report_every, return_when=FIRST_COMPLETED)
+                if done:
+                    last_progress = time.monotonic()  # the timeout is for a stall, not a run
                 if on_done is not None:
                     for future in done:
                         on_done(_outcome(future, futures[future]))
                 if not pending:
                     break
-                waited = time.monotonic() - started
-                holders = _progress(pool, say, [futures[f] for f in pending], waited)
-                if waited > timeout:
+                now = time.monotonic()
+                holders = _progress(pool, say, [futures[f] for f in pending], now - started)
+                stalled = now - last_progress
+                if stalled > timeout:
                     raise RunsStalledError(
-                        f"gave up after {waited:.0f} s waiting for the runs of "
-                        f"{', '.join(sorted(futures[f] for f in pending))}"
+                        f"gave up after {stalled:.0f} s without a finished run, waiting for "
+                        f"the runs of {', '.join(sorted(futures[f] for f in pending))}"
                         + (f"; pool {pool!r}: {holders}" if pool else "")
                         + ". If those runs are dead, mark them failed in the Dagster UI "
                         "(Runs -> Terminate) or delete them (`dagster run delete RUN_ID`), "
@@ -423,7 +427,15 @@ def run_days(
         with contextlib.suppress(Exception):
             release_dead_runs()
         raise
-    executor.shutdown(wait=True)
+    if any(isinstance(f.exception(), BrokenProcessPool) for f in futures):
+        # A worker died (kill -9, OOM): the pool is broken and a surviving worker may sit in
+        # a run that keeps SIGTERM captured, so a waiting shutdown would never return. Stop
+        # the workers, and fail the runs of dead processes so their pool slots come back.
+        _terminate(executor)
+        with contextlib.suppress(Exception):
+            release_dead_runs()
+    else:
+        executor.shutdown(wait=True)
     return [_outcome(future, day) for future, day in futures.items()]
 
 

@@ -27,6 +27,7 @@ What it returns and why:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 from collections.abc import Sequence
@@ -213,7 +214,8 @@ def export_ticks(
     else:
         raise ReadError(f"--out {out}: name a .parquet, .csv or .csv.gz file")
     table = read_ticks(symbol, start, end, columns=columns, output="arrow", store=store)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.parent.is_dir():
+        raise ReadError(f"--out {out}: the folder {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         if kind == "parquet":
@@ -227,6 +229,9 @@ def export_ticks(
             ):
                 pacsv.write_csv(table, sink)
         os.replace(tmp, out)
+    except OSError as exc:  # read-only folder, full disk...: the user's to fix
+        raise ReadError(f"--out {out}: cannot write it: {exc}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return table.num_rows

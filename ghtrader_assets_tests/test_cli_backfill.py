@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from ghtrader_assets.backfill import BackfillError, parse_day, parse_symbols, plan_backfill
+from ghtrader_assets.cli import main
 from ghtrader_assets.config import Settings
+from ghtrader_assets.runner import RunsStalledError
 from ghtrader_assets.sources.csv import write_downloader_csv, write_roll_schedule
 from ghtrader_assets.sources.simulated import SimulatedSource
 from ghtrader_assets.symbols import parse_main_symbol
@@ -161,3 +163,54 @@ def test_unknown_symbol_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2
     assert "KQ.m@SHFE.zn is not in GHTRADER_UNIVERSE" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "said"),
+    [
+        (RunsStalledError("gave up after 3600 s without a finished run"), 1, "gave up after"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+)
+def test_a_stalled_or_interrupted_backfill_ends_in_one_line(
+    tmp_path, monkeypatch, capsys, error, code, said
+):
+    import ghtrader_assets.backfill as backfill_module
+
+    def raise_it(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setenv("GHTRADER_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setattr(backfill_module, "run_days", raise_it)
+    rc = main(
+        ["backfill", "--symbols", "KQ.m@SHFE.cu", "--start", "2026-03-02", "--end", "2026-03-03"]
+    )
+    err = capsys.readouterr().err
+    assert rc == code and said in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"GHTRADER_SOURCE": "csv"}, "GHTRADER_CSV_DIR"),
+        ({"GHTRADER_SOURCE": "tqsdk"}, "GHTRADER_TQ_USER and GHTRADER_TQ_PASSWORD"),
+    ],
+)
+def test_a_source_without_its_settings_fails_before_any_run(
+    tmp_path, monkeypatch, capsys, env, said
+):
+    monkeypatch.setenv("GHTRADER_DATA_DIR", str(tmp_path))
+    for name in ("DAGSTER_HOME", "GHTRADER_CSV_DIR", "GHTRADER_TQ_USER", "GHTRADER_TQ_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for command in (
+        ["demo", "--days", "1"],
+        ["backfill", "--start", "2026-03-02", "--end", "2026-03-02"],
+    ):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "store").exists()  # nothing ran

@@ -345,3 +345,69 @@ def test_kill_9_of_the_demo_leaves_no_worker_running(tmp_path):
     for pid in left:  # do not leak them into the rest of the suite
         os.kill(pid, signal.SIGKILL)
     assert not left, "worker processes outlived the killed demo"
+
+
+def _die_or_linger(day: str) -> DayRun:
+    """Day "kill" dies as kill -9 would; the other day's worker ignores SIGTERM (as a worker
+    inside a Dagster run does) and lingers."""
+    if day == "kill":
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    Path(os.environ["GHTRADER_TEST_PIDFILE"]).write_text(str(os.getpid()))
+    time.sleep(600)
+    return DayRun(day, True, "never")
+
+
+def test_a_killed_worker_does_not_hang_the_runner(home, tmp_path, monkeypatch):
+    pidfile = tmp_path / "worker.pid"
+    monkeypatch.setenv("GHTRADER_TEST_PIDFILE", str(pidfile))
+
+    def hung(*_args):
+        raise AssertionError("run_days hung after a worker was killed")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)  # a regression fails the test instead of hanging the suite
+    try:
+        started = time.monotonic()
+        results = run_days(
+            ["kill", "linger"],
+            2,
+            timeout=300,
+            report_every=0.5,
+            say=lambda _l: None,
+            run=_die_or_linger,
+        )
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 60
+    assert [r.trading_day for r in results] == ["kill", "linger"]
+    assert not any(r.success for r in results)
+    assert all("BrokenProcessPool" in r.error for r in results)
+    worker = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker), "the lingering worker was left running"
+
+
+def _one_second(day: str) -> DayRun:
+    time.sleep(1.0)
+    return DayRun(day, True, f"run-{day}")
+
+
+def test_the_timeout_is_for_a_stall_not_for_a_long_backfill(home):
+    """Four 1 s days in a row on one worker take over 4 s; with a 2.5 s timeout none of
+    them is a stall, so nothing gives up."""
+    done: list[str] = []
+    results = run_days(
+        ["d1", "d2", "d3", "d4"],
+        1,
+        timeout=2.5,
+        report_every=0.3,
+        say=lambda _l: None,
+        run=_one_second,
+        on_done=lambda r: done.append(r.trading_day),
+    )
+    assert all(r.success for r in results) and sorted(done) == ["d1", "d2", "d3", "d4"]

@@ -253,10 +253,49 @@ class _UnreadableStore:
 
 
 def test_an_unreadable_stored_day_is_not_protected_but_an_unreachable_store_raises():
+    from ghtrader_assets.assets.ingest import guard_replacement, stored_good_day
+    from ghtrader_assets.stores.base import CorruptPartitionError, StoreError
+
+    corrupt = _UnreadableStore(
+        CorruptPartitionError("validation_summary partition: not a Parquet file")
+    )
+    assert stored_good_day(corrupt, CU, DAY) is None  # replacing it is the way out
+    assert guard_replacement(corrupt, CU, DAY, 10, allow=False) is None
+    # A store that does not answer says nothing about the stored day: both guards raise,
+    # so the step fails and is retried instead of replacing a good day.
+    for error in (
+        TimeoutError("pgwire timed out"),
+        StoreError("pool: couldn't get a connection after 3.00 sec"),  # what QuestDB raises
+        OSError(24, "Too many open files"),
+    ):
+        with pytest.raises(type(error)):
+            stored_good_day(_UnreadableStore(error), CU, DAY)
+        with pytest.raises(type(error)):
+            guard_replacement(_UnreadableStore(error), CU, DAY, 10, allow=False)
+
+
+def test_a_transient_read_error_never_marks_a_good_partition_corrupt(tmp_path, monkeypatch):
+    """EMFILE while reading the stored summary: the guard raises (retry), the partition is
+    not marked corrupt, and the good day is still protected afterwards."""
+    import pyarrow as pa
+
     from ghtrader_assets.assets.ingest import stored_good_day
     from ghtrader_assets.stores.base import StoreError
+    from ghtrader_assets.stores.embedded import EmbeddedStore
 
-    corrupt = _UnreadableStore(StoreError("validation_summary partition: not a Parquet file"))
-    assert stored_good_day(corrupt, CU, DAY) is None  # replacing it is the way out
-    with pytest.raises(TimeoutError):
-        stored_good_day(_UnreadableStore(TimeoutError("pgwire timed out")), CU, DAY)
+    with DagsterInstance.ephemeral() as instance:
+        defs = build_definitions(_settings(tmp_path))
+        assert _run(defs, instance).success
+    store = EmbeddedStore(tmp_path / "store")
+    assert stored_good_day(store, CU, DAY) is not None
+    real = pa.OSFile
+
+    def emfile(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(pa, "OSFile", emfile)
+    with pytest.raises(StoreError, match="could not be read now"):
+        stored_good_day(store, CU, DAY)
+    monkeypatch.setattr(pa, "OSFile", real)
+    assert store.damaged().empty
+    assert stored_good_day(store, CU, DAY) is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -146,3 +148,8 @@ def test_export_cli_writes_parquet_and_csv(store, tmp_path, monkeypatch, capsys)
     # A user error is one line on stderr and exit code 2.
     assert main(["export", CU, "--start", DAYS[0], "--columns", "nope", "--out", str(out)]) == 2
     assert "no tick column 'nope'" in capsys.readouterr().err
+    for bad in (tmp_path / "absent" / "x.parquet", Path("/proc/x.csv")):
+        assert main(["export", CU, "--start", DAYS[0], "--out", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert str(bad) in err and "Traceback" not in err
+    assert not (tmp_path / "absent").exists()

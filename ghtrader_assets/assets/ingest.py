@@ -35,7 +35,7 @@ from ghtrader_assets.schema import (
 from ghtrader_assets.sessions import not_listed_reason
 from ghtrader_assets.sources.base import MalformedInputError, RollEntry, SourceError, TickSource
 from ghtrader_assets.sources.skip_ledger import DaySkippedError, SkipLedger, SkipReason
-from ghtrader_assets.stores.base import StoreError, TickStore
+from ghtrader_assets.stores.base import CorruptPartitionError, TickStore
 from ghtrader_assets.symbols import MainSymbol
 from ghtrader_assets.validation import (
     AttributionBudget,
@@ -168,9 +168,10 @@ def guard_replacement(
         return
     try:
         stored = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
-    except StoreError:
+    except CorruptPartitionError:
         # A corrupt stored summary vouches for nothing: it must never block replacing
-        # the day (the store has marked it corrupt; coverage and status report it).
+        # the day (the store has marked it corrupt; coverage and status report it). Any
+        # other read failure propagates: an unanswered read says nothing about the day.
         return
     if stored.empty:
         return
@@ -258,9 +259,10 @@ def stored_good_day(
         if any(o.get("blocking") and not o.get("passed") for o in outcomes.values()):
             return None
         ticks = store.read_partition(TICKS, symbol.raw, trading_day)
-    except (ConnectionError, TimeoutError):
-        raise  # the store is unreachable, not the day corrupt: retry rather than replace
-    except Exception as exc:  # noqa: BLE001 - unreadable stored day: nothing good to keep
+    except (CorruptPartitionError, ValueError, AttributeError) as exc:
+        # Proven damage (a corrupt partition, an unparsable summary): nothing good to keep.
+        # Anything else (a server that does not answer, EMFILE...) propagates, so the step
+        # is retried and the stored day is never replaced by accident.
         logger.warning("%s %s: stored day unreadable (%s); not kept", symbol.raw, trading_day, exc)
         return None
     if len(ticks) != int(summary.at[0, "rows"]):

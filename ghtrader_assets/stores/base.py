@@ -67,6 +67,16 @@ class StoreError(RuntimeError):
     """A store operation failed; the message names the table and partition."""
 
 
+class CorruptPartitionError(StoreError):
+    """A stored partition exists but cannot be parsed (truncated, garbage inside, checksum
+    mismatch): it vouches for nothing, and replacing it is the cure.
+
+    Only this error may let a writer treat a stored partition as absent. Any other failure
+    to read (a server that does not answer, too many open files, a permission error) says
+    nothing about the stored data, so guards that protect a good day re-raise it: the step
+    fails and is retried, and the stored day is never replaced by accident."""
+
+
 @dataclass(frozen=True)
 class WriteStats:
     """What one partition write did: for metadata and metrics."""
@@ -156,9 +166,10 @@ class TickStore(ABC):
 
 def read_for_replace(store: TickStore, spec: TableSpec, symbol: str, day: str) -> pd.DataFrame:
     """The partition's rows for a read-modify-write, or an empty frame (logged) when the
-    stored partition is unreadable: a corrupt partition must never block replacing it."""
+    stored partition is corrupt: a corrupt partition must never block replacing it. Any
+    other read failure propagates (writing on would drop the stored rows)."""
     try:
         return store.read_partition(spec, symbol, day)
-    except StoreError as exc:
+    except CorruptPartitionError as exc:
         logger.warning("%s; it is replaced by this write", exc)
         return empty_frame(spec)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import re
 import threading
@@ -72,6 +73,7 @@ from ghtrader_assets.stores.base import (
     CATALOG_SUMMARY_COLUMNS,
     COVERAGE_COLUMNS,
     DAMAGED_COLUMNS,
+    CorruptPartitionError,
     StoreError,
     TickStore,
     WriteStats,
@@ -80,6 +82,8 @@ from ghtrader_assets.stores.cache import CoverageCache
 from ghtrader_assets.stores.catalog import Catalog, CatalogError, Entry
 from ghtrader_assets.stores.facts import facts_of
 from ghtrader_assets.symbols import SymbolError, parse_main_symbol
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # imported by sql() only: read-only CLI commands skip its import time
     import duckdb
@@ -574,8 +578,10 @@ class EmbeddedStore(TickStore):
         except (OSError, pa.ArrowException) as exc:
             if isinstance(exc, OSError) and not path.exists():
                 return None
+            if not is_damage(exc):  # EMFILE, EIO, EACCES...: nothing known about the file
+                raise StoreError(f"{where}: could not be read now ({exc})") from exc
             self._mark_corrupt(spec.name, symbol, day, f"unreadable: {exc}")
-            raise StoreError(
+            raise CorruptPartitionError(
                 f"{where}: unreadable ({exc}); marked corrupt in the catalog, re-materialize "
                 "the day to replace it"
             ) from exc
@@ -721,7 +727,10 @@ class EmbeddedStore(TickStore):
         except FileNotFoundError:
             return None
         except (OSError, pa.ArrowException, ValueError) as exc:
-            self._mark_corrupt(TICKS.name, symbol, day, f"unreadable: {exc}")
+            if is_damage(exc):
+                self._mark_corrupt(TICKS.name, symbol, day, f"unreadable: {exc}")
+            else:
+                logger.warning("latest %s %s: could not be read now (%s)", symbol, day, exc)
             return None  # reported by damaged(); one bad file must not hide other symbols
         ts = (
             table[TICKS.timestamp]
@@ -790,6 +799,15 @@ class EmbeddedStore(TickStore):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a read error proves the file damaged: pyarrow's parse errors (ArrowException,
+    ValueError, or an OSError without errno such as "Corrupt snappy compressed data"). An
+    OSError with an errno (EMFILE, EIO, EACCES) is the system's, not the file's."""
+    if isinstance(exc, (pa.ArrowException, ValueError)) and not isinstance(exc, OSError):
+        return True
+    return isinstance(exc, OSError) and exc.errno is None
 
 
 def _unique(symbols: Iterable[str]) -> list[str]:
