@@ -8,6 +8,7 @@ tables; check metadata and the run log say so; only the override tag replaces th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 
@@ -21,7 +22,7 @@ from ghtrader_assets.config import Settings
 from ghtrader_assets.definitions import INGEST_JOB, build_definitions
 from ghtrader_assets.quarantine import REJECTED_SUMMARY, REJECTED_TICKS
 from ghtrader_assets.resources import SourceResource, StoreResource
-from ghtrader_assets.schema import MANIFESTS, TICKS, VALIDATION_SUMMARY
+from ghtrader_assets.schema import MANIFESTS, ROLL_SCHEDULE, TICKS, VALIDATION_SUMMARY
 from ghtrader_assets.symbols import parse_universe
 
 (CU,) = parse_universe("KQ.m@SHFE.cu")
@@ -299,3 +300,28 @@ def test_a_transient_read_error_never_marks_a_good_partition_corrupt(tmp_path, m
     monkeypatch.setattr(pa, "OSFile", real)
     assert store.damaged().empty
     assert stored_good_day(store, CU, DAY) is not None
+
+
+class _RolledAndCrossed(SourceResource):
+    """The provider now names another main contract for the day, and its ticks are bad."""
+
+    def open(self, symbol):
+        src = super().open(symbol)
+        inner = src.roll_entry
+        src.roll_entry = lambda s, d: dataclasses.replace(inner(s, d), underlying="SHFE.cu2609")
+        return src
+
+
+def test_a_rejected_download_of_another_contract_keeps_the_roll_schedule(tmp_path):
+    """Roll schedule, kept ticks and manifest keep naming the same (stored) contract."""
+    with DagsterInstance.ephemeral() as instance:
+        good = build_definitions(_settings(tmp_path))
+        assert _run(good, instance).success
+        store = good.resources["store"].get_store()
+        before = store.read_partition(ROLL_SCHEDULE, CU.raw, DAY).at[0, "underlying"]
+        assert before != "SHFE.cu2609"
+        bad = _RolledAndCrossed(simulated_defects={CU.raw: {DAY: {"crossed_book": True}}})
+        assert not _run(build_definitions(_settings(tmp_path), source=bad), instance).success
+        assert store.read_partition(ROLL_SCHEDULE, CU.raw, DAY).at[0, "underlying"] == before
+        assert set(store.read_partition(TICKS, CU.raw, DAY)["underlying"]) == {before}
+        assert store.read_partition(MANIFESTS, CU.raw, DAY).at[0, "underlying"] == before

@@ -483,7 +483,7 @@ def test_tables_other_than_ticks_round_trip(store: EmbeddedStore) -> None:
 def _hammer(root: str, worker: int, rounds: int, barrier: Any) -> None:
     """One writer process: its own partition, and the shared one, several times each."""
     store = EmbeddedStore(Path(root))
-    barrier.wait(60)
+    barrier.wait(300)  # spawned interpreters start slowly on a loaded 2-core machine
     for r in range(rounds):
         store.write_partition(TICKS, CU, DAY1, tick_frame(CU, DAY1, n=3000, seed=100 + worker))
         own_day = f"2024-02-{worker + 1:02d}"
@@ -501,7 +501,7 @@ def test_concurrent_writers_in_several_processes(tmp_path: Path) -> None:
     for p in procs:
         p.start()
     for p in procs:
-        p.join(120)
+        p.join(400)
     assert [p.exitcode for p in procs] == [0] * workers
 
     store = EmbeddedStore(tmp_path)

@@ -333,6 +333,18 @@ def ingest_day(
                 quarantined_at=location,
             )
             stored_ticks, stored_summary = kept
+            # The roll step already recorded this download's underlying; the kept day's
+            # own contract goes back, so roll schedule, ticks and manifest agree.
+            kept_underlying = str(stored_summary.at[0, "underlying"])
+            if kept_underlying != underlying:
+                store.write_partition(
+                    ROLL_SCHEDULE,
+                    symbol.raw,
+                    trading_day,
+                    roll_frame(
+                        symbol, trading_day, kept_underlying, str(stored_summary.at[0, "source"])
+                    ),
+                )
             return DayIngest(
                 trading_day, stored_ticks, result, stored_summary, seconds, dropped, rejection
             )
