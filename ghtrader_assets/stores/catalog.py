@@ -35,6 +35,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import FileLock
+from filelock import Timeout as FileLockTimeout
+
 CATALOG_FILE = "_catalog.sqlite"
 #: Bumped when the layout changes; an older catalog is rebuilt from the files.
 CATALOG_VERSION = "2"
@@ -214,9 +217,13 @@ class Catalog:
             con.execute("PRAGMA synchronous = FULL")
             with self._init_lock:
                 if self._ready_pid != os.getpid():
-                    self._initialise(con)
+                    # Switching a new file to WAL takes an exclusive lock for which SQLite
+                    # does not always wait (busy_timeout): concurrent first opens (two demo
+                    # runs) got "database is locked". One process at a time sets it up.
+                    with FileLock(f"{self.path}.init.lock", timeout=self._timeout):
+                        self._initialise(con)
                     self._ready_pid = os.getpid()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, FileLockTimeout) as exc:
             raise CatalogError(f"catalog {self.path}: cannot open: {exc}") from exc
         self._local.con = con
         self._local.pid = os.getpid()
