@@ -465,21 +465,14 @@ class EmbeddedStore(TickStore):
                     raise StoreError(f"{where}: old partition kept: {exc}") from exc
                 self._commit_file(tmp, path, where)
                 st = path.stat()
-                entry = Entry(
-                    table=spec.name,
-                    symbol=symbol,
-                    day=day,
-                    rows=table.num_rows,
-                    bytes=st.st_size,
-                    mtime_ns=st.st_mtime_ns,
-                    checksum=reindex.checksum(data),
-                    first_ts=facts.first_ts,
-                    last_ts=facts.last_ts,
-                    verdict=facts.verdict,
-                    checks_failed=facts.checks_failed,
-                    gap_count=facts.gap_count,
-                    gap_seconds=facts.gap_seconds,
-                    facts=facts.facts,
+                entry = reindex.file_entry(
+                    spec.name,
+                    symbol,
+                    day,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    reindex.checksum(data),
+                    facts,
                 )
                 try:
                     catalog.record([entry])

@@ -37,7 +37,7 @@ from filelock import FileLock
 from filelock import Timeout as LockTimeout
 
 from ghtrader_assets.stores.catalog import CORRUPT, OK, Catalog, Entry
-from ghtrader_assets.stores.facts import facts_of
+from ghtrader_assets.stores.facts import Facts, facts_of
 
 PART_FILE = "part.parquet"
 #: Schema metadata key this store writes: the file's pages carry CRCs.
@@ -97,23 +97,7 @@ def scan_file(
             return _corrupt(loc, len(data), st.st_mtime_ns, digest, problem), problem
         note = "replaced outside the store (page checksums verified): accepted"
     facts = facts_of(loc.table, table, ts_column)
-    entry = Entry(
-        table=loc.table,
-        symbol=loc.symbol,
-        day=loc.day,
-        rows=facts.rows,
-        bytes=len(data),
-        mtime_ns=st.st_mtime_ns,
-        checksum=digest,
-        first_ts=facts.first_ts,
-        last_ts=facts.last_ts,
-        verdict=facts.verdict,
-        checks_failed=facts.checks_failed,
-        gap_count=facts.gap_count,
-        gap_seconds=facts.gap_seconds,
-        facts=facts.facts,
-        written_at=time.time(),
-    )
+    entry = file_entry(loc.table, loc.symbol, loc.day, len(data), st.st_mtime_ns, digest, facts)
     return entry, note
 
 
@@ -342,3 +326,27 @@ def _listdir(path: Path) -> list[str]:
         return os.listdir(path)
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def file_entry(
+    table: str, symbol: str, day: str, size: int, mtime_ns: int, digest: str, facts: Facts
+) -> Entry:
+    """The catalog row of a partition file: its size, mtime and checksum, and the facts
+    read from its rows. The writer and the rebuild both record exactly this."""
+    return Entry(
+        table=table,
+        symbol=symbol,
+        day=day,
+        rows=facts.rows,
+        bytes=size,
+        mtime_ns=mtime_ns,
+        checksum=digest,
+        first_ts=facts.first_ts,
+        last_ts=facts.last_ts,
+        verdict=facts.verdict,
+        checks_failed=facts.checks_failed,
+        gap_count=facts.gap_count,
+        gap_seconds=facts.gap_seconds,
+        facts=facts.facts,
+        written_at=time.time(),
+    )
