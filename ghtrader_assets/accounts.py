@@ -228,8 +228,11 @@ def accounts_from_env(
 ) -> TqAccounts | None:
     """The multi-account set-up, or ``None`` for the single-account form (variable unset).
 
-    Refuses the variable with a source other than TqSdk, and alongside the single-account
-    credentials: both would leave which account downloads what to a guess.
+    Refuses the variable with a source other than TqSdk, alongside the single-account
+    credentials (which account downloads what would be a guess), and when an account's
+    ``GHTRADER_TQ_USER_<ACCOUNT>`` / ``GHTRADER_TQ_PASSWORD_<ACCOUNT>`` is not set: unlike the
+    single-account form, naming an account is a promise to run it, so a missing credential
+    fails when the definitions load instead of in every step of that account.
     """
     text = env.get(VARIABLE, "").strip()
     if not text:
@@ -246,4 +249,10 @@ def accounts_from_env(
             f"each has {SINGLE_USER}_<ACCOUNT> / {SINGLE_PASSWORD}_<ACCOUNT>; unset "
             f"{' and '.join(both)} (or {VARIABLE} for the single-account form)"
         )
-    return parse_accounts(text, universe)
+    accounts = parse_accounts(text, universe)
+    missing = accounts.missing_credentials(env)
+    if missing:  # presence only: the values stay with Dagster's EnvVar
+        raise AccountsError(
+            f"{VARIABLE} names accounts without credentials: set {', '.join(missing)}"
+        )
+    return accounts

@@ -55,13 +55,7 @@ def check_source_settings(settings: Settings) -> None:
             "GHTRADER_SOURCE=csv needs GHTRADER_CSV_DIR: the folder of DataDownloader files "
             "(or use `ghtrader import DIR`)"
         )
-    if settings.source == "tqsdk" and settings.tq_accounts is not None:
-        missing = settings.tq_accounts.missing_credentials(os.environ)
-        if missing:
-            raise SettingsError(
-                f"GHTRADER_TQ_ACCOUNTS names accounts without credentials: set {', '.join(missing)}"
-            )
-    elif settings.source == "tqsdk":
+    if settings.source == "tqsdk" and settings.tq_accounts is None:  # accounts: at load
         missing = [v for v in ("GHTRADER_TQ_USER", "GHTRADER_TQ_PASSWORD") if not os.environ.get(v)]
         if missing:
             raise SettingsError(

@@ -14,6 +14,13 @@ from ghtrader_assets.symbols import parse_universe
 UNIVERSE = tuple(parse_universe("KQ.m@SHFE.cu,KQ.m@SHFE.au,KQ.m@SHFE.ag,KQ.m@DCE.m,KQ.m@CZCE.SR"))
 
 
+CREDENTIALS = {
+    f"GHTRADER_TQ_{kind}_{name}": f"{kind.lower()}-{name}"
+    for kind in ("USER", "PASSWORD")
+    for name in ("A", "B")
+}
+
+
 def owners(text: str) -> dict[str, list[str]]:
     accounts = parse_accounts(text, UNIVERSE)
     return {a.name: [s.raw for s in a.symbols] for a in accounts.accounts}
@@ -91,13 +98,25 @@ def test_bad_mappings_name_what_is_wrong(text, message):
     assert isinstance(err.value, SettingsError)  # the CLI's one line and exit code 2
 
 
-def test_accounts_only_with_tqsdk_and_without_the_single_account_variables():
+def test_accounts_only_with_tqsdk_without_the_single_account_variables_with_credentials():
     assert accounts_from_env({}, UNIVERSE, "tqsdk") is None
-    env = {"GHTRADER_TQ_ACCOUNTS": "a:*"}
+    env = {
+        "GHTRADER_TQ_ACCOUNTS": "a:SHFE;b:*",
+        "GHTRADER_TQ_USER_A": "alice",
+        "GHTRADER_TQ_PASSWORD_A": "pw-a",
+        "GHTRADER_TQ_USER_B": "bob",
+        "GHTRADER_TQ_PASSWORD_B": "pw-b",
+    }
+    assert accounts_from_env(env, UNIVERSE, "tqsdk").names == ("a", "b")
     with pytest.raises(AccountsError, match="GHTRADER_SOURCE=simulated"):
         accounts_from_env(env, UNIVERSE, "simulated")
     with pytest.raises(AccountsError, match="together with GHTRADER_TQ_USER"):
         accounts_from_env({**env, "GHTRADER_TQ_USER": "u"}, UNIVERSE, "tqsdk")
+    # A named account without its credentials fails at load, naming the variable only.
+    blank = {**env, "GHTRADER_TQ_PASSWORD_B": " "}
+    with pytest.raises(AccountsError, match="set GHTRADER_TQ_PASSWORD_B$") as err:
+        accounts_from_env(blank, UNIVERSE, "tqsdk")
+    assert "pw-a" not in str(err.value)
 
 
 def test_settings_carry_the_accounts_and_each_symbols_pool(tmp_path):
@@ -106,13 +125,14 @@ def test_settings_carry_the_accounts_and_each_symbols_pool(tmp_path):
         "GHTRADER_SOURCE": "tqsdk",
         "GHTRADER_UNIVERSE": "KQ.m@SHFE.cu,KQ.m@DCE.m",
         "GHTRADER_TQ_ACCOUNTS": "a:SHFE;b:DCE",
+        **CREDENTIALS,
     }
     settings = Settings.from_env(env)
     cu, m = settings.universe
     assert (settings.pool_of(cu), settings.pool_of(m)) == ("tqsdk_a", "tqsdk_b")
     assert settings.source_pools == ("tqsdk_a", "tqsdk_b")
     # The single-account form is unchanged: one pool named after the source.
-    single = Settings.from_env({k: v for k, v in env.items() if k != "GHTRADER_TQ_ACCOUNTS"})
+    single = Settings.from_env({k: v for k, v in env.items() if "ACCOUNTS" not in k})
     assert single.tq_accounts is None
     assert (single.pool_of(cu), single.source_pools) == ("tqsdk", ("tqsdk",))
     # A symbol added to the universe but to no account fails at load, naming it.
@@ -145,7 +165,7 @@ def test_the_cli_prints_one_line_and_exits_2_for_a_bad_mapping_or_missing_creden
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "exchange SHFE is on accounts 'a' and 'b'" in lines[0]
     assert "Traceback" not in bad.stderr
-    # Credentials of account b missing: `ghtrader demo` refuses before any run starts,
+    # Credentials of account b missing: refused when the settings load, before any run,
     # naming the variables (never printing a value that is set).
     creds = {
         "GHTRADER_TQ_ACCOUNTS": "a:SHFE;b:DCE",

@@ -81,6 +81,11 @@ def two_accounts(tmp_path, monkeypatch) -> Settings:
             "GHTRADER_UNIVERSE": f"{CU.raw},{M.raw}",
             "GHTRADER_START_DATE": "2025-03-03",
             "GHTRADER_TQ_ACCOUNTS": "a:SHFE;b:*",
+            **{
+                f"GHTRADER_TQ_{kind}_{name.upper()}": value
+                for name, pair in ACCOUNTS.items()
+                for kind, value in zip(("USER", "PASSWORD"), pair, strict=True)
+            },
         }
     )
 
@@ -181,7 +186,7 @@ def test_the_single_account_form_is_unchanged(market, tmp_path, monkeypatch):
     assert sorted(market.downloads["alice@example.com"]) == ["DCE.m2505", "SHFE.cu2504"]
 
 
-def test_bad_account_settings_fail_when_the_definitions_load(tmp_path, monkeypatch):
+def test_bad_account_settings_fail_when_the_definitions_load(tmp_path, monkeypatch, two_accounts):
     monkeypatch.setenv("GHTRADER_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("GHTRADER_SOURCE", "tqsdk")
     monkeypatch.setenv("GHTRADER_UNIVERSE", f"{CU.raw},{M.raw}")
@@ -190,6 +195,11 @@ def test_bad_account_settings_fail_when_the_definitions_load(tmp_path, monkeypat
         build_definitions()
     monkeypatch.setenv("GHTRADER_TQ_ACCOUNTS", "a:KQ.m@SHFE.cu;b:KQ.m@SHFE.cu,KQ.m@DCE.m")
     with pytest.raises(SettingsError, match="KQ.m@SHFE.cu is on accounts 'a' and 'b'"):
+        build_definitions()
+    monkeypatch.setenv("GHTRADER_TQ_ACCOUNTS", "a:SHFE;b:*")
+    build_definitions()  # the fixture's credentials are set: loads
+    monkeypatch.delenv("GHTRADER_TQ_USER_B")
+    with pytest.raises(SettingsError, match="without credentials: set GHTRADER_TQ_USER_B"):
         build_definitions()
 
 
