@@ -261,15 +261,17 @@ def run_plan(
     days = list(plan.days)
     out(
         f"  {plan.symbol_days} symbol-days over {len(days)} trading days "
-        f"({days[0]}..{days[-1]}), {workers} in parallel, pool {settings.source!r} "
-        f"limit {settings.source_pool_limit}"
+        f"({days[0]}..{days[-1]}), {workers} in parallel, pool "
+        f"{', '.join(map(repr, settings.source_pools))} limit {settings.source_pool_limit}"
     )
     for symbol, day, reason in plan.skipped[:5]:
         out(f"  skipped {symbol} {day}: {reason}")
     if len(plan.skipped) > 5:
         out(f"  ... and {len(plan.skipped) - 5} more symbol-days not listed")
-    set_pool_limit(settings.source, settings.source_pool_limit)
-    runs = execute_plan(plan, workers, out, pool=settings.source)
+    for pool in settings.source_pools:  # one per TqSdk account, else the source's
+        set_pool_limit(pool, settings.source_pool_limit)
+    pools = settings.source_pools
+    runs = execute_plan(plan, workers, out, pool=pools[0] if len(pools) == 1 else None)
     materialize_coverage()
     table = summary_table(settings, plan, runs)
     out("")

@@ -55,7 +55,7 @@ def check_source_settings(settings: Settings) -> None:
             "GHTRADER_SOURCE=csv needs GHTRADER_CSV_DIR: the folder of DataDownloader files "
             "(or use `ghtrader import DIR`)"
         )
-    if settings.source == "tqsdk":
+    if settings.source == "tqsdk" and settings.tq_accounts is None:  # accounts: at load
         missing = [v for v in ("GHTRADER_TQ_USER", "GHTRADER_TQ_PASSWORD") if not os.environ.get(v)]
         if missing:
             raise SettingsError(
@@ -91,8 +91,8 @@ def _store_location(settings: Settings) -> str:
 def default_workers(settings: Settings) -> int:
     """TqSdk downloads wait on the network, so the pool limit decides; offline sources are
     CPU-bound, so also the CPU count."""
-    if settings.source == "tqsdk":
-        return settings.source_pool_limit
+    if settings.source == "tqsdk":  # each account has its own pool of that limit
+        return settings.source_pool_limit * len(settings.source_pools)
     return max(1, min(settings.source_pool_limit, os.cpu_count() or 1))
 
 
@@ -184,7 +184,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  DEFECTIVE DAY (on purpose): {defect.label} (--clean: none)", flush=True)
     open_store(settings)  # reachable and tables created before any worker starts
     began = pd.Timestamp.now(tz="UTC")
-    set_pool_limit(settings.source, settings.source_pool_limit)
+    for pool in settings.source_pools:  # one per TqSdk account, else the source's
+        set_pool_limit(pool, settings.source_pool_limit)
     released = release_dead_runs()
     if released:
         print(
@@ -196,7 +197,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         results = run_days(
             days,
             workers,
-            pool=settings.source,
+            pool=settings.source_pools[0] if len(settings.source_pools) == 1 else None,
             timeout=args.timeout,
             run=functools.partial(run_demo_day, defect=defect),
         )

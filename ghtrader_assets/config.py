@@ -12,10 +12,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ghtrader_assets.calendar import TZ
 from ghtrader_assets.symbols import MainSymbol, SymbolError, parse_universe
+
+if TYPE_CHECKING:
+    from ghtrader_assets.accounts import TqAccounts
 
 DEFAULT_UNIVERSE = "KQ.m@SHFE.cu,KQ.m@SHFE.au,KQ.m@SHFE.ag,KQ.m@DCE.m,KQ.m@CZCE.SR"
 DEFAULT_START_DATE = "2025-01-02"
@@ -115,6 +118,23 @@ class Settings:
     source_latency_seconds: float = 0.0
     #: Smallest share of a stored day's rows a re-download may bring (allow-shrink tag aside).
     replace_min_ratio: float = 0.5
+    #: Several TqSdk accounts (``GHTRADER_TQ_ACCOUNTS``, :mod:`ghtrader_assets.accounts`):
+    #: which account downloads which symbol. ``None``: one account, pool ``tqsdk``.
+    tq_accounts: TqAccounts | None = None
+
+    def pool_of(self, symbol: MainSymbol) -> str:
+        """The Dagster pool the source steps of ``symbol`` claim: its account's
+        (``tqsdk_<account>``) with several accounts, else the source's (``tqsdk``, ...)."""
+        if self.tq_accounts is not None:
+            return self.tq_accounts.pool_of(symbol)
+        return self.source
+
+    @property
+    def source_pools(self) -> tuple[str, ...]:
+        """Every pool a source step may claim (one per account, or the source's one)."""
+        if self.tq_accounts is not None:
+            return self.tq_accounts.pools
+        return (self.source,)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -148,11 +168,15 @@ class Settings:
             raise SettingsError(
                 f"GHTRADER_REPLACE_MIN_RATIO={ratio!r} must be a number from 0 to 1"
             )
+        universe = parse_universe_setting(env.get("GHTRADER_UNIVERSE"))
+        from ghtrader_assets.accounts import accounts_from_env
+
         return cls(
             store=store,
             source=source,
             data_dir=data_dir,
-            universe=parse_universe_setting(env.get("GHTRADER_UNIVERSE")),
+            universe=universe,
+            tq_accounts=accounts_from_env(env, universe, source),
             start_date=parse_start_date(get("START_DATE", DEFAULT_START_DATE)),
             csv_dir=Path(csv_dir).expanduser() if csv_dir else None,
             close_time=parse_close_time(get("CLOSE_TIME", "15:30")),

@@ -19,7 +19,12 @@ from ghtrader_assets.executors import build_executor, executor_kind
 from ghtrader_assets.io_managers import StoreIOManager
 from ghtrader_assets.metrics import exporter_settings
 from ghtrader_assets.partitions import trading_day_partitions
-from ghtrader_assets.resources import SourceResource, StoreResource, env_or
+from ghtrader_assets.resources import (
+    SourceResource,
+    StoreResource,
+    env_or,
+    tq_account_configs,
+)
 
 INGEST_JOB = "ingest_daily"
 REVALIDATE_JOB = "revalidate_from_store"
@@ -53,6 +58,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         csv_dir=str(settings.csv_dir or ""),
         tq_user=env_or("GHTRADER_TQ_USER", ""),
         tq_password=env_or("GHTRADER_TQ_PASSWORD", ""),
+        tq_accounts=tq_account_configs(settings.tq_accounts),
         latency_seconds=settings.source_latency_seconds,
     )
     return {"store": store, "source": source, "store_io_manager": StoreIOManager(store=store)}
@@ -99,7 +105,7 @@ def build_definitions(
             build_symbol_assets(
                 symbol,
                 partitions_def,
-                pool=settings.source,
+                pool=settings.pool_of(symbol),  # the symbol's TqSdk account, or the source
                 backfill_policy=policy,
             )
         )

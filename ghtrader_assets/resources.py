@@ -14,14 +14,17 @@ import multiprocessing.util
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import Config, ConfigurableResource, EnvVar
 
 from ghtrader_assets.metrics import TimedStore
 from ghtrader_assets.sources.base import TickSource
 from ghtrader_assets.stores.base import TickStore
 from ghtrader_assets.symbols import MainSymbol
+
+if TYPE_CHECKING:
+    from ghtrader_assets.accounts import TqAccounts
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ def env_or(name: str, default: Any) -> Any:
 
 
 #: Resource fields that hold secrets: never shown by ``repr`` (logs, tracebacks).
-SECRET_FIELDS = frozenset({"qdb_password", "qdb_token", "tq_password"})
+SECRET_FIELDS = frozenset({"qdb_password", "qdb_token", "tq_password", "password"})
 
 
 class _HidesSecrets:
@@ -215,11 +218,43 @@ _STORE_KEY_FIELDS = (
 )
 
 
+class TqAccountConfig(_HidesSecrets, Config):
+    """One TqSdk account of ``GHTRADER_TQ_ACCOUNTS``: its credentials (``EnvVar``
+    references to ``GHTRADER_TQ_USER_<ACCOUNT>`` / ``GHTRADER_TQ_PASSWORD_<ACCOUNT>``, resolved
+    by Dagster inside the run) and the main symbols it downloads."""
+
+    user: str = ""
+    password: str = ""
+    symbols: list[str] = []
+
+
+def tq_account_configs(accounts: TqAccounts | None) -> dict[str, TqAccountConfig]:
+    """The ``tq_accounts`` field of :class:`SourceResource` for the parsed accounts; the
+    credentials stay ``EnvVar`` references (the values never enter config, UI or logs)."""
+    if accounts is None:
+        return {}
+    return {
+        a.name: TqAccountConfig(
+            user=env_or(a.user_variable, ""),
+            password=env_or(a.password_variable, ""),
+            symbols=[s.raw for s in a.symbols],
+        )
+        for a in accounts.accounts
+    }
+
+
 class SourceResource(_HidesSecrets, ConfigurableResource):
     """Where ticks come from: ``simulated`` (default), ``csv`` or ``tqsdk``.
 
     ``simulated_defects`` maps a main symbol to ``{trading day or "*": {defect: params}}``
     so demos and tests can inject known defects into chosen symbol-days.
+
+    With several TqSdk accounts (``tq_accounts``, from ``GHTRADER_TQ_ACCOUNTS``) this one
+    resource picks the account of the step's symbol. Why one resource and not one per
+    account: what caps an account is its Dagster pool (``tqsdk_<account>``, claimed per
+    step), not the resource; one resource keeps the asset functions, the run config
+    (``resources.source``) and resource overrides the same for one account or many, and the
+    account of every symbol is validated data instead of per-account resource wiring.
     """
 
     kind: str = "simulated"
@@ -227,6 +262,8 @@ class SourceResource(_HidesSecrets, ConfigurableResource):
     csv_dir: str = ""
     tq_user: str = ""
     tq_password: str = ""
+    #: account name -> credentials and symbols; empty: the single account above.
+    tq_accounts: dict[str, TqAccountConfig] = {}
     simulated_defects: dict[str, dict[str, dict[str, Any]]] = {}
     #: Extra seconds per day's download, to mimic TqSdk in benchmarks (0 = off).
     latency_seconds: float = 0.0
@@ -259,5 +296,26 @@ class SourceResource(_HidesSecrets, ConfigurableResource):
                 raise ValueError("GHTRADER_SOURCE=csv needs GHTRADER_CSV_DIR")
             return make_source("csv", root=self.csv_dir)
         if self.kind == "tqsdk":
-            return make_source("tqsdk", user=self.tq_user, password=self.tq_password)
+            if self.tq_accounts:
+                name, account = self.account_of(symbol)
+                return make_source(
+                    "tqsdk",
+                    user=resolved(account.user),
+                    password=resolved(account.password),
+                    account=name,
+                )
+            return make_source(
+                "tqsdk", user=resolved(self.tq_user), password=resolved(self.tq_password)
+            )
         raise ValueError(f"unknown source kind {self.kind!r}: expected simulated, csv or tqsdk")
+
+    def account_of(self, symbol: MainSymbol) -> tuple[str, TqAccountConfig]:
+        """The account (name, config) that downloads ``symbol``; none is an error naming it
+        (the definitions validate the mapping at load, so this means a changed config)."""
+        for name, account in self.tq_accounts.items():
+            if symbol.raw in account.symbols:
+                return name, account
+        raise ValueError(
+            f"{symbol.raw} is on no TqSdk account ({', '.join(self.tq_accounts)}): "
+            "list it in GHTRADER_TQ_ACCOUNTS"
+        )

@@ -29,6 +29,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "infra" / "k8s"
 VALUES = K8S / "dagster" / "values.yaml"
+ACCOUNTS_VALUES = K8S / "dagster" / "values-accounts.yaml"
+ACCOUNTS_COMPONENT = K8S / "components" / "tq-accounts"
 SCHEMA = K8S / "schema" / "dagster-values.schema.json"
 CONCURRENCY_SCHEMA = K8S / "schema" / "dagster-values-concurrency.schema.json"
 DOCKERFILE = ROOT / "infra" / "Dockerfile"
@@ -123,6 +125,64 @@ def inlined_secrets(docs: list[dict]) -> list[str]:
 
 def load_values() -> dict[str, Any]:
     return yaml.safe_load(VALUES.read_text())
+
+
+def helm_merge(base: Any, override: Any) -> Any:
+    """``-f base -f override`` as Helm merges values files: maps deeply, anything else
+    (lists included) replaced whole."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = helm_merge(base[key], value) if key in base else value
+        return merged
+    return copy.deepcopy(override)
+
+
+def accounts_values() -> dict[str, Any]:
+    """values.yaml with values-accounts.yaml layered on top, as the README installs them."""
+    return helm_merge(load_values(), yaml.safe_load(ACCOUNTS_VALUES.read_text()))
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of an env file (what kustomize's configMapGenerator reads)."""
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def component_accounts() -> tuple[str, ...]:
+    """The account names of the tq-accounts component, parsed as the code location does."""
+    from ghtrader_assets.config import Settings
+
+    settings_env = env_file(K8S / "base" / "ghtrader.env") | env_file(
+        ACCOUNTS_COMPONENT / "tq-accounts.env"
+    )
+    accounts = settings_env["GHTRADER_TQ_ACCOUNTS"].split(";")
+    names = tuple(entry.split(":", 1)[0] for entry in accounts if entry)
+    credentials = {
+        f"GHTRADER_TQ_{kind}_{name.upper()}": "set-by-the-secret"
+        for name in names
+        for kind in ("USER", "PASSWORD")
+    }
+    settings = Settings.from_env(settings_env | credentials)  # checked as at load
+    assert settings.tq_accounts is not None
+    return settings.tq_accounts.names
+
+
+def account_secret_problems(values: dict[str, Any], accounts: tuple[str, ...]) -> list[str]:
+    """Why the code server or the run pods would miss an account's Secret (or get one
+    that no account uses), else nothing."""
+    wanted = [CREDENTIALS_SECRET] + [f"ghtrader-tq-account-{a}" for a in accounts]
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    problems = []
+    for owner, env_secrets in (
+        ("code server", deployment["envSecrets"]),
+        ("run pods", launcher["envSecrets"]),
+    ):
+        names = [e["name"] for e in env_secrets]
+        if sorted(names) != sorted(wanted):
+            problems.append(f"{owner}: envSecrets {names}, expected {wanted}")
+    return problems
 
 
 def chart_version() -> str:
@@ -570,3 +630,96 @@ def test_dockerfile_builds_a_pinned_non_root_image_with_the_k8s_extra():
     copied = re.findall(r"^COPY (\S+)", text, re.MULTILINE)
     allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
     assert {c.rstrip("/") for c in copied} <= allowed
+
+
+# --- several TqSdk accounts ---------------------------------------------------------------
+
+
+def test_the_accounts_values_conform_and_reference_one_secret_per_account():
+    values = accounts_values()
+    assert schema_errors(values) == []
+    accounts = component_accounts()
+    assert accounts == ("a", "b")
+    assert account_secret_problems(values, accounts) == []
+    # Referenced, never inlined: no value of a credential-named key anywhere.
+    assert not any(var in yaml.safe_dump(values) for var in SECRET_VARS)
+    # Helm replaces lists: the repeated deployment must stay values.yaml's but for envSecrets.
+    (base,) = load_values()["dagster-user-deployments"]["deployments"]
+    (layered,) = values["dagster-user-deployments"]["deployments"]
+    assert {k: v for k, v in layered.items() if k != "envSecrets"} == {
+        k: v for k, v in base.items() if k != "envSecrets"
+    }
+    single = load_values()
+    assert values["runLauncher"]["config"]["k8sRunLauncher"] | {"envSecrets": []} == single[
+        "runLauncher"
+    ]["config"]["k8sRunLauncher"] | {"envSecrets": []}
+
+
+def test_account_secret_check_flags_a_missing_or_extra_secret():
+    values = accounts_values()
+    missing_b = copy.deepcopy(values)
+    (deployment,) = missing_b["dagster-user-deployments"]["deployments"]
+    deployment["envSecrets"] = [e for e in deployment["envSecrets"] if not e["name"].endswith("b")]
+    assert account_secret_problems(missing_b, ("a", "b")) == [
+        "code server: envSecrets ['ghtrader-credentials', 'ghtrader-tq-account-a'], expected "
+        "['ghtrader-credentials', 'ghtrader-tq-account-a', 'ghtrader-tq-account-b']"
+    ]
+    assert len(account_secret_problems(values, ("a",))) == 2  # b's Secret, but no account b
+    assert len(account_secret_problems(load_values(), ("a", "b"))) == 2  # single-account values
+
+
+def test_every_accounts_pool_gets_its_slots_and_the_run_queue_can_fill_them(tmp_path):
+    """The instance the chart renders from both values files: each account's pool gets the
+    default limit when first used (Dagster's own pool initialisation), and enough backfill
+    runs may run at once to keep every slot busy (a run pod downloads one day at a time)."""
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._core.test_utils import instance_for_test
+
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(chart_instance_config(accounts_values())))
+    validated, _ = dagster_instance_config(str(tmp_path))
+    concurrency = validated["concurrency"]
+    limit = concurrency["pools"]["default_limit"]
+    assert limit == 4  # one Shinnytech account's concurrent downloads
+    pools = [f"tqsdk_{a}" for a in component_accounts()]
+    with instance_for_test(overrides={"concurrency": concurrency}) as instance:
+        slots = instance.event_log_storage
+        for pool in pools:
+            assert slots.initialize_concurrency_limit_to_default(pool)
+            assert slots.get_concurrency_info(pool).slot_count == limit
+            claims = [slots.claim_concurrency_slot(pool, f"run-{i}", "step") for i in range(5)]
+            assert [c.is_claimed for c in claims] == [True] * limit + [False]
+    runs = concurrency["runs"]
+    backfill = next(t for t in runs["tag_concurrency_limits"] if t["key"] == "dagster/backfill")
+    assert backfill["limit"] >= len(pools) * limit
+    assert runs["max_concurrent_runs"] > backfill["limit"]  # room for the daily runs
+    assert validated["run_launcher"]["config"]["env_secrets"] == [
+        CREDENTIALS_SECRET,
+        *(f"ghtrader-tq-account-{a}" for a in component_accounts()),
+    ]
+
+
+@needs_kubectl
+def test_the_accounts_component_puts_the_mapping_into_the_settings(tmp_path):
+    """The overlay with its `components:` lines uncommented, as the README says, renders the
+    accounts into ghtrader-config next to the other settings; without them there is none."""
+    copy_root = tmp_path / "k8s"
+    shutil.copytree(K8S, copy_root, ignore=shutil.ignore_patterns("schema"))
+    overlay = copy_root / "overlays" / "ingest" / "kustomization.yaml"
+    text = overlay.read_text()
+    enabled = text.replace("# components:", "components:").replace(
+        "#   - ../../components/tq-accounts", "  - ../../components/tq-accounts"
+    )
+    assert enabled != text, "the ingest overlay has no commented tq-accounts component"
+    overlay.write_text(enabled)
+    proc = subprocess.run(
+        [KUBECTL, "kustomize", str(overlay.parent)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    config = find(docs, "ConfigMap", "ghtrader-config")["data"]
+    expected = env_file(ACCOUNTS_COMPONENT / "tq-accounts.env")["GHTRADER_TQ_ACCOUNTS"]
+    assert config["GHTRADER_TQ_ACCOUNTS"] == expected
+    assert config["GHTRADER_SOURCE"] == "tqsdk" and config["GHTRADER_STORE"] == "questdb"
+    assert inlined_secrets(docs) == []
+    single = find(render("ingest"), "ConfigMap", "ghtrader-config")["data"]
+    assert "GHTRADER_TQ_ACCOUNTS" not in single

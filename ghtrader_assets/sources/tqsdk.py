@@ -279,15 +279,23 @@ class TqSdkSource(TickSource):
         rng: random.Random | None = None,
         settings: TqSdkSettings | None = None,
         roll_fetcher: RollTableFetcher | None = None,
+        account: str = "",
     ) -> None:
+        # ``account``: the name in GHTRADER_TQ_ACCOUNTS (several accounts), "" for the
+        # single-account form. It names the variables in messages, and keeps the circuit
+        # breaker and the tick cache apart per account.
+        self.account = account
+        suffix = f"_{account.upper()}" if account else ""
+        self._variables = (f"{ENV_USER}{suffix}", f"{ENV_PASSWORD}{suffix}")
         missing = [
             env
-            for env, value in ((ENV_USER, user), (ENV_PASSWORD, password))
+            for env, value in zip(self._variables, (user, password), strict=True)
             if not (value or "").strip()
         ]
         if missing:
+            whose = f"account {account!r}" if account else "account"
             raise MissingCredentialsError(
-                "no TqSdk account configured: set GHTRADER_TQ_USER and GHTRADER_TQ_PASSWORD "
+                f"no TqSdk {whose} configured: set {' and '.join(self._variables)} "
                 f"(a Shinny/快期 account with TqSdk Pro); missing: {', '.join(missing)}"
             )
         self._user = user.strip()
@@ -296,14 +304,19 @@ class TqSdkSource(TickSource):
         self._clock = clock
         self._retrier = Retrier(
             retry_policy,
-            breaker if breaker is not None else CircuitBreaker.shared("tqsdk"),
+            # One breaker per account: a failing account must not stop the others' steps.
+            breaker
+            if breaker is not None
+            else CircuitBreaker.shared(f"tqsdk_{account}" if account else "tqsdk"),
             clock=clock,
             sleep=sleep,
             rng=rng,
         )
         self.settings = settings if settings is not None else TqSdkSettings.from_env()
         self._roll_fetcher = roll_fetcher or http_fetch
-        self.cache = CacheDir(self.settings.cache_dir)
+        # Each account caches under its own root (per-source directories below it).
+        cache_root = self.settings.cache_dir / account if account else self.settings.cache_dir
+        self.cache = CacheDir(cache_root)
         self._budget = RecycleBudget(self.settings.recycle_days, self.settings.recycle_rows)
         self._deadline: WallDeadline | None = None
         self.api_generations = 0  # how many TqApi instances this source created
@@ -326,7 +339,8 @@ class TqSdkSource(TickSource):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("connected" if self._api is not None else "idle")
-        return f"TqSdkSource(user={self._user!r}, password=***, {state})"
+        account = f"account={self.account!r}, " if self.account else ""
+        return f"TqSdkSource({account}user={self._user!r}, password=***, {state})"
 
     def __getstate__(self) -> Any:
         raise TypeError(
@@ -458,7 +472,11 @@ class TqSdkSource(TickSource):
 
     def _ensure_api(self) -> Any:
         if self._api is None:
-            logger.info("connecting to TqSdk as %s", self._user)
+            logger.info(
+                "connecting to TqSdk as %s%s",
+                self._user,
+                f" (account {self.account})" if self.account else "",
+            )
             api = self._factory(self._user, self._password)
             self._deadline = WallDeadline(api)
             self._budget.reset()
@@ -539,7 +557,7 @@ class TqSdkSource(TickSource):
                 message,
                 AuthenticationError(
                     f"TqSdk rejected the account {self._user!r} ({message}); check "
-                    f"{ENV_USER} and {ENV_PASSWORD}"
+                    f"{' and '.join(self._variables)}"
                 ),
             )
         if _PRO_RE.search(text):
