@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +15,8 @@ from ghtrader_assets.runner import RunsStalledError
 from ghtrader_assets.sources.csv import write_downloader_csv, write_roll_schedule
 from ghtrader_assets.sources.simulated import SimulatedSource
 from ghtrader_assets.symbols import parse_main_symbol
+from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader
 
-ROOT = Path(__file__).resolve().parent.parent
 NOW = pd.Timestamp("2026-11-30 20:00", tz="Asia/Shanghai")
 
 
@@ -76,22 +73,10 @@ def test_bad_date_is_named():
 
 
 def _ghtrader(tmp_path: Path, env_extra: dict[str, str], *args: str):
-    env = {
-        **os.environ,
-        "GHTRADER_DATA_DIR": str(tmp_path / "data"),
-        "GHTRADER_START_DATE": "2025-01-02",
-        "PYTHONPATH": str(ROOT),
-        **env_extra,
-    }
-    env.pop("DAGSTER_HOME", None)
-    return subprocess.run(
-        [sys.executable, "-m", "ghtrader_assets.cli", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    env = cli_env(
+        GHTRADER_DATA_DIR=str(tmp_path / "data"), GHTRADER_START_DATE="2025-01-02", **env_extra
     )
+    return run_ghtrader(*args, env=env, cwd=tmp_path, timeout=600)
 
 
 def test_backfill_runs_days_prints_progress_and_summary(tmp_path):

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from ghtrader_assets_tests.cli_process import ROOT, run_ghtrader
+
 UNIVERSE = "KQ.m@SHFE.cu,KQ.m@DCE.m"
 
 
@@ -111,14 +112,7 @@ def test_an_unreachable_server_fails_fast_with_one_line(tmp_path: Path, command:
         GHTRADER_QDB_ILP_PORT=str(port),
     )
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "ghtrader_assets.cli", command],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_ghtrader(command, env=env, cwd=tmp_path)
     elapsed = time.monotonic() - started
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -157,14 +151,7 @@ def test_every_command_works_against_a_live_server(tmp_path: Path) -> None:
     try:
         outputs = {}
         for command in (["demo", "--days", "2"], ["status"], ["coverage"]):
-            proc = subprocess.run(
-                [sys.executable, "-m", "ghtrader_assets.cli", *command],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=900,
-            )
+            proc = run_ghtrader(*command, env=env, cwd=tmp_path, timeout=900)
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
             assert "Traceback" not in proc.stderr and "__dealloc__" not in proc.stderr
             outputs[command[0]] = proc.stdout
