@@ -27,6 +27,16 @@ def cli_env(*, drop: Iterable[str] = ("DAGSTER_HOME",), **values: str) -> dict[s
     return env
 
 
+def start_ghtrader(
+    *args: str, env: Mapping[str, str], cwd: Path, **popen: object
+) -> subprocess.Popen:
+    """Start ``ghtrader ARGS`` and return at once (for a test that signals or kills it);
+    ``popen`` goes to :class:`subprocess.Popen` (where its output goes)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ghtrader_assets.cli", *args], cwd=cwd, env=dict(env), **popen
+    )
+
+
 def run_ghtrader(
     *args: str, env: Mapping[str, str], cwd: Path, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
+    from dagster import DagsterInstance
 
     from ghtrader_assets.sources.base import RollEntry
     from ghtrader_assets.sources.csv import CsvSource
@@ -36,3 +39,13 @@ def small_csv(tmp_path: Path, cu_day) -> tuple[CsvSource, RollEntry, Path]:
     from ghtrader_assets_tests.csv_files import small_csv_day
 
     return small_csv_day(tmp_path, *cu_day)
+
+
+@pytest.fixture()
+def instance() -> Iterator[DagsterInstance]:
+    """An in-memory Dagster instance for ``execute_in_process`` runs. Modules whose tests
+    need an on-disk one (sensors, automation, backfills) define their own ``instance``."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as inst:
+        yield inst

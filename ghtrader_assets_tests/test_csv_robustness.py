@@ -31,6 +31,14 @@ from ghtrader_assets_tests.csv_files import (
     write_day_file,
 )
 
+
+def _with_field(line: bytes, index: int, value: bytes) -> bytes:
+    """A CSV line (raw bytes, any encoding) with its field at ``index`` replaced."""
+    fields = line.split(b",")
+    fields[index] = value
+    return b",".join(fields)
+
+
 # -- issue 10 item 2: a last line without its newline -------------------------------------
 
 
@@ -40,9 +48,7 @@ def test_truncated_last_line_is_refused_not_silently_changed(small_csv):
     src, entry, path = small_csv
     data = path.read_bytes()
     lines = data.rstrip(b"\n").split(b"\n")
-    last = lines[-1].split(b",")
-    last[-1] = b"43"  # ask_volume5 of the last tick
-    lines[-1] = b",".join(last)
+    lines[-1] = _with_field(lines[-1], -1, b"43")  # ask_volume5 of the last tick
     path.write_bytes(b"\n".join(lines) + b"\n")
     assert src.ticks(entry)["ask_volume5"].iloc[-1] == 43  # the complete file reads 43
     path.write_bytes(b"\n".join(lines)[:-1])  # cut: "...,4" and no newline
@@ -91,9 +97,7 @@ def test_gbk_header_names_file_line_column_and_encoding(small_csv):
 def test_gbk_row_names_file_line_and_column(small_csv):
     src, entry, path = small_csv
     lines = path.read_bytes().split(b"\n")
-    fields = lines[9].split(b",")
-    fields[2] = "涨停".encode("gbk")  # last_price of line 10
-    lines[9] = b",".join(fields)
+    lines[9] = _with_field(lines[9], 2, "涨停".encode("gbk"))  # last_price of line 10
     path.write_bytes(b"\n".join(lines))
     with pytest.raises(MalformedInputError, match="not UTF-8") as err:
         src.ticks(entry)

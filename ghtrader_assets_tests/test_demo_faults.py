@@ -34,7 +34,7 @@ from ghtrader_assets.runner import (
     run_days,
     set_pool_limit,
 )
-from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader
+from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader, start_ghtrader
 
 POOL = "simulated"
 
@@ -176,6 +176,10 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+# A demo whose two days run at once, each in its own worker process.
+TWO_WORKER_DEMO = ("demo", "--days", "2", "--workers", "2")
+
+
 def _two_workers_of(demo: subprocess.Popen) -> list[int]:
     """The demo's worker processes, once it has two (at most 120 s)."""
     deadline = time.monotonic() + 120
@@ -189,10 +193,10 @@ def _two_workers_of(demo: subprocess.Popen) -> list[int]:
 
 def test_sigterm_leaves_no_worker_processes_and_no_started_runs(tmp_path):
     env = _demo_env(tmp_path, GHTRADER_SOURCE_LATENCY_SECONDS="120")
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "ghtrader_assets.cli", "demo", "--days", "2", "--workers", "2"],
-        cwd=tmp_path,
+    demo = start_ghtrader(
+        *TWO_WORKER_DEMO,
         env=env,
+        cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -319,10 +323,10 @@ def test_kill_9_of_the_demo_leaves_no_worker_running(tmp_path):
     if not sys.platform.startswith("linux"):
         pytest.skip("parent-death signal and /proc are Linux facilities")
     env = _demo_env(tmp_path, GHTRADER_SOURCE_LATENCY_SECONDS="120")
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "ghtrader_assets.cli", "demo", "--days", "2", "--workers", "2"],
-        cwd=tmp_path,
+    demo = start_ghtrader(
+        *TWO_WORKER_DEMO,
         env=env,
+        cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -160,20 +160,15 @@ def test_write_rejects_mixed_contracts(tmp_path, cu_day):
 # -- malformed tick files --------------------------------------------------------------------
 
 
-def test_missing_column_names_it(small_csv):
+@pytest.mark.parametrize(
+    "field", ["amount", "ask_volume3"], ids=["missing_column", "incomplete_depth_level"]
+)
+def test_a_missing_column_is_named(small_csv, field):
     src, entry, path = small_csv
-    _drop_column(path, f"{entry.underlying}.amount")
+    _drop_column(path, f"{entry.underlying}.{field}")
     with pytest.raises(MalformedInputError) as err:
         src.ticks(entry)
-    assert_names(err, path, 1, f"{entry.underlying}.amount")
-
-
-def test_incomplete_depth_level_names_the_missing_column(small_csv):
-    src, entry, path = small_csv
-    _drop_column(path, f"{entry.underlying}.ask_volume3")
-    with pytest.raises(MalformedInputError) as err:
-        src.ticks(entry)
-    assert_names(err, path, 1, f"{entry.underlying}.ask_volume3")
+    assert_names(err, path, 1, f"{entry.underlying}.{field}")
 
 
 @pytest.mark.parametrize(
