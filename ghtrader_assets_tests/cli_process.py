@@ -49,3 +49,8 @@ def run_ghtrader(
         text=True,
         timeout=timeout,
     )
+
+
+def symbol_rows(output: str) -> list[str]:
+    """The rows of the per-symbol tables a command prints (``| KQ.m@... |``), in order."""
+    return [line for line in output.splitlines() if line.startswith("| KQ.m@")]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader
+from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader, symbol_rows
 
 
 def _ghtrader(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -27,7 +27,7 @@ def test_demo_materializes_days_and_prints_where_to_look(tmp_path):
     out = proc.stdout
     data = tmp_path / "data"
     assert str(data / "store") in out and "dagster dev -w workspace.yaml" in out
-    rows = [line for line in out.splitlines() if line.startswith("| KQ.m@")]
+    rows = symbol_rows(out)
     assert len(rows) == 4  # 2 symbols x 2 days
     # one clearly labelled defective day (first symbol, first of the two days): blocked,
     # no manifest; every other symbol-day passed with its manifest

@@ -34,7 +34,7 @@ from ghtrader_assets.runner import (
     run_days,
     set_pool_limit,
 )
-from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader, start_ghtrader
+from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader, start_ghtrader, symbol_rows
 
 POOL = "simulated"
 
@@ -285,7 +285,7 @@ def test_demo_reports_even_when_nothing_was_stored_and_coverage_fails(
     monkeypatch.setattr(coverage_asset, "coverage_report", broken_report)
     assert cli.main(["demo", "--days", "2"]) == 1
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.startswith("| KQ.m@")]
+    rows = symbol_rows(out)
     assert len(rows) == 4 and all("not stored" in r for r in rows)
     assert out.count("FAILED") >= 3  # two runs and the coverage report
     assert "coverage report not refreshed" in out and "coverage store unreachable" in out

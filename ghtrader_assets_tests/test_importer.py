@@ -16,7 +16,7 @@ from ghtrader_assets.sources.base import RollEntry
 from ghtrader_assets.sources.csv import write_downloader_csv, write_roll_schedule
 from ghtrader_assets.sources.simulated import SimulatedSource
 from ghtrader_assets.symbols import parse_main_symbol
-from ghtrader_assets_tests.cli_process import IMPORT_DROPS, cli_env, run_ghtrader
+from ghtrader_assets_tests.cli_process import IMPORT_DROPS, cli_env, run_ghtrader, symbol_rows
 
 CU = parse_main_symbol("KQ.m@SHFE.cu")
 M = parse_main_symbol("KQ.m@DCE.m")
@@ -88,7 +88,7 @@ def test_import_materializes_then_refuses_a_bad_folder_without_touching_the_stor
     assert first.returncode == 0, first.stdout + first.stderr
     out = first.stdout
     assert "roll schedule: derived" in out and "[2/2]" in out
-    rows = [line for line in out.splitlines() if line.startswith("| KQ.m@")]
+    rows = symbol_rows(out)
     assert len(rows) == 4 and all(line.rstrip().endswith("| yes |") for line in rows)
     store = data / "store"
     before = {p: p.read_bytes() for p in store.rglob("*.parquet")}
@@ -117,7 +117,7 @@ def test_import_uses_the_folders_own_roll_schedule(folder, tmp_path):
     proc = _ghtrader(data, "import", str(folder), "--workers", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"roll schedule: {folder / 'roll_schedule.csv'} (1 symbol-days)" in proc.stdout
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| KQ.m@")]
+    rows = symbol_rows(proc.stdout)
     assert len(rows) == 1 and f"| {far} |" in rows[0]
 
 

@@ -32,7 +32,7 @@ from ghtrader_assets.sources.base import RollEntry
 from ghtrader_assets.sources.csv import CsvSource
 from ghtrader_assets.symbols import parse_main_symbol
 from ghtrader_assets.validation import drop_exact_duplicates, validate_day
-from ghtrader_assets_tests.cli_process import IMPORT_DROPS, cli_env, run_ghtrader
+from ghtrader_assets_tests.cli_process import IMPORT_DROPS, cli_env, run_ghtrader, symbol_rows
 
 
 def find_realdata() -> Path | None:
@@ -95,7 +95,7 @@ def test_import_reports_every_day_and_exits_non_zero_for_the_defective_one(impor
     proc, _ = imported
     assert "Traceback (most recent call last)" not in proc.stderr.split("dagster")[0]
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| KQ.m@")]
+    rows = symbol_rows(proc.stdout)
     assert len(rows) == len(EXPECTED)
     table = {(r.split("|")[1].strip(), r.split("|")[2].strip()): r for r in rows}
     for symbol, day, _, stored, _, _, manifest in EXPECTED:
