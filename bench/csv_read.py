@@ -18,38 +18,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import median_seconds, realdata  # noqa: E402
+
 from ghtrader_assets.sources.base import RollEntry  # noqa: E402
 from ghtrader_assets.sources.csv import CsvSource, write_downloader_csv  # noqa: E402
 from ghtrader_assets.sources.simulated import SimulatedSource  # noqa: E402
 from ghtrader_assets.symbols import MainSymbol, parse_main_symbol  # noqa: E402
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def realdata() -> Path | None:
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "realdata"
-        if candidate.is_dir():
-            return candidate
-    return None
 
 
 def compare(label: str, root: Path, path: Path, entry: RollEntry, repeats: int) -> None:

@@ -63,6 +63,21 @@ def _load(module: str, env: dict[str, str], repeats: int = 3) -> list[float]:
     return runs[len(runs) // 2]
 
 
+def _materialize(module: str, selection: str, partition: str) -> list[str]:
+    """``dagster asset materialize`` of ``selection`` in ``module``'s definitions, one run."""
+    return [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        module,
+        "--select",
+        selection,
+        "--partition",
+        partition,
+    ]
+
+
 def compare(
     n: int,
     site: Path,
@@ -95,17 +110,7 @@ def compare(
         env = _env(site, k_names, k_clones, tmp)
         (Path(tmp) / "dagster_home").mkdir()
         cpu, wall = measure(
-            [
-                str(BIN / "dagster"),
-                "asset",
-                "materialize",
-                "-m",
-                "ghtrader_assets.definitions",
-                "--select",
-                "not key:coverage_report",
-                "--partition",
-                day,
-            ],
+            _materialize("ghtrader_assets.definitions", "not key:coverage_report", day),
             env,
             Path(tmp),
         )
@@ -116,19 +121,7 @@ def compare(
         total, walls = 0.0, 0.0
         for symbol in symbols:
             cpu, wall = measure(
-                [
-                    str(BIN / "dagster"),
-                    "asset",
-                    "materialize",
-                    "-m",
-                    "multipartition_location",
-                    "--select",
-                    "*",
-                    "--partition",
-                    f"{day}|{symbol}",
-                ],
-                env,
-                Path(tmp),
+                _materialize("multipartition_location", "*", f"{day}|{symbol}"), env, Path(tmp)
             )
             total, walls = total + cpu, walls + wall
         print(

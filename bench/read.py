@@ -17,10 +17,8 @@ never asserted (a shared 2-core machine).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import median_seconds  # noqa: E402
 from ingest import SYMBOL, tick_frame  # noqa: E402
 
 from ghtrader_assets import calendar  # noqa: E402
@@ -39,15 +38,6 @@ from ghtrader_assets.stores.embedded import EmbeddedStore  # noqa: E402
 from ghtrader_assets.ticks import read_ticks  # noqa: E402
 
 PROJECTION = ["ts", "last_price", "volume"]
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def build(store: EmbeddedStore, days: int, rows: int) -> list[str]:

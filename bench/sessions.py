@@ -19,28 +19,16 @@ machine may be shared, so each figure is the median of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import median_seconds  # noqa: E402
+
 from ghtrader_assets import sessions  # noqa: E402
 from ghtrader_assets.calendar import trading_days  # noqa: E402
 from ghtrader_assets.products import PRODUCTS  # noqa: E402
-
-
-def _median_seconds(fn: Callable[[], object], repeats: int, before=None) -> float:
-    times = []
-    for _ in range(repeats):
-        if before is not None:
-            before()
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -74,10 +62,10 @@ def main() -> None:
     clear = sessions.day_sessions.cache_clear
     n = len(pairs)
     figures = {
-        "bare timeline.resolve": _median_seconds(bare, args.repeats),
-        "ours, cold cache": _median_seconds(ours, args.repeats, before=clear),
-        "ours, warm cache": _median_seconds(ours_warm, args.repeats) * n / len(warm_pairs),
-        "not_listed_reason": _median_seconds(listed, args.repeats),
+        "bare timeline.resolve": median_seconds(bare, args.repeats),
+        "ours, cold cache": median_seconds(ours, args.repeats, before=clear),
+        "ours, warm cache": median_seconds(ours_warm, args.repeats) * n / len(warm_pairs),
+        "not_listed_reason": median_seconds(listed, args.repeats),
     }
     base = figures["bare timeline.resolve"]
     print(

@@ -23,15 +23,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import median_seconds  # noqa: E402
 
 from ghtrader_assets.calendar import trading_days  # noqa: E402
 from ghtrader_assets.sources.simulated import SimulatedSource  # noqa: E402
@@ -46,21 +45,13 @@ from ghtrader_assets.validation import (  # noqa: E402
 CU = MainSymbol("SHFE", "cu")
 AU = MainSymbol("SHFE", "au")
 DAY = dt.date(2025, 3, 5)
+# Every figure after one untimed call: imports and pandera's schema caches are not its cost.
+warm_median_seconds = functools.partial(median_seconds, warmup=True)
 
 
 def simulate(symbol: MainSymbol, day: dt.date, cadence_ms: int = 500) -> pd.DataFrame:
     src = SimulatedSource(seed=1, cadence_ms=cadence_ms)
     return src.ticks(src.roll_entry(symbol, day))
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: imports, pandera schema caches
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def report(label: str, rows: int, seconds: float) -> None:
@@ -72,7 +63,7 @@ def report(label: str, rows: int, seconds: float) -> None:
 def bench_full_day(repeats: int) -> None:
     for symbol in (AU, CU):
         frame = simulate(symbol, DAY)
-        seconds = median_seconds(lambda f=frame, s=symbol: validate_day(f, s, DAY), repeats)
+        seconds = warm_median_seconds(lambda f=frame, s=symbol: validate_day(f, s, DAY), repeats)
         report(f"full day, all rules, 1 thread ({symbol.raw})", len(frame), seconds)
 
 
@@ -83,13 +74,13 @@ def bench_big_day(rows: int, repeats: int) -> None:
     result = validate_day(frame, CU, DAY, sampled)
     meta = result.check("field_quality").metadata
     print(
-        f"  ({len(frame):,d}-row day at {cadence} ms; sampled={meta['sampled']}, "
+        f"  ({len(frame):,d}-row day at {cadence} ms; sampled={meta['validation_sampled']}, "
         f"sample_rows={meta.get('sample_rows', len(frame)):,})"
     )
-    seconds = median_seconds(lambda: validate_day(frame, CU, DAY, sampled), repeats)
+    seconds = warm_median_seconds(lambda: validate_day(frame, CU, DAY, sampled), repeats)
     report("1M-row day, sampled field quality", len(frame), seconds)
     exact = sampled.with_overrides({"sample_threshold_rows": len(frame) + 1})
-    seconds = median_seconds(lambda: validate_day(frame, CU, DAY, exact), max(1, repeats // 2))
+    seconds = warm_median_seconds(lambda: validate_day(frame, CU, DAY, exact), max(1, repeats // 2))
     report("1M-row day, every row (sampling off)", len(frame), seconds)
 
 
@@ -97,11 +88,11 @@ def bench_range(n_days: int, repeats: int) -> None:
     days = trading_days(dt.date(2025, 3, 3), dt.date(2025, 4, 30))[:n_days]
     loader = functools.partial(simulate, CU)  # picklable: worker processes load their own day
     rows = sum(len(loader(d)) for d in days)
-    load = median_seconds(lambda: [loader(d) for d in days], 1)
+    load = warm_median_seconds(lambda: [loader(d) for d in days], 1)
     print(f"  (loading the {n_days} simulated days alone takes {load * 1000:.0f} ms)")
     base = None
     for executor, workers in (("thread", 1), ("thread", 2), ("process", 2)):
-        seconds = median_seconds(
+        seconds = warm_median_seconds(
             lambda e=executor, w=workers: validate_range(
                 days, loader, CU, max_workers=w, executor=e
             ),
@@ -128,8 +119,8 @@ def bench_incremental(repeats: int) -> None:
     def everything() -> None:
         validate_range(days, frames.__getitem__, CU, config, max_workers=1)
 
-    inc = median_seconds(incremental, repeats)
-    full = median_seconds(everything, max(1, repeats // 2))
+    inc = warm_median_seconds(incremental, repeats)
+    full = warm_median_seconds(everything, max(1, repeats // 2))
     print(f"{'incremental: 1 new day after 30 validated':<46} {inc * 1000:>9.1f} ms")
     print(f"{'re-validate all 31 days':<46} {full * 1000:>9.1f} ms   ratio {full / inc:.0f}x")
 

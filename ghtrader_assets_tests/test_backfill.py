@@ -6,8 +6,6 @@ import datetime as dt
 import json
 
 import pandas as pd
-import pytest
-from dagster import DagsterInstance
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
@@ -26,12 +24,6 @@ from ghtrader_assets.symbols import parse_main_symbol
 
 CU = parse_main_symbol("KQ.m@SHFE.cu")
 DAYS = [d.isoformat() for d in calendar.trading_days(dt.date(2026, 3, 2), dt.date(2026, 3, 6))]
-
-
-@pytest.fixture()
-def instance():
-    with DagsterInstance.ephemeral() as inst:
-        yield inst
 
 
 def _settings(tmp_path, **kw) -> Settings:

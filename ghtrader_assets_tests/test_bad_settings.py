@@ -8,17 +8,13 @@ accepts, and the CLI prints it as one line with exit code 2.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from ghtrader_assets import cli
 from ghtrader_assets.config import Settings, SettingsError, check_environment
+from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader
 
-ROOT = Path(__file__).resolve().parent.parent
 TOMORROW = (dt.date.today() + dt.timedelta(days=2)).isoformat()
 
 BAD = [
@@ -109,19 +105,8 @@ def test_start_date_that_leaves_no_day_is_a_user_error(monkeypatch, capsys, tmp_
 
 def test_a_fresh_process_sees_one_line_and_code_2(tmp_path):
     """The real console entry point, in a new process (no traceback on stderr)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "ghtrader_assets.cli", "status"],
-        cwd=tmp_path,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "GHTRADER_DATA_DIR": str(tmp_path),
-            "GHTRADER_CLOSE_TIME": "25:99",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = cli_env(drop=(), GHTRADER_DATA_DIR=str(tmp_path), GHTRADER_CLOSE_TIME="25:99")
+    proc = run_ghtrader("status", env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("ghtrader: GHTRADER_CLOSE_TIME='25:99'")
     assert proc.stderr.count("\n") == 1

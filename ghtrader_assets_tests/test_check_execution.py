@@ -13,7 +13,7 @@ import re
 
 import pandas as pd
 import pytest
-from dagster import AssetCheckKey, DagsterInstance, instance_for_test
+from dagster import AssetCheckKey, instance_for_test
 from dagster._core.errors import DagsterInvalidSubsetError
 from dagster._core.test_utils import in_process_test_workspace
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
@@ -32,12 +32,6 @@ from ghtrader_assets.validation import CHECKS
 CU, M = parse_universe("KQ.m@SHFE.cu,KQ.m@DCE.m")
 DAY = calendar.trading_days(pd.Timestamp("2026-03-02").date(), pd.Timestamp("2026-03-02").date())
 DAY = DAY[0].isoformat()
-
-
-@pytest.fixture()
-def instance():
-    with DagsterInstance.ephemeral() as inst:
-        yield inst
 
 
 def _settings(tmp_path) -> Settings:

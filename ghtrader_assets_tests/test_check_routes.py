@@ -13,8 +13,6 @@ import datetime as dt
 import logging
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,8 +32,8 @@ from ghtrader_assets.partitions import trading_day_partitions
 from ghtrader_assets.resources import SourceResource
 from ghtrader_assets.symbols import parse_main_symbol
 from ghtrader_assets.validation import CHECKS
+from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader
 
-ROOT = Path(__file__).resolve().parent.parent
 CU = parse_main_symbol("KQ.m@SHFE.cu")
 TICKS = SymbolAssetKeys.of(CU).ticks
 START = "2026-02-02"
@@ -241,21 +239,8 @@ def test_universe_sensor_run_requests(tmp_path, instance, days_per_run):
 
 
 def test_ghtrader_demo(tmp_path):
-    env = {
-        **os.environ,
-        "GHTRADER_DATA_DIR": str(tmp_path / "data"),
-        "GHTRADER_UNIVERSE": CU.raw,
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("DAGSTER_HOME", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "ghtrader_assets.cli", "demo", "--days", "2"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    env = cli_env(GHTRADER_DATA_DIR=str(tmp_path / "data"), GHTRADER_UNIVERSE=CU.raw)
+    proc = run_ghtrader("demo", "--days", "2", env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     days = re.findall(r"^\s+run \S+ \((\d{4}-\d\d-\d\d)\): success$", proc.stdout, re.M)
     (bad,) = re.findall(r"^\s+run \S+ \((\d{4}-\d\d-\d\d)\): FAILED as planned", proc.stdout, re.M)

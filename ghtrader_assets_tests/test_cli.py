@@ -5,31 +5,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-ROOT = Path(__file__).resolve().parent.parent
+from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader, symbol_rows
 
 
 def _ghtrader(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "GHTRADER_DATA_DIR": str(tmp_path / "data"),
-        "GHTRADER_UNIVERSE": "KQ.m@SHFE.cu,KQ.m@CZCE.SR",
-        "GHTRADER_START_DATE": "2025-01-02",
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("DAGSTER_HOME", None)
-    return subprocess.run(
-        [sys.executable, "-m", "ghtrader_assets.cli", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    env = cli_env(
+        GHTRADER_DATA_DIR=str(tmp_path / "data"),
+        GHTRADER_UNIVERSE="KQ.m@SHFE.cu,KQ.m@CZCE.SR",
+        GHTRADER_START_DATE="2025-01-02",
     )
+    return run_ghtrader(*args, env=env, cwd=tmp_path)
 
 
 def test_demo_materializes_days_and_prints_where_to_look(tmp_path):
@@ -38,7 +27,7 @@ def test_demo_materializes_days_and_prints_where_to_look(tmp_path):
     out = proc.stdout
     data = tmp_path / "data"
     assert str(data / "store") in out and "dagster dev -w workspace.yaml" in out
-    rows = [line for line in out.splitlines() if line.startswith("| KQ.m@")]
+    rows = symbol_rows(out)
     assert len(rows) == 4  # 2 symbols x 2 days
     # one clearly labelled defective day (first symbol, first of the two days): blocked,
     # no manifest; every other symbol-day passed with its manifest
@@ -81,14 +70,8 @@ def test_demo_materializes_days_and_prints_where_to_look(tmp_path):
 def test_bad_setting_exits_with_a_clear_message(tmp_path):
     proc = _ghtrader(tmp_path, "--data-dir", str(tmp_path), "coverage")
     assert proc.returncode == 0
-    env_bad = subprocess.run(
-        [sys.executable, "-m", "ghtrader_assets.cli", "coverage"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "GHTRADER_STORE": "oracle"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = cli_env(drop=(), GHTRADER_STORE="oracle")
+    env_bad = run_ghtrader("coverage", env=env, cwd=tmp_path, timeout=120)
     assert env_bad.returncode == 2
     assert "GHTRADER_STORE='oracle'" in env_bad.stderr
     assert "Traceback" not in env_bad.stderr

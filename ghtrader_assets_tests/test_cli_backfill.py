@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +15,8 @@ from ghtrader_assets.runner import RunsStalledError
 from ghtrader_assets.sources.csv import write_downloader_csv, write_roll_schedule
 from ghtrader_assets.sources.simulated import SimulatedSource
 from ghtrader_assets.symbols import parse_main_symbol
+from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader, symbol_rows
 
-ROOT = Path(__file__).resolve().parent.parent
 NOW = pd.Timestamp("2026-11-30 20:00", tz="Asia/Shanghai")
 
 
@@ -76,22 +73,10 @@ def test_bad_date_is_named():
 
 
 def _ghtrader(tmp_path: Path, env_extra: dict[str, str], *args: str):
-    env = {
-        **os.environ,
-        "GHTRADER_DATA_DIR": str(tmp_path / "data"),
-        "GHTRADER_START_DATE": "2025-01-02",
-        "PYTHONPATH": str(ROOT),
-        **env_extra,
-    }
-    env.pop("DAGSTER_HOME", None)
-    return subprocess.run(
-        [sys.executable, "-m", "ghtrader_assets.cli", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    env = cli_env(
+        GHTRADER_DATA_DIR=str(tmp_path / "data"), GHTRADER_START_DATE="2025-01-02", **env_extra
     )
+    return run_ghtrader(*args, env=env, cwd=tmp_path, timeout=600)
 
 
 def test_backfill_runs_days_prints_progress_and_summary(tmp_path):
@@ -109,7 +94,7 @@ def test_backfill_runs_days_prints_progress_and_summary(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "[1/2]" in out and "[2/2]" in out
-    rows = [line for line in out.splitlines() if line.startswith("| KQ.m@")]
+    rows = symbol_rows(out)
     assert len(rows) == 2 and all("KQ.m@SHFE.cu" in r for r in rows)
     assert all(r.rstrip().endswith("| yes |") and "| ok |" in r for r in rows)
 
@@ -139,11 +124,7 @@ def test_backfill_exits_non_zero_when_a_day_fails(tmp_path):
         "1",
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    rows = {
-        line.split("|")[2].strip(): line
-        for line in proc.stdout.splitlines()
-        if line.startswith("| KQ.m@")
-    }
+    rows = {line.split("|")[2].strip(): line for line in symbol_rows(proc.stdout)}
     assert "| ok |" in rows["2025-03-03"] and rows["2025-03-03"].rstrip().endswith("| yes |")
     assert "| FAILED |" in rows["2025-03-04"] and rows["2025-03-04"].rstrip().endswith("| no |")
 

@@ -21,66 +21,46 @@ from ghtrader_assets.sources.csv import (
     write_downloader_csv,
     write_roll_schedule,
 )
-from ghtrader_assets.sources.simulated import SimulatedSource
-from ghtrader_assets.symbols import parse_main_symbol
 from ghtrader_assets.validation import drop_exact_duplicates
-
-CU = parse_main_symbol("KQ.m@SHFE.cu")
-DAY = dt.date(2026, 1, 7)
-NEXT = dt.date(2026, 1, 8)
-
-
-def _sim(day: dt.date = DAY) -> tuple[RollEntry, pd.DataFrame]:
-    src = SimulatedSource(seed=3)
-    entry = src.roll_entry(CU, day)
-    return entry, src.ticks(entry)
+from ghtrader_assets_tests.csv_files import (
+    CU,
+    DAY,
+    NEXT,
+    assert_names,
+    simulated_day,
+    write_day_file,
+)
 
 
-@pytest.fixture(scope="module")
-def cu_day() -> tuple[RollEntry, pd.DataFrame]:
-    return _sim()
-
-
-@pytest.fixture()
-def small(tmp_path, cu_day) -> tuple[CsvSource, RollEntry, Path]:
-    entry, frame = cu_day
-    path = tmp_path / entry.underlying / f"{DAY.isoformat()}.csv"
-    write_downloader_csv(frame.iloc[:30], path)
-    write_roll_schedule([entry], tmp_path)
-    return CsvSource(tmp_path), RollEntry(CU, DAY, entry.underlying, "csv"), path
-
-
-def _names(err: pytest.ExceptionInfo, path: Path, line: int, column: str | None) -> None:
-    text = str(err.value)
-    assert str(path) in text and f"line {line}" in text, text
-    if column is not None:
-        assert f"column {column!r}" in text, text
+def _with_field(line: bytes, index: int, value: bytes) -> bytes:
+    """A CSV line (raw bytes, any encoding) with its field at ``index`` replaced."""
+    fields = line.split(b",")
+    fields[index] = value
+    return b",".join(fields)
 
 
 # -- issue 10 item 2: a last line without its newline -------------------------------------
 
 
-def test_truncated_last_line_is_refused_not_silently_changed(small):
+def test_truncated_last_line_is_refused_not_silently_changed(small_csv):
     """The fault: the last line lost its final character and newline, so ask_volume5 43
     read as 4 and every check passed. Now the file is refused, naming line and column."""
-    src, entry, path = small
+    src, entry, path = small_csv
     data = path.read_bytes()
     lines = data.rstrip(b"\n").split(b"\n")
-    last = lines[-1].split(b",")
-    last[-1] = b"43"  # ask_volume5 of the last tick
-    lines[-1] = b",".join(last)
+    lines[-1] = _with_field(lines[-1], -1, b"43")  # ask_volume5 of the last tick
     path.write_bytes(b"\n".join(lines) + b"\n")
     assert src.ticks(entry)["ask_volume5"].iloc[-1] == 43  # the complete file reads 43
     path.write_bytes(b"\n".join(lines)[:-1])  # cut: "...,4" and no newline
     with pytest.raises(MalformedInputError, match="no newline") as err:
         src.ticks(entry)
-    _names(err, path, 31, f"{entry.underlying}.ask_volume5")
+    assert_names(err, path, 31, f"{entry.underlying}.ask_volume5")
     assert "'4'" in str(err.value)
 
 
-def test_last_line_without_newline_in_a_gzip_file_is_proven_complete(small):
+def test_last_line_without_newline_in_a_gzip_file_is_proven_complete(small_csv):
     """gzip's CRC and length prove the bytes are what was written: no newline needed."""
-    src, entry, path = small
+    src, entry, path = small_csv
     expected = src.ticks(entry)
     gz = path.with_name(path.name + ".gz")
     gz.write_bytes(gzip.compress(path.read_bytes().rstrip(b"\n")))
@@ -89,8 +69,8 @@ def test_last_line_without_newline_in_a_gzip_file_is_proven_complete(small):
     pd.testing.assert_frame_equal(got, expected)
 
 
-def test_cut_gzip_file_is_malformed_not_transient(small):
-    src, entry, path = small
+def test_cut_gzip_file_is_malformed_not_transient(small_csv):
+    src, entry, path = small_csv
     gz = path.with_name(path.name + ".gz")
     blob = gzip.compress(path.read_bytes())
     gz.write_bytes(blob[: len(blob) * 2 // 3])
@@ -103,43 +83,41 @@ def test_cut_gzip_file_is_malformed_not_transient(small):
 # -- issue 10 item 7: non-UTF-8 input ------------------------------------------------------
 
 
-def test_gbk_header_names_file_line_column_and_encoding(small):
-    src, entry, path = small
+def test_gbk_header_names_file_line_column_and_encoding(small_csv):
+    src, entry, path = small_csv
     lines = path.read_bytes().split(b"\n")
     lines[0] = lines[0].replace(b"datetime_nano", "时间".encode("gbk"), 1)
     path.write_bytes(b"\n".join(lines))
     with pytest.raises(MalformedInputError, match="not UTF-8") as err:
         src.ticks(entry)
-    _names(err, path, 1, None)
+    assert_names(err, path, 1, None)
     assert "GBK" in str(err.value) and "时间" in str(err.value)
 
 
-def test_gbk_row_names_file_line_and_column(small):
-    src, entry, path = small
+def test_gbk_row_names_file_line_and_column(small_csv):
+    src, entry, path = small_csv
     lines = path.read_bytes().split(b"\n")
-    fields = lines[9].split(b",")
-    fields[2] = "涨停".encode("gbk")  # last_price of line 10
-    lines[9] = b",".join(fields)
+    lines[9] = _with_field(lines[9], 2, "涨停".encode("gbk"))  # last_price of line 10
     path.write_bytes(b"\n".join(lines))
     with pytest.raises(MalformedInputError, match="not UTF-8") as err:
         src.ticks(entry)
-    _names(err, path, 10, f"{entry.underlying}.last_price")
+    assert_names(err, path, 10, f"{entry.underlying}.last_price")
     assert "iconv" in str(err.value)
 
 
-def test_gbk_roll_schedule_names_file_and_line(small):
-    src, entry, _ = small
+def test_gbk_roll_schedule_names_file_and_line(small_csv):
+    src, entry, _ = small_csv
     roll = src.roll_path
     roll.write_bytes(roll.read_bytes() + "2026-01-08,KQ.m@SHFE.cu,沪铜\n".encode("gbk"))
     with pytest.raises(MalformedInputError, match="not UTF-8") as err:
         CsvSource(src.root).roll_entry(CU, DAY)
-    _names(err, roll, 3, "underlying")
+    assert_names(err, roll, 3, "underlying")
 
 
-def test_encoding_errors_are_not_retried(small):
+def test_encoding_errors_are_not_retried(small_csv):
     """Dagster retries a failure with allow_retries; malformed bytes fail the same way every
     time, so the failure says so."""
-    src, entry, path = small
+    src, entry, path = small_csv
     path.write_bytes(path.read_bytes().replace(b"datetime_nano", "时间".encode("gbk"), 1))
     with pytest.raises(MalformedInputError) as err:
         src.ticks(entry)
@@ -148,8 +126,8 @@ def test_encoding_errors_are_not_retried(small):
     assert str(path) in failure.description
 
 
-def test_utf8_bom_is_accepted(small):
-    src, entry, path = small
+def test_utf8_bom_is_accepted(small_csv):
+    src, entry, path = small_csv
     expected = src.ticks(entry)
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     pd.testing.assert_frame_equal(CsvSource(src.root).ticks(entry), expected)
@@ -162,10 +140,8 @@ def test_one_misdated_row_is_left_out_and_reported(tmp_path, cu_day):
     """A CZCE-style last row stamped on another trading day: 1 of 301 rows is left out and
     handed to validation, not a reason to refuse the other 300."""
     entry, frame = cu_day
-    _, later = _sim(NEXT)
-    path = tmp_path / entry.underlying / f"{DAY.isoformat()}.csv"
-    write_downloader_csv(pd.concat([frame.iloc[:300], later.iloc[-1:]]), path)
-    write_roll_schedule([entry], tmp_path)
+    _, later = simulated_day(CU, NEXT)
+    path = write_day_file(tmp_path, entry, pd.concat([frame.iloc[:300], later.iloc[-1:]]))
     src = CsvSource(tmp_path)
     day_entry = RollEntry(CU, DAY, entry.underlying, "csv")
     got = src.ticks(day_entry)
@@ -178,10 +154,8 @@ def test_one_misdated_row_is_left_out_and_reported(tmp_path, cu_day):
 
 def test_file_mostly_of_another_day_is_refused(tmp_path, cu_day):
     entry, frame = cu_day
-    _, later = _sim(NEXT)
-    path = tmp_path / entry.underlying / f"{DAY.isoformat()}.csv"
-    write_downloader_csv(pd.concat([frame.iloc[:10], later.iloc[:290]]), path)
-    write_roll_schedule([entry], tmp_path)
+    _, later = simulated_day(CU, NEXT)
+    write_day_file(tmp_path, entry, pd.concat([frame.iloc[:10], later.iloc[:290]]))
     with pytest.raises(MalformedInputError, match="290 of 300 rows belong to other days"):
         CsvSource(tmp_path).ticks(RollEntry(CU, DAY, entry.underlying, "csv"))
 
@@ -189,10 +163,10 @@ def test_file_mostly_of_another_day_is_refused(tmp_path, cu_day):
 # -- repeated rows ---------------------------------------------------------------------------
 
 
-def test_exact_repeats_share_an_id_and_are_dropped_as_duplicates(small):
+def test_exact_repeats_share_an_id_and_are_dropped_as_duplicates(small_csv):
     """Synthetic ids would make repeated rows look distinct; a repeat gets its original's
     id so ingestion drops and counts it, while distinct rows keep distinct ids."""
-    src, entry, path = small
+    src, entry, path = small_csv
     lines = path.read_bytes().rstrip(b"\n").split(b"\n")
     lines[5:5] = [lines[4], lines[4]]  # row of line 5 repeated twice
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -207,7 +181,7 @@ def test_exact_repeats_share_an_id_and_are_dropped_as_duplicates(small):
 
 def test_files_anywhere_are_found_by_header_and_day_in_name(tmp_path, cu_day):
     entry, frame = cu_day
-    _, later = _sim(NEXT)
+    _, later = simulated_day(CU, NEXT)
     vendor = tmp_path / "downloads" / "april"
     write_downloader_csv(frame, vendor / f"x_{DAY:%Y%m%d}.csv")
     with gzip.open(vendor / f"{entry.underlying}_{NEXT:%Y%m%d}_tick.csv.gz", "wb") as out:
@@ -269,12 +243,8 @@ def test_bad_bytes_fail_the_run_once_and_keep_the_stored_day(tmp_path, fault):
     from ghtrader_assets.schema import MANIFESTS, TICKS
 
     day = dt.date(2026, 3, 3)
-    src = SimulatedSource(seed=4)
-    entry = src.roll_entry(CU, day)
     root = tmp_path / "csv"
-    path = root / entry.underlying / f"{day.isoformat()}.csv"
-    write_downloader_csv(src.ticks(entry), path)
-    write_roll_schedule([entry], root)
+    path = write_day_file(root, *simulated_day(CU, day))
     settings = Settings(data_dir=tmp_path / "data", universe=(CU,), start_date="2026-01-05")
     defs = build_definitions(settings, source=SourceResource(kind="csv", csv_dir=str(root)))
     job = defs.resolve_job_def(INGEST_JOB)

@@ -34,8 +34,8 @@ from ghtrader_assets.runner import (
     run_days,
     set_pool_limit,
 )
+from ghtrader_assets_tests.cli_process import cli_env, run_ghtrader, start_ghtrader, symbol_rows
 
-ROOT = Path(__file__).resolve().parent.parent
 POOL = "simulated"
 
 
@@ -55,6 +55,14 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def _still_alive_after(pids: list[int], seconds: float, poll: float = 0.2) -> list[int]:
+    """The processes of ``pids`` still running once all are gone or ``seconds`` passed."""
+    deadline = time.monotonic() + seconds
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(poll)
+    return [p for p in pids if _alive(p)]
 
 
 def _started_run(instance, pid: int, step: str) -> str:
@@ -98,6 +106,7 @@ def test_dead_runs_release_their_pool_slots(home):
 
 
 def _sleep_forever(day: str) -> DayRun:
+    """A worker that never finishes; it leaves its pid in ``GHTRADER_TEST_PIDFILE``."""
     Path(os.environ["GHTRADER_TEST_PIDFILE"]).write_text(str(os.getpid()))
     time.sleep(600)
     return DayRun(day, True, "never")
@@ -124,23 +133,18 @@ def test_waiting_is_reported_and_bounded_and_workers_are_stopped(home, tmp_path,
     assert f"pool '{POOL}'" in message and "dagster instance concurrency set" in message
     assert any("waiting" in line and "2026-03-02" in line for line in said)
     worker = int(pidfile.read_text())
-    deadline = time.monotonic() + 10
-    while _alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(worker), "the worker process was left running"
+    assert not _still_alive_after([worker], 10, poll=0.1), "the worker process was left running"
 
 
 def _demo_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "GHTRADER_DATA_DIR": str(tmp_path / "data"),
-        "DAGSTER_HOME": str(tmp_path / "data" / "dagster_home"),
-        "GHTRADER_UNIVERSE": "KQ.m@DCE.m",
-        "GHTRADER_START_DATE": "2025-01-02",
+    return cli_env(
+        drop=(),
+        GHTRADER_DATA_DIR=str(tmp_path / "data"),
+        DAGSTER_HOME=str(tmp_path / "data" / "dagster_home"),
+        GHTRADER_UNIVERSE="KQ.m@DCE.m",
+        GHTRADER_START_DATE="2025-01-02",
         **extra,
-    }
-    return env
+    )
 
 
 def test_demo_runs_after_killed_runs_held_every_slot(tmp_path, monkeypatch):
@@ -151,14 +155,7 @@ def test_demo_runs_after_killed_runs_held_every_slot(tmp_path, monkeypatch):
     set_pool_limit(POOL, 4)
     with DagsterInstance.get() as instance:
         dead = [_started_run(instance, _dead_pid(), f"step_{i}") for i in range(4)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "ghtrader_assets.cli", "demo", "--days", "1", "--timeout", "240"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_ghtrader("demo", "--days", "1", "--timeout", "240", env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "released 4 earlier run(s) whose process died" in proc.stdout
     with DagsterInstance.get() as instance:
@@ -179,23 +176,33 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+# A demo whose two days run at once, each in its own worker process.
+TWO_WORKER_DEMO = ("demo", "--days", "2", "--workers", "2")
+
+
+def _two_workers_of(demo: subprocess.Popen) -> list[int]:
+    """The demo's worker processes, once it has two (at most 120 s)."""
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.5)
+        workers = _children(demo.pid)
+    assert len(workers) >= 2, "the demo never started its workers"
+    return workers
+
+
 def test_sigterm_leaves_no_worker_processes_and_no_started_runs(tmp_path):
     env = _demo_env(tmp_path, GHTRADER_SOURCE_LATENCY_SECONDS="120")
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "ghtrader_assets.cli", "demo", "--days", "2", "--workers", "2"],
-        cwd=tmp_path,
+    demo = start_ghtrader(
+        *TWO_WORKER_DEMO,
         env=env,
+        cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        workers: list[int] = []
-        while time.monotonic() < deadline and len(workers) < 2:
-            time.sleep(0.5)
-            workers = _children(demo.pid)
-        assert len(workers) >= 2, "the demo never started its workers"
+        workers = _two_workers_of(demo)
         # Let the runs start (they then sleep in the source's latency).
         time.sleep(8)
         demo.send_signal(signal.SIGTERM)
@@ -206,10 +213,7 @@ def test_sigterm_leaves_no_worker_processes_and_no_started_runs(tmp_path):
             demo.wait()
     assert demo.returncode == 130, err
     assert "interrupted" in err
-    deadline = time.monotonic() + 15
-    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in workers if _alive(p)], "worker processes were orphaned"
+    assert not _still_alive_after(workers, 15), "worker processes were orphaned"
     os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
     try:
         with DagsterInstance.get() as instance:
@@ -237,8 +241,7 @@ print(instance.event_log_storage is not None)
 
 def test_four_first_time_set_ups_do_not_race(tmp_path):
     home = tmp_path / "fresh_home"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("DAGSTER_HOME", None)
+    env = cli_env()
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", SETUP, str(home)],
@@ -282,7 +285,7 @@ def test_demo_reports_even_when_nothing_was_stored_and_coverage_fails(
     monkeypatch.setattr(coverage_asset, "coverage_report", broken_report)
     assert cli.main(["demo", "--days", "2"]) == 1
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if line.startswith("| KQ.m@")]
+    rows = symbol_rows(out)
     assert len(rows) == 4 and all("not stored" in r for r in rows)
     assert out.count("FAILED") >= 3  # two runs and the coverage report
     assert "coverage report not refreshed" in out and "coverage store unreachable" in out
@@ -320,28 +323,21 @@ def test_kill_9_of_the_demo_leaves_no_worker_running(tmp_path):
     if not sys.platform.startswith("linux"):
         pytest.skip("parent-death signal and /proc are Linux facilities")
     env = _demo_env(tmp_path, GHTRADER_SOURCE_LATENCY_SECONDS="120")
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "ghtrader_assets.cli", "demo", "--days", "2", "--workers", "2"],
-        cwd=tmp_path,
+    demo = start_ghtrader(
+        *TWO_WORKER_DEMO,
         env=env,
+        cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     workers: list[int] = []
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(workers) < 2:
-            time.sleep(0.5)
-            workers = _children(demo.pid)
-        assert len(workers) >= 2, "the demo never started its workers"
+        workers = _two_workers_of(demo)
         time.sleep(8)  # the runs are inside the source's latency now
     finally:
         demo.kill()
         demo.wait()
-    deadline = time.monotonic() + ORPHAN_GRACE_SECONDS + 20
-    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    left = [p for p in workers if _alive(p)]
+    left = _still_alive_after(workers, ORPHAN_GRACE_SECONDS + 20, poll=0.5)
     for pid in left:  # do not leak them into the rest of the suite
         os.kill(pid, signal.SIGKILL)
     assert not left, "worker processes outlived the killed demo"
@@ -354,9 +350,7 @@ def _die_or_linger(day: str) -> DayRun:
         time.sleep(0.5)
         os.kill(os.getpid(), signal.SIGKILL)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    Path(os.environ["GHTRADER_TEST_PIDFILE"]).write_text(str(os.getpid()))
-    time.sleep(600)
-    return DayRun(day, True, "never")
+    return _sleep_forever(day)
 
 
 def test_a_killed_worker_does_not_hang_the_runner(home, tmp_path, monkeypatch):
@@ -386,10 +380,7 @@ def test_a_killed_worker_does_not_hang_the_runner(home, tmp_path, monkeypatch):
     assert not any(r.success for r in results)
     assert all("BrokenProcessPool" in r.error for r in results)
     worker = int(pidfile.read_text())
-    deadline = time.monotonic() + 10
-    while _alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(worker), "the lingering worker was left running"
+    assert not _still_alive_after([worker], 10, poll=0.1), "the lingering worker was left running"
 
 
 def _one_second(day: str) -> DayRun:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +16,8 @@ from ghtrader_assets.sources.base import RollEntry
 from ghtrader_assets.sources.csv import write_downloader_csv, write_roll_schedule
 from ghtrader_assets.sources.simulated import SimulatedSource
 from ghtrader_assets.symbols import parse_main_symbol
+from ghtrader_assets_tests.cli_process import IMPORT_DROPS, cli_env, run_ghtrader, symbol_rows
 
-ROOT = Path(__file__).resolve().parent.parent
 CU = parse_main_symbol("KQ.m@SHFE.cu")
 M = parse_main_symbol("KQ.m@DCE.m")
 DAY = dt.date(2026, 1, 7)
@@ -80,17 +78,8 @@ def test_derived_roll_picks_the_largest_open_interest(folder):
 
 
 def _ghtrader(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GHTRADER_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)}
-    for name in ("DAGSTER_HOME", "GHTRADER_UNIVERSE", "GHTRADER_SOURCE", "GHTRADER_CSV_DIR"):
-        env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "ghtrader_assets.cli", *args],
-        cwd=data.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env = cli_env(drop=IMPORT_DROPS, GHTRADER_DATA_DIR=str(data))
+    return run_ghtrader(*args, env=env, cwd=data.parent, timeout=600)
 
 
 def test_import_materializes_then_refuses_a_bad_folder_without_touching_the_store(folder, tmp_path):
@@ -99,7 +88,7 @@ def test_import_materializes_then_refuses_a_bad_folder_without_touching_the_stor
     assert first.returncode == 0, first.stdout + first.stderr
     out = first.stdout
     assert "roll schedule: derived" in out and "[2/2]" in out
-    rows = [line for line in out.splitlines() if line.startswith("| KQ.m@")]
+    rows = symbol_rows(out)
     assert len(rows) == 4 and all(line.rstrip().endswith("| yes |") for line in rows)
     store = data / "store"
     before = {p: p.read_bytes() for p in store.rglob("*.parquet")}
@@ -128,7 +117,7 @@ def test_import_uses_the_folders_own_roll_schedule(folder, tmp_path):
     proc = _ghtrader(data, "import", str(folder), "--workers", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"roll schedule: {folder / 'roll_schedule.csv'} (1 symbol-days)" in proc.stdout
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| KQ.m@")]
+    rows = symbol_rows(proc.stdout)
     assert len(rows) == 1 and f"| {far} |" in rows[0]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from dagster import DagsterInstance, Definitions, evaluate_automation_conditions
+from dagster import Definitions, evaluate_automation_conditions
 
 from ghtrader_assets import calendar
 from ghtrader_assets.assets import SymbolAssetKeys, build_symbol_assets
@@ -34,12 +34,6 @@ LOOKBACK = dt.timedelta(days=14)
 
 def at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=calendar.TZ)
-
-
-@pytest.fixture()
-def instance():
-    with DagsterInstance.ephemeral() as inst:
-        yield inst
 
 
 # --- automation -------------------------------------------------------------------------

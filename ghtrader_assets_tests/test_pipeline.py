@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 from dagster import AssetKey, DagsterInstance
 
 from ghtrader_assets import calendar
@@ -34,12 +33,6 @@ def _run(defs, day: str, instance: DagsterInstance, **kwargs):
     return job.execute_in_process(
         partition_key=day, instance=instance, raise_on_error=False, **kwargs
     )
-
-
-@pytest.fixture()
-def instance():
-    with DagsterInstance.ephemeral() as inst:
-        yield inst
 
 
 def test_materializes_several_partitions(tmp_path, instance):

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from ghtrader_assets_tests.cli_process import ROOT, run_ghtrader, symbol_rows
+
 UNIVERSE = "KQ.m@SHFE.cu,KQ.m@DCE.m"
 
 
@@ -43,10 +44,6 @@ def _sections(stdout: str) -> dict[str, str]:
     """Output of each command of the driver, keyed by the command's name."""
     parts = re.split(r"^=== ghtrader (\w+).*$", stdout, flags=re.M)
     return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
-
-
-def _symbol_rows(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("| KQ.m@")]
 
 
 def test_every_command_works_on_the_questdb_stand_in(tmp_path: Path) -> None:
@@ -83,15 +80,15 @@ def test_every_command_works_on_the_questdb_stand_in(tmp_path: Path) -> None:
     demo = out["demo"]
     assert "store=questdb" in demo and "questdb://qdb.stand-in.test:8812" in demo
     assert "ticks_main_l5_current" in demo
-    rows = _symbol_rows(demo)
+    rows = symbol_rows(demo)
     assert len(rows) == 2 and all(r.rstrip().endswith("| yes |") for r in rows), demo
     assert "success" in demo and "FAILED" not in demo
-    status = _symbol_rows(out["status"])
+    status = symbol_rows(out["status"])
     assert {r.split("|")[1].strip() for r in status} == set(UNIVERSE.split(","))
     assert "store=questdb" in out["status"]
     coverage = out["coverage"]
     assert "days_present" in coverage
-    assert len(_symbol_rows(coverage)) == 2
+    assert len(symbol_rows(coverage)) == 2
     assert "Traceback" not in proc.stderr and "AttributeError" not in proc.stderr
 
 
@@ -111,14 +108,7 @@ def test_an_unreachable_server_fails_fast_with_one_line(tmp_path: Path, command:
         GHTRADER_QDB_ILP_PORT=str(port),
     )
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "ghtrader_assets.cli", command],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_ghtrader(command, env=env, cwd=tmp_path)
     elapsed = time.monotonic() - started
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -157,22 +147,15 @@ def test_every_command_works_against_a_live_server(tmp_path: Path) -> None:
     try:
         outputs = {}
         for command in (["demo", "--days", "2"], ["status"], ["coverage"]):
-            proc = subprocess.run(
-                [sys.executable, "-m", "ghtrader_assets.cli", *command],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=900,
-            )
+            proc = run_ghtrader(*command, env=env, cwd=tmp_path, timeout=900)
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
             assert "Traceback" not in proc.stderr and "__dealloc__" not in proc.stderr
             outputs[command[0]] = proc.stdout
-        rows = _symbol_rows(outputs["demo"])
+        rows = symbol_rows(outputs["demo"])
         assert len(rows) == 4 and all(r.rstrip().endswith("| yes |") for r in rows)
         assert f"{prefix}ticks_main_l5_current" in outputs["demo"]
-        assert len(_symbol_rows(outputs["status"])) == 2
-        cov = _symbol_rows(outputs["coverage"])
+        assert len(symbol_rows(outputs["status"])) == 2
+        cov = symbol_rows(outputs["coverage"])
         assert len(cov) == 2 and all("| 2 |" in r for r in cov), outputs["coverage"]
     finally:
         cleaner = QuestDBStore(dataclasses.replace(QuestDBSettings.from_env(), table_prefix=prefix))

@@ -5,6 +5,9 @@ at interpreter exit)."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from ghtrader_assets import resources
 from ghtrader_assets.resources import StoreResource, close_stores
 from ghtrader_assets.schema import TICKS
 from ghtrader_assets.stores.questdb import QuestDBSettingsError, QuestDBStore
+from ghtrader_assets_tests.cli_process import ROOT
 from ghtrader_assets_tests.fake_questdb import FakeQuestDB
 from ghtrader_assets_tests.test_questdb_unit import ticks
 
@@ -66,6 +70,27 @@ def stand_in(monkeypatch):
     close_stores()
 
 
+def child_store(closed_message: str) -> QuestDBStore:
+    """For a child process's script: the stand-in resource's store, with a fresh stand-in,
+    whose QWP handle prints ``closed_message`` when it is closed."""
+    Handle.close = lambda self, timeout=None: print(closed_message, flush=True)  # type: ignore[method-assign]
+    StandInResource.db = FakeQuestDB()  # type: ignore[attr-defined]
+    StandInResource.handles = []  # type: ignore[attr-defined]
+    return StandInResource(kind="questdb", qdb_host="q", qdb_transport="qwp").get_store()
+
+
+def _run_script(script: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh interpreter with only the repository on its path."""
+    return subprocess.run(
+        [sys.executable, str(script)],
+        cwd=script.parent,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_env_vars_resolve_outside_a_run_to_their_values(stand_in, monkeypatch) -> None:
     monkeypatch.setenv("GHTRADER_QDB_HOST", "qdb.internal")
     monkeypatch.setenv("GHTRADER_QDB_PASSWORD", "pw-9")
@@ -94,23 +119,12 @@ def test_a_multiprocessing_child_closes_its_stores_at_exit(tmp_path) -> None:
     """Dagster step processes and the demo's workers end through multiprocessing's
     ``os._exit``, where atexit handlers do not run: the store is still settled and its QWP
     handle closed."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     script = tmp_path / "child.py"
     script.write_text(
         "import multiprocessing as mp\n"
         "def work():\n"
-        "    from ghtrader_assets_tests.test_questdb_resources import StandInResource, Handle\n"
-        "    from ghtrader_assets_tests.fake_questdb import FakeQuestDB\n"
-        "    from ghtrader_assets.schema import TICKS\n"
-        "    from ghtrader_assets_tests.test_questdb_unit import ticks\n"
-        "    Handle.close = lambda self, timeout=None: print('child closed qwp', flush=True)\n"
-        "    StandInResource.db = FakeQuestDB()\n"
-        "    StandInResource.handles = []\n"
-        "    r = StandInResource(kind='questdb', qdb_host='q', qdb_transport='qwp')\n"
-        "    store = r.get_store()\n"
+        "    from ghtrader_assets_tests.test_questdb_resources import TICKS, child_store, ticks\n"
+        "    store = child_store('child closed qwp')\n"
         "    store.write_partition(TICKS, 'KQ.m@SHFE.cu', '2025-01-06', ticks(3))\n"
         "    print('child pending', bool(store.inner._pending), flush=True)\n"
         "if __name__ == '__main__':\n"
@@ -119,15 +133,7 @@ def test_a_multiprocessing_child_closes_its_stores_at_exit(tmp_path) -> None:
         "        p.start(); p.join()\n"
         "        print(method, 'exit', p.exitcode, flush=True)\n"
     )
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _run_script(script, timeout=600)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     for method in ("fork", "forkserver", "spawn"):
@@ -153,32 +159,14 @@ def test_close_stores_closes_every_qwp_handle_once_and_forgets_the_stores(stand_
 def test_stores_are_closed_at_interpreter_exit(tmp_path) -> None:
     """A process that never calls close (a script, a step process) still closes its QWP
     handle while the interpreter is whole: ``close_stores`` is registered with atexit."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     script = tmp_path / "exit.py"
     script.write_text(
-        "from ghtrader_assets_tests.test_questdb_resources import StandInResource, Handle\n"
-        "from ghtrader_assets_tests.fake_questdb import FakeQuestDB\n"
-        "from ghtrader_assets.schema import TICKS\n"
-        "from ghtrader_assets_tests.test_questdb_unit import ticks\n"
-        "Handle.close = lambda self, timeout=None: print('qwp handle closed', flush=True)\n"
-        "StandInResource.db = FakeQuestDB()\n"
-        "StandInResource.handles = []\n"
-        "r = StandInResource(kind='questdb', qdb_host='q', qdb_transport='qwp')\n"
-        "r.get_store().write_partition(TICKS, 'KQ.m@SHFE.cu', '2025-01-06', ticks(3))\n"
+        "from ghtrader_assets_tests.test_questdb_resources import TICKS, child_store, ticks\n"
+        "store = child_store('qwp handle closed')\n"
+        "store.write_partition(TICKS, 'KQ.m@SHFE.cu', '2025-01-06', ticks(3))\n"
         "print('exiting', flush=True)\n"
     )
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=root,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _run_script(script, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-2:] == ["exiting", "qwp handle closed"], proc.stdout
     assert "Traceback" not in proc.stderr and "AttributeError" not in proc.stderr

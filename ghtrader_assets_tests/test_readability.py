@@ -7,8 +7,7 @@ import dataclasses
 
 import pandas as pd
 import pandera.pandas as pa
-import pytest
-from dagster import DagsterInstance, TableSchema
+from dagster import TableSchema
 
 from ghtrader_assets import calendar
 from ghtrader_assets.assets import SymbolAssetKeys
@@ -105,12 +104,6 @@ COUNTS = {
     "gaps_stored",
 }
 UNIT_SUFFIXES = ("_seconds", "_per_second", "bytes", "_ms", "_rows", "_fraction")
-
-
-@pytest.fixture()
-def instance():
-    with DagsterInstance.ephemeral() as inst:
-        yield inst
 
 
 def test_materialization_metadata_names_its_units(tmp_path, instance):

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -34,8 +32,7 @@ from ghtrader_assets.sources.base import RollEntry
 from ghtrader_assets.sources.csv import CsvSource
 from ghtrader_assets.symbols import parse_main_symbol
 from ghtrader_assets.validation import drop_exact_duplicates, validate_day
-
-ROOT = Path(__file__).resolve().parent.parent
+from ghtrader_assets_tests.cli_process import IMPORT_DROPS, cli_env, run_ghtrader, symbol_rows
 
 
 def find_realdata() -> Path | None:
@@ -83,17 +80,8 @@ EXPECTED = [
 def imported(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
     """``ghtrader import shared/realdata`` in a fresh process and data directory."""
     data = tmp_path_factory.mktemp("realdata")
-    env = {**os.environ, "GHTRADER_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)}
-    for name in ("DAGSTER_HOME", "GHTRADER_UNIVERSE", "GHTRADER_SOURCE", "GHTRADER_CSV_DIR"):
-        env.pop(name, None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "ghtrader_assets.cli", "import", str(REALDATA), "--workers", "2"],
-        cwd=data,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    env = cli_env(drop=IMPORT_DROPS, GHTRADER_DATA_DIR=str(data))
+    proc = run_ghtrader("import", str(REALDATA), "--workers", "2", env=env, cwd=data, timeout=900)
     return proc, data
 
 
@@ -107,7 +95,7 @@ def test_import_reports_every_day_and_exits_non_zero_for_the_defective_one(impor
     proc, _ = imported
     assert "Traceback (most recent call last)" not in proc.stderr.split("dagster")[0]
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| KQ.m@")]
+    rows = symbol_rows(proc.stdout)
     assert len(rows) == len(EXPECTED)
     table = {(r.split("|")[1].strip(), r.split("|")[2].strip()): r for r in rows}
     for symbol, day, _, stored, _, _, manifest in EXPECTED:

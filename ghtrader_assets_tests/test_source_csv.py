@@ -26,34 +26,17 @@ from ghtrader_assets.sources.csv import (
     write_roll_schedule,
 )
 from ghtrader_assets.sources.registry import make_source
-from ghtrader_assets.sources.simulated import SimulatedSource
 from ghtrader_assets.symbols import parse_main_symbol
+from ghtrader_assets_tests.csv_files import (
+    CU,
+    DAY,
+    NEXT,
+    assert_names,
+    simulated_day,
+    write_day_file,
+)
 
-CU = parse_main_symbol("KQ.m@SHFE.cu")
 M = parse_main_symbol("KQ.m@DCE.m")
-DAY = dt.date(2026, 1, 7)
-NEXT = dt.date(2026, 1, 8)
-
-
-def _sim(symbol=CU, day=DAY) -> tuple[RollEntry, pd.DataFrame]:
-    src = SimulatedSource(seed=3)
-    entry = src.roll_entry(symbol, day)
-    return entry, src.ticks(entry)
-
-
-@pytest.fixture(scope="module")
-def cu_day() -> tuple[RollEntry, pd.DataFrame]:
-    return _sim()
-
-
-@pytest.fixture()
-def small(tmp_path, cu_day) -> tuple[CsvSource, RollEntry, Path]:
-    """A 30-tick cu file and its roll schedule; tests then corrupt the file."""
-    entry, frame = cu_day
-    path = tmp_path / entry.underlying / f"{DAY.isoformat()}.csv"
-    write_downloader_csv(frame.iloc[:30], path)
-    write_roll_schedule([entry], tmp_path)
-    return CsvSource(tmp_path), RollEntry(CU, DAY, entry.underlying, "csv"), path
 
 
 def _lines(path: Path) -> list[str]:
@@ -64,6 +47,14 @@ def _write_lines(path: Path, lines: list[str]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _drop_column(path: Path, column: str) -> None:
+    lines = _lines(path)
+    drop = lines[0].split(",").index(column)
+    _write_lines(
+        path, [",".join(c for i, c in enumerate(ln.split(",")) if i != drop) for ln in lines]
+    )
+
+
 def _set_cell(path: Path, line: int, column: str, value: str) -> None:
     lines = _lines(path)
     col = lines[0].split(",").index(column)
@@ -71,14 +62,6 @@ def _set_cell(path: Path, line: int, column: str, value: str) -> None:
     cells[col] = value
     lines[line - 1] = ",".join(cells)
     _write_lines(path, lines)
-
-
-def _assert_names(err: pytest.ExceptionInfo, path: Path, line: int, column: str | None) -> None:
-    text = str(err.value)
-    assert str(path) in text
-    assert f"line {line}" in text
-    if column is not None:
-        assert repr(column) in text
 
 
 # -- format ------------------------------------------------------------------------------
@@ -112,9 +95,8 @@ def test_written_file_uses_local_time_and_nanos(tmp_path, cu_day):
 
 @pytest.mark.parametrize("symbol", [CU, M])
 def test_simulated_day_round_trips_through_csv(tmp_path, symbol):
-    entry, frame = _sim(symbol)
-    write_downloader_csv(frame, tmp_path / entry.underlying / f"{DAY.isoformat()}.csv")
-    write_roll_schedule([entry], tmp_path)
+    entry, frame = simulated_day(symbol)
+    write_day_file(tmp_path, entry, frame)
     src = make_source("csv", root=tmp_path)
     assert isinstance(src, CsvSource)
     got_entry = src.roll_entry(symbol, DAY)
@@ -126,7 +108,7 @@ def test_simulated_day_round_trips_through_csv(tmp_path, symbol):
 
 
 def test_level_one_file_has_no_depth_columns(tmp_path):
-    entry, frame = _sim(M)
+    entry, frame = simulated_day(M)
     path = tmp_path / "m.csv"
     write_downloader_csv(frame.iloc[:5], path)
     header = _lines(path)[0]
@@ -134,8 +116,8 @@ def test_level_one_file_has_no_depth_columns(tmp_path):
 
 
 def test_many_day_file_is_split_by_trading_day(tmp_path):
-    entry1, day1 = _sim(CU, DAY)
-    entry2, day2 = _sim(CU, NEXT)
+    entry1, day1 = simulated_day(CU, DAY)
+    entry2, day2 = simulated_day(CU, NEXT)
     assert entry1.underlying == entry2.underlying
     write_downloader_csv(pd.concat([day1, day2]), tmp_path / f"{entry1.underlying}.csv")
     write_roll_schedule([entry1, entry2], tmp_path)
@@ -148,8 +130,8 @@ def test_many_day_file_is_split_by_trading_day(tmp_path):
         src.ticks(outside)
 
 
-def test_missing_values_and_file_order(small):
-    src, entry, path = small
+def test_missing_values_and_file_order(small_csv):
+    src, entry, path = small_csv
     _set_cell(path, 3, f"{entry.underlying}.last_price", "#N/A")
     _set_cell(path, 4, f"{entry.underlying}.bid_price1", "")
     lines = _lines(path)
@@ -178,103 +160,90 @@ def test_write_rejects_mixed_contracts(tmp_path, cu_day):
 # -- malformed tick files --------------------------------------------------------------------
 
 
-def test_missing_column_names_it(small):
-    src, entry, path = small
-    lines = _lines(path)
-    drop = lines[0].split(",").index(f"{entry.underlying}.amount")
-    _write_lines(
-        path, [",".join(c for i, c in enumerate(ln.split(",")) if i != drop) for ln in lines]
-    )
+@pytest.mark.parametrize(
+    "field", ["amount", "ask_volume3"], ids=["missing_column", "incomplete_depth_level"]
+)
+def test_a_missing_column_is_named(small_csv, field):
+    src, entry, path = small_csv
+    _drop_column(path, f"{entry.underlying}.{field}")
     with pytest.raises(MalformedInputError) as err:
         src.ticks(entry)
-    _assert_names(err, path, 1, f"{entry.underlying}.amount")
-
-
-def test_incomplete_depth_level_names_the_missing_column(small):
-    src, entry, path = small
-    lines = _lines(path)
-    drop = lines[0].split(",").index(f"{entry.underlying}.ask_volume3")
-    _write_lines(
-        path, [",".join(c for i, c in enumerate(ln.split(",")) if i != drop) for ln in lines]
-    )
-    with pytest.raises(MalformedInputError) as err:
-        src.ticks(entry)
-    _assert_names(err, path, 1, f"{entry.underlying}.ask_volume3")
+    assert_names(err, path, 1, f"{entry.underlying}.{field}")
 
 
 @pytest.mark.parametrize(
     "line, field, value",
     [(5, "bid_price1", "abc"), (2, "last_price", "1O.5"), (31, "open_interest", "--")],
 )
-def test_bad_number_names_file_line_and_column(small, line, field, value):
-    src, entry, path = small
+def test_bad_number_names_file_line_and_column(small_csv, line, field, value):
+    src, entry, path = small_csv
     column = f"{entry.underlying}.{field}"
     _set_cell(path, line, column, value)
     with pytest.raises(MalformedInputError, match=re.escape(repr(value))) as err:
         src.ticks(entry)
-    _assert_names(err, path, line, column)
+    assert_names(err, path, line, column)
 
 
-def test_bad_number_after_a_blank_line_reports_the_physical_line(small):
-    src, entry, path = small
+def test_bad_number_after_a_blank_line_reports_the_physical_line(small_csv):
+    src, entry, path = small_csv
     lines = _lines(path)
     lines.insert(3, "")
     _write_lines(path, lines)
     _set_cell(path, 10, f"{entry.underlying}.ask_price1", "x1")
     with pytest.raises(MalformedInputError) as err:
         src.ticks(entry)
-    _assert_names(err, path, 10, f"{entry.underlying}.ask_price1")
+    assert_names(err, path, 10, f"{entry.underlying}.ask_price1")
 
 
-def test_missing_datetime_nano_names_it(small):
-    src, entry, path = small
+def test_missing_datetime_nano_names_it(small_csv):
+    src, entry, path = small_csv
     _set_cell(path, 7, "datetime_nano", "")
     with pytest.raises(MalformedInputError) as err:
         src.ticks(entry)
-    _assert_names(err, path, 7, "datetime_nano")
+    assert_names(err, path, 7, "datetime_nano")
 
 
-def test_wrong_contract_names_the_column(small):
-    src, entry, path = small
+def test_wrong_contract_names_the_column(small_csv):
+    src, entry, path = small_csv
     lines = _lines(path)
     lines[0] = lines[0].replace(entry.underlying, "SHFE.cu2609")
     _write_lines(path, lines)
     with pytest.raises(MalformedInputError, match=entry.underlying) as err:
         src.ticks(entry)
-    _assert_names(err, path, 1, "SHFE.cu2609.last_price")
+    assert_names(err, path, 1, "SHFE.cu2609.last_price")
 
 
 @pytest.mark.parametrize("value", ["2026-01-06 25:00:00.000000000", "yesterday", ""])
-def test_unparsable_datetime_names_line_and_column(small, value):
-    src, entry, path = small
+def test_unparsable_datetime_names_line_and_column(small_csv, value):
+    src, entry, path = small_csv
     _set_cell(path, 12, "datetime", value)
     with pytest.raises(MalformedInputError) as err:
         src.ticks(entry)
-    _assert_names(err, path, 12, "datetime")
+    assert_names(err, path, 12, "datetime")
 
 
-def test_datetime_disagreeing_with_nanos_is_rejected(small):
-    src, entry, path = small
+def test_datetime_disagreeing_with_nanos_is_rejected(small_csv):
+    src, entry, path = small_csv
     _set_cell(path, 9, "datetime", "2026-01-06 22:00:00.000000000")
     with pytest.raises(MalformedInputError, match="does not match datetime_nano") as err:
         src.ticks(entry)
-    _assert_names(err, path, 9, "datetime")
+    assert_names(err, path, 9, "datetime")
 
 
 @pytest.mark.parametrize("cut", [-2, 2], ids=["short", "long"])
-def test_ragged_line_names_the_line(small, cut):
-    src, entry, path = small
+def test_ragged_line_names_the_line(small_csv, cut):
+    src, entry, path = small_csv
     lines = _lines(path)
     cells = lines[14].split(",")
     lines[14] = ",".join(cells[:cut] if cut < 0 else cells + ["1.0"] * cut)
     _write_lines(path, lines)
     with pytest.raises(MalformedInputError, match=f"saw {len(cells) + cut}$") as err:
         src.ticks(entry)
-    _assert_names(err, path, 15, None)
+    assert_names(err, path, 15, None)
 
 
-def test_empty_file_and_header_only(small):
-    src, entry, path = small
+def test_empty_file_and_header_only(small_csv):
+    src, entry, path = small_csv
     path.write_text("")
     with pytest.raises(MalformedInputError, match="empty file"):
         src.ticks(entry)
@@ -283,18 +252,18 @@ def test_empty_file_and_header_only(small):
     assert got.empty and list(got.columns) == TICKS.columns
 
 
-def test_tick_of_another_day_in_a_day_file_is_rejected(small, cu_day):
-    src, entry, path = small
-    _, later = _sim(CU, NEXT)
+def test_tick_of_another_day_in_a_day_file_is_rejected(small_csv, cu_day):
+    src, entry, path = small_csv
+    _, later = simulated_day(CU, NEXT)
     frame = pd.concat([cu_day[1].iloc[:30], later.iloc[:1]])
     write_downloader_csv(frame, path)
     with pytest.raises(MalformedInputError, match="belongs to trading day 2026-01-08") as err:
         src.ticks(entry)
-    _assert_names(err, path, 32, "datetime_nano")
+    assert_names(err, path, 32, "datetime_nano")
 
 
-def test_missing_tick_file_is_no_data(small):
-    src, entry, path = small
+def test_missing_tick_file_is_no_data(small_csv):
+    src, entry, path = small_csv
     path.unlink()
     with pytest.raises(NoDataError, match=re.escape(str(path))):
         src.ticks(entry)
@@ -303,14 +272,14 @@ def test_missing_tick_file_is_no_data(small):
 # -- roll schedule -------------------------------------------------------------------------
 
 
-def test_roll_entry_for_a_day_not_listed_names_symbol_and_day(small):
-    src, _, _ = small
+def test_roll_entry_for_a_day_not_listed_names_symbol_and_day(small_csv):
+    src, _, _ = small_csv
     with pytest.raises(NoDataError, match=r"KQ\.m@SHFE\.cu: no roll entry for 2026-01-09"):
         src.roll_entry(CU, dt.date(2026, 1, 9))
 
 
-def test_symbol_not_in_roll_schedule_is_unknown(small):
-    src, _, _ = small
+def test_symbol_not_in_roll_schedule_is_unknown(small_csv):
+    src, _, _ = small_csv
     with pytest.raises(
         UnknownSymbolError, match=r"KQ\.m@DCE\.m: not in the roll schedule.*KQ\.m@SHFE\.cu"
     ):
@@ -341,7 +310,7 @@ def test_malformed_roll_rows_name_file_line_and_column(tmp_path, row, column, me
     )
     with pytest.raises(MalformedInputError, match=re.escape(message)) as err:
         CsvSource(tmp_path).roll_entry(CU, DAY)
-    _assert_names(err, path, 4, column)
+    assert_names(err, path, 4, column)
 
 
 def test_roll_file_without_a_column_names_it(tmp_path):
@@ -349,4 +318,4 @@ def test_roll_file_without_a_column_names_it(tmp_path):
     _write_lines(path, ["trading_day,symbol", "2026-01-07,KQ.m@SHFE.cu"])
     with pytest.raises(MalformedInputError) as err:
         CsvSource(tmp_path).roll_entry(CU, DAY)
-    _assert_names(err, path, 1, "underlying")
+    assert_names(err, path, 1, "underlying")

@@ -174,16 +174,21 @@ def test_conflicting_duplicates_are_an_error():
     assert result.summary.at[0, "duplicates_conflicting"] == 2
 
 
+def _assert_same_figures(a, b) -> None:
+    """Two validations' summaries agree but for when and how long each one ran."""
+    volatile = ["validation_seconds", "validated_at"]
+    pd.testing.assert_frame_equal(
+        a.summary.drop(columns=volatile), b.summary.drop(columns=volatile)
+    )
+
+
 def test_unsorted_input_gives_the_same_figures():
     day = dt.date(2025, 3, 4)
     frame, _ = simulate(CU, day)
     shuffled = frame.sample(frac=1.0, random_state=3)
     a, b = validate_day(frame, CU, day), validate_day(shuffled, CU, day)
     assert b.failed_rules == {}
-    volatile = ["validation_seconds", "validated_at"]
-    pd.testing.assert_frame_equal(
-        a.summary.drop(columns=volatile), b.summary.drop(columns=volatile)
-    )
+    _assert_same_figures(a, b)
 
 
 def test_summary_and_gaps_conform_to_their_tables():
@@ -213,10 +218,7 @@ def test_summary_recomputes_identically_from_stored_ticks(tmp_path):
     frame.to_parquet(path)
     stored = conform(pd.read_parquet(path), TICKS)
     again = validate_day(stored, CU, day)
-    volatile = ["validation_seconds", "validated_at"]
-    pd.testing.assert_frame_equal(
-        first.summary.drop(columns=volatile), again.summary.drop(columns=volatile)
-    )
+    _assert_same_figures(first, again)
 
 
 def test_empty_day_skips_coverage_rules_that_need_ticks():
