@@ -56,7 +56,9 @@ def test_good_values_load_and_keep_their_meaning():
 
 def test_the_password_never_shows_in_a_settings_error():
     with pytest.raises(QuestDBSettingsError) as caught:
-        QuestDBSettings.from_env({**QDB, "GHTRADER_QDB_PASSWORD": "s3cret", "GHTRADER_QDB_TLS": "x"})
+        QuestDBSettings.from_env(
+            {**QDB, "GHTRADER_QDB_PASSWORD": "s3cret", "GHTRADER_QDB_TLS": "x"}
+        )
     assert "s3cret" not in str(caught.value)
 
 
