@@ -636,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
     # imported the resources (the embedded store's reads) has none and does not pay
     # Dagster's import time for this. Writes that did not land as written fail the command.
     resources = sys.modules.get("ghtrader_assets.resources")
-    unsettled = resources.close_stores() if resources is not None else []
+    unsettled = resources.close_stores(log=False) if resources is not None else []
     for line in unsettled:
         print(f"ghtrader: {line}", file=sys.stderr)
     return 1 if unsettled and code == 0 else code

@@ -42,10 +42,11 @@ def resolved(value: Any) -> Any:
     return value
 
 
-def close_stores() -> list[str]:
+def close_stores(*, log: bool = True) -> list[str]:
     """Close every cached store of this process: settle pending QuestDB writes, then close
     senders, QWP handles and pools. Returns one line per store whose writes did not land
-    as written (table, symbol and day; also logged at ERROR), so the CLI can exit non-zero.
+    as written (table, symbol and day), so the CLI can print them and exit non-zero; with
+    ``log`` (at exit, where nobody reads the return value) they are also logged at ERROR.
 
     Runs at exit, registered twice because processes end two ways: :mod:`atexit` for a
     normal interpreter exit (CLI, scripts, ``dagster dev``), and a
@@ -68,7 +69,8 @@ def close_stores() -> list[str]:
         try:
             store.close()
         except StoreError as exc:  # written for users: table, symbol, day, what to do
-            logger.error("%s", exc)
+            if log:
+                logger.error("%s", exc)
             problems.append(" ".join(str(exc).split()))
         except Exception:  # closing must not mask the caller's outcome
             logger.warning("closing store %r failed", store, exc_info=True)
