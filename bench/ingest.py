@@ -28,6 +28,7 @@ Figures are printed, never asserted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import statistics
 import sys
@@ -385,16 +386,19 @@ def bench_questdb_live(frame: pd.DataFrame, repeats: int) -> None:
             ).to_pandas()
         read_timings = interleaved_medians(reads, repeats)
     finally:
-        sender.close()
-        if db is not None:
-            db.close()
-        for store in (ilp, qwp):
-            for spec in (TICKS, PARTITION_LOG):
-                store.drop_table(spec)
-        for table in (bare_ilp_table, bare_qwp_table):
-            ilp.pg.execute_ddl(f'DROP TABLE IF EXISTS "{table}"')
-        ilp.close()
-        qwp.close()
+        # Every handle is closed even when a clean-up statement fails (a QWP handle left
+        # to garbage collection logs an AttributeError at interpreter exit).
+        with contextlib.ExitStack() as closing:
+            closing.callback(qwp.close)
+            closing.callback(ilp.close)
+            if db is not None:
+                closing.callback(db.close)
+            closing.callback(sender.close)
+            for store in (ilp, qwp):
+                for spec in (TICKS, PARTITION_LOG):
+                    store.drop_table(spec)
+            for table in (bare_ilp_table, bare_qwp_table):
+                ilp.pg.execute_ddl(f'DROP TABLE IF EXISTS "{table}"')
 
     rows = len(frame)
     print(f"questdb live ({env.host}): {rows} rows x {frame.shape[1]} cols, median of {repeats}")

@@ -24,6 +24,7 @@ partitions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -146,10 +147,11 @@ def bench_questdb(symbols: list[str], days: list[str], rows: int, n: int) -> Non
         )
         run("questdb", cached, uncached, symbols, n)
     finally:
-        for spec in (TICKS, PARTITION_LOG):
-            cached.drop_table(spec)
-        cached.close()
-        uncached.close()
+        with contextlib.ExitStack() as closing:  # closed even if a DROP fails
+            closing.callback(uncached.close)
+            closing.callback(cached.close)
+            for spec in (TICKS, PARTITION_LOG):
+                cached.drop_table(spec)
 
 
 def universe_symbols(n: int) -> list[str]:
@@ -222,9 +224,10 @@ def bench_questdb_universe(n_symbols: int, years: int, n: int) -> None:
             raise SystemExit(f"questdb universe: the log fill did not land:\n{first}")
         report("questdb", "universe", latencies(lambda: store.coverage(symbols), n))
     finally:
-        for spec in (TICKS, PARTITION_LOG):
-            store.drop_table(spec)
-        store.close()
+        with contextlib.ExitStack() as closing:  # closed even if a DROP fails
+            closing.callback(store.close)
+            for spec in (TICKS, PARTITION_LOG):
+                store.drop_table(spec)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -632,6 +632,19 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--workers", type=int, default=0, help="days run in parallel")
     imp.set_defaults(func=cmd_import)
     args = parser.parse_args(argv)
+    code = _run(args)
+    # Release QuestDB handles now, not in the interpreter's teardown; a command that never
+    # imported the resources (the embedded store's reads) has none and does not pay
+    # Dagster's import time for this. Writes that did not land as written fail the command.
+    resources = sys.modules.get("ghtrader_assets.resources")
+    unsettled = resources.close_stores(log=False) if resources is not None else []
+    for line in unsettled:
+        print(f"ghtrader: {line}", file=sys.stderr)
+    return 1 if unsettled and code == 0 else code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, with user errors and store errors as one line and an exit code."""
     try:
         return args.func(args)
     except user_errors() as exc:
@@ -650,13 +663,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    finally:
-        # Release QuestDB handles now, not in the interpreter's teardown; a command that
-        # never imported the resources (the embedded store's reads) has none and does not
-        # pay Dagster's import time for this.
-        resources = sys.modules.get("ghtrader_assets.resources")
-        if resources is not None:
-            resources.close_stores()
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

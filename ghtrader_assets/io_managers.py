@@ -76,6 +76,7 @@ class StoreIOManager(ConfigurableIOManager):
         rows = nbytes = 0
         location = ""
         json_paths = []
+        manifests = []
         for day in days:
             part = frame[frame["trading_day"] == day] if len(days) > 1 else frame
             stats = store.write_partition(spec, symbol, day, part)
@@ -83,7 +84,13 @@ class StoreIOManager(ConfigurableIOManager):
             nbytes += stats.bytes
             location = stats.location
             if spec.name == MANIFESTS.name and len(part):
-                json_paths.append(self._write_manifest_json(symbol, day, part))
+                manifests.append((day, part))
+        # The step's writes so far (this output's and any the step made itself) are
+        # visible and verified before the step can succeed: a write the server lost fails
+        # here, naming table, symbol and day. Manifest files vouch only for verified rows.
+        store.settle()
+        for day, part in manifests:
+            json_paths.append(self._write_manifest_json(symbol, day, part))
         seconds = time.perf_counter() - started
         if json_paths:
             context.add_output_metadata({"json": MetadataValue.path(str(json_paths[-1]))})

@@ -116,3 +116,22 @@ def withdraw_manifest(store: TickStore, manifest_dir: Path, symbol: MainSymbol, 
         path.unlink()
         existed = True
     return existed
+
+
+def store_manifests(
+    store: TickStore, manifest_dir: Path, symbol: MainSymbol, frames: Mapping[str, pd.DataFrame]
+) -> dict[str, Path]:
+    """Write the manifests of some days of a step (table rows, then JSON files), for a step
+    that materializes only part of its days (see :mod:`ghtrader_assets.assets.day_checks`).
+    Same order as the IO manager: every table row written and the store's writes settled
+    before any file vouches for them. Returns each day's JSON path."""
+    for day, frame in frames.items():
+        store.write_partition(MANIFESTS, symbol.raw, day, frame)
+    store.settle()
+    return {
+        day: write_json_atomic(
+            manifest_path(manifest_dir, symbol.key, day),
+            manifest_json(frame.reset_index(drop=True)),
+        )
+        for day, frame in frames.items()
+    }

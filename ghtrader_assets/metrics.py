@@ -270,6 +270,10 @@ class TimedStore(TickStore):
         with self._timed("damaged", "*"):
             return self._inner.damaged(symbols)
 
+    def settle(self) -> None:
+        with self._timed("settle", "*"):
+            self._inner.settle()
+
     def close(self) -> None:
         self._inner.close()
 

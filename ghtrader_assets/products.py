@@ -228,5 +228,21 @@ def product_spec(exchange: str, product: str) -> ProductSpec:
 
 
 def spec_for(symbol: MainSymbol) -> ProductSpec:
-    """Facts for a main symbol such as ``KQ.m@SHFE.cu``."""
-    return product_spec(symbol.exchange, symbol.product)
+    """Facts for a main symbol such as ``KQ.m@SHFE.cu``, which must also have a dated
+    session history: the universe is checked with this when the definitions load.
+
+    A product with facts but no history (a listing newer than the installed
+    ``cnfutures-session-timeline``) is refused here rather than run on TqSdk's
+    ``trading_time``: that is today's hours only, while validation (gaps, completeness,
+    out-of-session), automation and coverage need each day's own hours and listing dates.
+    """
+    spec = product_spec(symbol.exchange, symbol.product)
+    from ghtrader_assets.sessions import TIMELINE, has_session_history
+
+    if not has_session_history(spec):
+        raise UnknownProductError(
+            f"{spec.key} has product facts but no session history in the installed "
+            f"{TIMELINE}; upgrade it (pip install -U {TIMELINE}) to a release that lists "
+            f"{spec.key}"
+        )
+    return spec

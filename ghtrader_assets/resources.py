@@ -45,9 +45,11 @@ def resolved(value: Any) -> Any:
     return value
 
 
-def close_stores() -> None:
-    """Close every cached store of this process: settle pending QuestDB writes (a failure
-    is logged), then close senders, QWP handles and pools.
+def close_stores(*, log: bool = True) -> list[str]:
+    """Close every cached store of this process: settle pending QuestDB writes, then close
+    senders, QWP handles and pools. Returns one line per store whose writes did not land
+    as written (table, symbol and day), so the CLI can print them and exit non-zero; with
+    ``log`` (at exit, where nobody reads the return value) they are also logged at ERROR.
 
     Runs at exit, registered twice because processes end two ways: :mod:`atexit` for a
     normal interpreter exit (CLI, scripts, ``dagster dev``), and a
@@ -57,17 +59,25 @@ def close_stores() -> None:
     whole (left to garbage collection at exit, the ``questdb`` client logs an
     ``AttributeError`` from ``QuestDB.__dealloc__``). Safe to call more than once.
     """
+    from ghtrader_assets.stores.base import StoreError
+
     pid = os.getpid()
     with _STORES_LOCK:
         # A forked child inherits its parent's stores (their sockets too): it forgets them
         # without closing, which would end the parent's connections.
         stores = [store for key, store in _STORES.items() if key[-1] == pid]
         _STORES.clear()
+    problems: list[str] = []
     for store in stores:
         try:
             store.close()
+        except StoreError as exc:  # written for users: table, symbol, day, what to do
+            if log:
+                logger.error("%s", exc)
+            problems.append(" ".join(str(exc).split()))
         except Exception:  # closing must not mask the caller's outcome
             logger.warning("closing store %r failed", store, exc_info=True)
+    return problems
 
 
 atexit.register(close_stores)

@@ -119,6 +119,12 @@ def timeline_products() -> list[tuple[str, str]]:
     return sorted((events[0].exchange, code) for code, events in timeline().events.items())
 
 
+def has_session_history(spec: ProductSpec) -> bool:
+    """True when the installed timeline has dated sessions for ``spec``'s product."""
+    events = timeline().events.get(spec.product.upper())
+    return bool(events) and events[0].exchange == spec.exchange
+
+
 def _events(spec: ProductSpec) -> tuple[SessionEvent, ...]:
     events = timeline().events.get(spec.product.upper())
     if not events or events[0].exchange != spec.exchange:

@@ -102,10 +102,23 @@ def test_range_run_with_a_blocking_failure_names_the_day(tmp_path, instance):
     result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
         instance=instance, tags=tags, raise_on_error=False
     )
-    assert not result.success  # the blocking failure still stops the manifests
+    assert not result.success  # the blocking failure fails the run, naming the day
     every_check_under(DAYS, instance, failing={"book_integrity": bad})
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == ["SHFE__cu_manifest"]
+    assert f"{bad} (blocking checks failed: book_integrity)" in (
+        failures[0].step_failure_data.user_failure_data.description
+    )
+    # Each day stands alone: the bad day gets no manifest, the others do.
     manifest = SymbolAssetKeys.of(CU).manifest
-    assert not instance.get_latest_materialization_event(manifest)
+    materialized = {
+        e.partition
+        for e in result.all_events
+        if e.is_step_materialization and e.asset_key == manifest
+    }
+    assert materialized == {DAYS[0], DAYS[2]}
+    manifests = tmp_path / "manifests" / CU.key
+    assert sorted(f.stem for f in manifests.glob("*.json")) == [DAYS[0], DAYS[2]]
 
 
 def _module(tmp_path: Path, days_per_run: int) -> Path:

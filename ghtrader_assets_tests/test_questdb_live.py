@@ -64,14 +64,18 @@ def make_store() -> Iterator[StoreFactory]:
         return store
 
     yield make
+    # Close (settle) the test's stores while their tables still exist: closing verifies
+    # pending writes and raises when one did not land, which a dropped table would fake.
     cleaner = QuestDBStore(dataclasses.replace(base, transport="ilp_http"))
     try:
-        for spec in ALL_TABLES:
-            cleaner.drop_table(spec)
-    finally:
-        cleaner.close()
         for store in stores:
             store.close()
+    finally:
+        try:
+            for spec in ALL_TABLES:
+                cleaner.drop_table(spec)
+        finally:
+            cleaner.close()
 
 
 def simulated(symbol: str, day: dt.date) -> pd.DataFrame:

@@ -96,11 +96,13 @@ def _live_resource(tmp_path):
     yield resource
     cleaner = QuestDBStore(dataclasses.replace(env, table_prefix=prefix))
     try:
-        for spec in _all_specs():
-            cleaner.drop_table(spec)
+        resource.get_store().close()  # settles while the tables still exist
     finally:
-        cleaner.close()
-        resource.get_store().close()
+        try:
+            for spec in _all_specs():
+                cleaner.drop_table(spec)
+        finally:
+            cleaner.close()
 
 
 def test_pipeline_materializes_and_rematerializes_on_questdb(tmp_path, store_resource):

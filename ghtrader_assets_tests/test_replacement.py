@@ -217,6 +217,9 @@ def test_multi_day_run_keeps_the_good_day_and_writes_the_new_one(tmp_path):
         assert _run(good, instance).success  # 2026-03-02 stored and passing
         store = good.resources["store"].get_store()
         before = store.read_partition(TICKS, CU.raw, days[0])
+        kept_created_at = json.loads(
+            (tmp_path / "manifests" / CU.key / f"{days[0]}.json").read_text()
+        )["created_at"]
         crossed = SourceResource(simulated_defects={CU.raw: {days[0]: {"crossed_book": True}}})
         settings = Settings(
             data_dir=tmp_path, universe=(CU,), start_date="2026-01-05", days_per_run=2
@@ -243,6 +246,73 @@ def test_multi_day_run_keeps_the_good_day_and_writes_the_new_one(tmp_path):
         assert not book[days[0]].passed and book[days[1]].passed
         assert book[days[0]].metadata["replacement"].value == "refused: stored day kept"
         assert "replacement" not in book[days[1]].metadata
+        # Each day's outcome stands alone: the new day got its manifest (table and file),
+        # the kept day's manifest is the one it had, and the run names the refused day.
+        manifest_dir = tmp_path / "manifests" / CU.key
+        assert len(store.read_partition(MANIFESTS, CU.raw, days[1])) == 1
+        assert (manifest_dir / f"{days[1]}.json").exists()
+        doc = json.loads((manifest_dir / f"{days[0]}.json").read_text())
+        assert doc["created_at"] == kept_created_at
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        assert failure.step_key == "SHFE__cu_manifest"
+        assert f"{days[0]} (download refused: stored day kept, manifest kept)" in (
+            failure.step_failure_data.user_failure_data.description
+        )
+
+
+def test_multi_day_run_with_a_refused_shrink_still_stores_the_other_days(tmp_path):
+    """Review finding: with several days per run, the shrink guard's refusal of one day
+    aborted the whole step, so the other days were neither stored nor given manifests.
+    Now the refused day keeps its stored ticks, summary and manifest, the other days are
+    stored with manifests, and the run fails naming the refused day and the override."""
+    days = ["2026-03-02", "2026-03-03", "2026-03-04"]
+    with DagsterInstance.ephemeral() as instance:
+        good = build_definitions(_settings(tmp_path))
+        assert _run(good, instance).success  # 2026-03-02 stored and passing
+        store = good.resources["store"].get_store()
+        before = store.read_partition(TICKS, CU.raw, days[0])
+        manifest_before = store.read_partition(MANIFESTS, CU.raw, days[0])
+
+        class _ShrunkFirstDay(SourceResource):
+            def open(self, symbol):
+                source = super().open(symbol)
+                inner = source.ticks
+
+                def ticks(entry):
+                    full = inner(entry)
+                    if entry.trading_day.isoformat() == days[0]:
+                        return full.iloc[: len(full) // 4].reset_index(drop=True)
+                    return full
+
+                source.ticks = ticks
+                return source
+
+        settings = Settings(
+            data_dir=tmp_path, universe=(CU,), start_date="2026-01-05", days_per_run=3
+        )
+        defs = build_definitions(settings, source=_ShrunkFirstDay())
+        result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": days[0],
+                "dagster/asset_partition_range_end": days[-1],
+            },
+            raise_on_error=False,
+        )
+        assert not result.success
+        pd.testing.assert_frame_equal(store.read_partition(TICKS, CU.raw, days[0]), before)
+        pd.testing.assert_frame_equal(
+            store.read_partition(MANIFESTS, CU.raw, days[0]), manifest_before
+        )
+        for day in days[1:]:
+            assert len(store.read_partition(TICKS, CU.raw, day)) > 10_000
+            assert len(store.read_partition(MANIFESTS, CU.raw, day)) == 1
+        failures = [e for e in result.all_events if e.is_step_failure]
+        assert [e.step_key for e in failures] == ["SHFE__cu_manifest"]
+        message = failures[0].step_failure_data.user_failure_data.description
+        assert f"{days[0]} (download refused (fewer rows): stored day kept" in message
+        logs = [e.user_message for e in instance.all_logs(result.run_id)]
+        assert any("ghtrader/allow_shrink=true" in m and days[0] in m for m in logs)
 
 
 class _UnreadableStore:

@@ -20,7 +20,6 @@ from tqsdk.exceptions import TqTimeoutError
 
 from ghtrader_assets import calendar, sessions
 from ghtrader_assets.calendar import TZ
-from ghtrader_assets.products import UnknownProductError
 from ghtrader_assets.schema import (
     BOOK_COLUMNS,
     ROLL_SCHEDULE,
@@ -50,7 +49,6 @@ from ghtrader_assets.sources.tqsdk import (
     MissingCredentialsError,
     SourceThreadError,
     TqSdkSource,
-    parse_trading_time,
     schedule_hash,
 )
 from ghtrader_assets.stores.base import TickStore, WriteStats
@@ -226,7 +224,6 @@ def test_friday_night_and_saturday_ticks_belong_to_monday(market, clock):
     assert stats.raw_rows == len(CU_TICKS)  # the Thursday tick is outside the request ...
     assert stats.before_window_rows == 1  # ... but tqsdk returned it first: dropped, counted
     assert stats.outside_session_rows == sum(not inside for _, inside in CU_TICKS)
-    assert stats.sessions_from == "timeline"
     assert market.tick_requests == [
         (
             "SHFE.cu2504",
@@ -275,7 +272,6 @@ def test_dated_sessions_win_over_tqsdk_trading_time(market, clock):
     with source(market, clock) as src:
         frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
     assert local_times(frame["ts"]) == [at(FRIDAY, "22:00:00"), at(FRIDAY, "23:30:00")]
-    assert stats.sessions_from == "timeline"
     assert "query_symbol_info" not in market.calls
 
 
@@ -289,33 +285,31 @@ def test_2017_hours_trim_a_2017_day(market, clock):
     with source(market, clock) as src:
         frame, stats = src.ticks_with_stats(src.roll_entry(cf, day))
     assert local_times(frame["ts"]) == [at(evening, "23:15:00")]
-    assert stats.sessions_from == "timeline" and stats.outside_session_rows == 1
+    assert stats.outside_session_rows == 1
 
 
-def test_tqsdk_trading_time_for_a_product_the_history_lacks(market, clock, monkeypatch, caplog):
-    """A listing newer than the installed session history: TqSdk's current hours, warned."""
+def test_a_product_without_session_history_is_refused_at_load_not_run_on_trading_time(
+    market, clock, monkeypatch
+):
+    """Review finding: the documented fallback to TqSdk's ``trading_time`` for a product the
+    session history lacks could never be reached (the listing check raised first), and
+    today's hours would misjudge historical days anyway. Such a product is now refused
+    when the universe is parsed (the definitions load), naming the package to upgrade,
+    and the source never asks TqSdk for trading hours."""
+    from ghtrader_assets import products
+    from ghtrader_assets.symbols import SymbolError, parse_universe
 
-    def unknown(exchange, product, day):
-        raise UnknownProductError(f"no session history for {exchange}.{product}")
-
-    monkeypatch.setattr(sessions, "session_windows", unknown)
-    market.trading_time["SHFE.cu"]["night"] = [["21:00:00", "23:00:00"]]
-    load(market, "SHFE.cu2504", [at(FRIDAY, "22:00:00"), at(FRIDAY, "23:30:00")])
-    with caplog.at_level(logging.WARNING), source(market, clock) as src:
-        frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
-    assert local_times(frame["ts"]) == [at(FRIDAY, "22:00:00")]
-    assert stats.sessions_from == "tqsdk"
-    assert "not in the session history" in caplog.text
-
-
-def test_trading_time_parsing_handles_ends_past_midnight():
-    layout = parse_trading_time(
-        {"day": [["09:00:00", "10:15:00"]], "night": [["21:00:00", "26:30:00"]]}, "SHFE.au2504"
-    )
-    assert layout is not None
-    assert layout.night == ((dt.timedelta(hours=21), dt.timedelta(hours=26, minutes=30)),)
-    assert parse_trading_time({"day": [["09:00", "x"]], "night": []}, "X") is None
-    assert parse_trading_time({"day": [], "night": []}, "X") is None
+    real = sessions.timeline().events
+    monkeypatch.setattr(sessions.timeline(), "events", {k: v for k, v in real.items() if k != "CU"})
+    with pytest.raises(SymbolError, match=r"SHFE.cu has product facts but no session history"):
+        parse_universe("KQ.m@SHFE.cu,KQ.m@DCE.m")
+    with pytest.raises(products.UnknownProductError, match="pip install -U cnfutures-session"):
+        products.spec_for(CU)
+    monkeypatch.setattr(sessions.timeline(), "events", real)
+    load(market, "SHFE.cu2504", [at(FRIDAY, "22:00:00")])
+    with source(market, clock) as src:
+        src.ticks_with_stats(src.roll_entry(CU, MON))
+    assert "query_symbol_info" not in market.calls
 
 
 # -- true L5 ------------------------------------------------------------------------------------
@@ -1021,7 +1015,7 @@ def test_historical_contracts_never_wait_for_a_quote(market, clock):
     market.no_md_timestamp.add("SHFE.cu2504")
     with source(market, clock) as src:
         frame, stats = src.ticks_with_stats(src.roll_entry(CU, MON))
-    assert len(frame) == 1 and stats.sessions_from == "timeline"
+    assert len(frame) == 1
     assert "get_quote" not in market.calls
     assert clock.sleeps == [] and clock.now() == NOW  # no 30 s lookups
 

@@ -217,6 +217,51 @@ def test_truncated_ticks_file_is_reported_corrupt_and_never_fails_other_symbols(
     assert catalog_coverage(store, CU) == footer_coverage(store, CU)
 
 
+def test_a_reader_of_the_old_file_never_marks_a_concurrent_writers_fresh_row_corrupt(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Review finding: a reader opens a damaged file, a writer renames a good one over it
+    and records its catalog row, then the reader's parse fails. Marking "corrupt" then
+    (without the partition lock, without checking which file failed) overwrote the fresh
+    row. Now the mark is taken under the lock and only for the file that failed; the
+    reader reads the new file instead."""
+    import ghtrader_assets.stores.embedded as embedded
+
+    store = EmbeddedStore(tmp_path, cache=False)
+    writer = EmbeddedStore(tmp_path, cache=False)  # another process, in effect
+    store.write_partition(TICKS, CU, DAY1, tick_frame(CU, DAY1, n=100))
+    path = store.partition_path(TICKS, CU, DAY1)
+    with open(path, "r+b") as fh:  # damage the file in place (same inode)
+        fh.seek(len(path.read_bytes()) // 2)
+        fh.write(b"\0" * 64)
+    fresh = tick_frame(CU, DAY1, n=90, seed=4)
+    real_read = embedded.pq.read_table
+    calls = []
+
+    def read_while_a_writer_replaces(source, **kwargs):
+        if not calls:  # the reader holds the old file open; the writer commits meanwhile
+            writer.write_partition(TICKS, CU, DAY1, fresh)
+        calls.append(1)
+        return real_read(source, **kwargs)
+
+    monkeypatch.setattr(embedded.pq, "read_table", read_while_a_writer_replaces)
+    back = store.read_partition(TICKS, CU, DAY1)
+    assert len(calls) == 2  # the damaged old file, then the writer's new one
+    assert len(back) == 90
+    assert store.damaged().empty
+    entry = store.catalog.entry(TICKS.name, CU, DAY1)
+    assert entry is not None and entry.state == "ok" and entry.rows == 90
+
+
+def test_a_file_still_damaged_under_the_lock_is_marked_corrupt(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path, cache=False)
+    store.write_partition(TICKS, CU, DAY1, tick_frame(CU, DAY1, n=100))
+    _truncate(store.partition_path(TICKS, CU, DAY1))
+    with pytest.raises(StoreError, match="marked corrupt"):
+        store.read_partition(TICKS, CU, DAY1)
+    assert store.damaged()["trading_day"].tolist() == [DAY1]
+
+
 def _garble_middle(path: Path, keep_mtime: bool) -> None:
     st = path.stat()
     data = bytearray(path.read_bytes())

@@ -11,8 +11,15 @@ as *Skipped* (issue 13, item 1). So:
 * any other run yields, for every day it covered, one ``AssetCheckEvaluation`` per check
   with ``partition=<day>``, pointing at that day's materialization, plus the check's
   (empty) output once, so downstream steps and the run's plan see the check as executed.
-  A failing blocking check still fails the step (Dagster inspects the evaluations), so
-  the manifest is not written.
+
+**Each day's outcome stands alone in a run of several days.** Dagster gates per *step*: a
+failing blocking evaluation fails the whole ticks step and skips the manifest step for
+every day of the run, so one bad day would withhold the good days' manifests. In such runs
+the evaluations are therefore recorded with ``blocking=False`` and the gate is per day in
+the manifest step, which writes the manifests of the days that passed and then fails the
+run naming each day it refused: blocked by its checks (from the stored summary) or whose
+download was refused this run (:func:`refused_in_run`). A run of one day keeps Dagster's
+own blocking (the step fails, the manifest step is skipped).
 """
 
 from __future__ import annotations
@@ -44,7 +51,6 @@ def day_check_events(
     for day in days:
         target = _materialization_of(context, asset_key, day.trading_day)
         for result in check_results(asset_key, [day], selected):
-            spec = assets_def.get_spec_for_check_key(AssetCheckKey(asset_key, result.check_name))
             yield AssetCheckEvaluation(
                 asset_key=asset_key,
                 check_name=str(result.check_name),
@@ -53,7 +59,8 @@ def day_check_events(
                 target_materialization_data=target,
                 severity=result.severity,
                 description=result.description,
-                blocking=bool(spec and spec.blocking),
+                # Gated per day by the manifest step instead (see the module docstring).
+                blocking=False,
                 partition=day.trading_day,
             )
     for name in sorted(selected):
@@ -75,3 +82,17 @@ def _materialization_of(
     return AssetCheckEvaluationTargetMaterializationData(
         storage_id=mat.storage_id, run_id=mat.event_log_entry.run_id, timestamp=mat.timestamp
     )
+
+
+def refused_in_run(context: AssetExecutionContext, asset_key: AssetKey, trading_day: str) -> str:
+    """The ``replacement`` refusal recorded on ``asset_key``'s materialization of
+    ``trading_day`` by *this* run (the download was refused and the stored day kept), or
+    ``""``. A refusal in an earlier run does not count: a later run re-decided the day."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[trading_day]), limit=1
+    ).records
+    if not records or records[0].event_log_entry.run_id != context.run.run_id:
+        return ""
+    materialization = records[0].asset_materialization
+    value = materialization.metadata.get("replacement") if materialization else None
+    return str(value.value) if value is not None else ""

@@ -155,6 +155,12 @@ def replacement_min_ratio() -> float:
     return Settings.from_env().replace_min_ratio
 
 
+class ShrinkRefused(Failure):
+    """:func:`guard_replacement` refused a download that lost most of a stored day (nothing
+    was written). A run of one day fails with it; a run of several days keeps the stored
+    day and goes on with the others (see :func:`ingest_day`)."""
+
+
 def guard_replacement(
     store: TickStore, symbol: MainSymbol, trading_day: str, new_rows: int, *, allow: bool
 ) -> None:
@@ -178,7 +184,7 @@ def guard_replacement(
     before = int(stored.at[0, "rows"])
     ratio = replacement_min_ratio()
     if before > 0 and new_rows < before * ratio:
-        raise Failure(
+        raise ShrinkRefused(
             f"{symbol.raw} {trading_day}: refusing to replace {before} stored ticks with "
             f"{new_rows} downloaded ({new_rows / before:.0%} < {ratio:.0%} of the stored day); "
             f"nothing was changed. If the smaller day is right, re-run with the run tag "
@@ -194,6 +200,12 @@ ALLOW_FAILING_TAG = "ghtrader/allow_failing_replacement"
 logger = logging.getLogger(__name__)
 
 
+#: ``replacement`` metadata of a day whose download was refused and whose stored day was
+#: kept: the manifest step of the same run skips such a day (and fails naming it).
+REFUSED_FAILING = "refused: stored day kept"
+REFUSED_SHRINK = "refused (fewer rows): stored day kept"
+
+
 @dataclass(frozen=True)
 class Rejection:
     """A download refused because it fails blocking checks while the stored day passes.
@@ -205,8 +217,18 @@ class Rejection:
     stored_rows: int
     blocking_failures: tuple[str, ...]
     quarantined_at: str
+    #: ``failing``: the download fails blocking checks; ``shrink``: it lost most of the day
+    #: (refused by :func:`guard_replacement` in a run of several days, not quarantined).
+    kind: str = "failing"
 
     def message(self, symbol: str, trading_day: str) -> str:
+        if self.kind == "shrink":
+            return (
+                f"{symbol} {trading_day}: download of {self.downloaded_rows} rows refused, "
+                f"fewer than {replacement_min_ratio():.0%} of the {self.stored_rows} stored; "
+                f"kept the stored day and its manifest. If the smaller day is right, re-run "
+                f"with the run tag {ALLOW_SHRINK_TAG}=true."
+            )
         return (
             f"{symbol} {trading_day}: download of {self.downloaded_rows} rows fails blocking "
             f"checks ({', '.join(self.blocking_failures)}); kept the stored day "
@@ -216,8 +238,15 @@ class Rejection:
         )
 
     def metadata(self) -> dict[str, object]:
+        if self.kind == "shrink":
+            return {
+                "replacement": REFUSED_SHRINK,
+                "rejected_rows": self.downloaded_rows,
+                "kept_rows": self.stored_rows,
+                "override_tag": f"{ALLOW_SHRINK_TAG}=true",
+            }
         return {
-            "replacement": "refused: stored day kept",
+            "replacement": REFUSED_FAILING,
             "rejected_rows": self.downloaded_rows,
             "kept_rows": self.stored_rows,
             "quarantined_at": self.quarantined_at,
@@ -270,6 +299,38 @@ def stored_good_day(
     return ticks, summary
 
 
+def stored_day(
+    store: TickStore, symbol: MainSymbol, trading_day: str
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The stored ticks and summary of a day when both read and agree on the row count."""
+    try:
+        summary = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
+        if summary.empty:
+            return None
+        ticks = store.read_partition(TICKS, symbol.raw, trading_day)
+    except (CorruptPartitionError, ValueError) as exc:
+        logger.warning("%s %s: stored day unreadable (%s)", symbol.raw, trading_day, exc)
+        return None
+    if len(ticks) != int(summary.at[0, "rows"]):
+        return None
+    return ticks, summary
+
+
+def _restore_roll(
+    store: TickStore, symbol: MainSymbol, trading_day: str, underlying: str, kept: pd.DataFrame
+) -> None:
+    """The roll step already recorded this download's underlying; the kept day's own
+    contract goes back, so roll schedule, ticks and manifest agree."""
+    kept_underlying = str(kept.at[0, "underlying"])
+    if kept_underlying != underlying:
+        store.write_partition(
+            ROLL_SCHEDULE,
+            symbol.raw,
+            trading_day,
+            roll_frame(symbol, trading_day, kept_underlying, str(kept.at[0, "source"])),
+        )
+
+
 def ingest_day(
     source: StepSource,
     roll_row: pd.Series,
@@ -279,12 +340,16 @@ def ingest_day(
     attribution_budget: AttributionBudget | None = None,
     allow_shrink: bool = False,
     allow_failing: bool = False,
+    keep_refused: bool = False,
 ) -> DayIngest:
     """Download (or, with ``download=False``, read back from the store) and validate one day.
 
     The replacement decision happens here, before anything is written: a download that
     fails a blocking check while the stored day passed is quarantined and the stored day is
-    returned for writing back unchanged (unless ``allow_failing``)."""
+    returned for writing back unchanged (unless ``allow_failing``). A download that lost
+    most of the stored day raises :class:`ShrinkRefused`, or, with ``keep_refused`` (a run
+    of several days, where one refused day must not stop the others), returns the stored
+    day the same way, with the refusal recorded."""
     symbol, store = source.symbol, source.store
     trading_day = str(roll_row["trading_day"])
     day = dt.date.fromisoformat(trading_day)
@@ -301,7 +366,24 @@ def ingest_day(
         excluded = source.call(trading_day, lambda src: src.left_out(entry))
         seconds = time.perf_counter() - started
         ticks, dropped = drop_exact_duplicates(raw)
-        guard_replacement(store, symbol, trading_day, len(ticks), allow=allow_shrink)
+        try:
+            guard_replacement(store, symbol, trading_day, len(ticks), allow=allow_shrink)
+        except ShrinkRefused:
+            kept = stored_day(store, symbol, trading_day) if keep_refused else None
+            if kept is None:
+                raise
+            result = validate_day(
+                ticks, symbol, day, config, duplicates_dropped=dropped, excluded=excluded
+            )
+            rejection = Rejection(
+                downloaded_rows=len(ticks),
+                stored_rows=len(kept[0]),
+                blocking_failures=tuple(result.blocking_failures),
+                quarantined_at="not stored",
+                kind="shrink",
+            )
+            _restore_roll(store, symbol, trading_day, underlying, kept[1])
+            return DayIngest(trading_day, kept[0], result, kept[1], seconds, dropped, rejection)
         SkipLedger(store).clear(symbol, day)
     else:
         ticks = store.read_partition(TICKS, symbol.raw, trading_day)
@@ -333,18 +415,7 @@ def ingest_day(
                 quarantined_at=location,
             )
             stored_ticks, stored_summary = kept
-            # The roll step already recorded this download's underlying; the kept day's
-            # own contract goes back, so roll schedule, ticks and manifest agree.
-            kept_underlying = str(stored_summary.at[0, "underlying"])
-            if kept_underlying != underlying:
-                store.write_partition(
-                    ROLL_SCHEDULE,
-                    symbol.raw,
-                    trading_day,
-                    roll_frame(
-                        symbol, trading_day, kept_underlying, str(stored_summary.at[0, "source"])
-                    ),
-                )
+            _restore_roll(store, symbol, trading_day, underlying, stored_summary)
             return DayIngest(
                 trading_day, stored_ticks, result, stored_summary, seconds, dropped, rejection
             )

@@ -25,19 +25,22 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetKey,
+    AssetMaterialization,
     AssetOut,
     AssetsDefinition,
     BackfillPolicy,
     DataVersion,
     Failure,
+    MetadataValue,
     Output,
     PartitionsDefinition,
     asset,
     multi_asset,
 )
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
-from ghtrader_assets.assets.day_checks import day_check_events
+from ghtrader_assets.assets.day_checks import day_check_events, refused_in_run
 from ghtrader_assets.assets.ingest import (
     ALLOW_FAILING_TAG,
     ALLOW_SHRINK_TAG,
@@ -50,7 +53,7 @@ from ghtrader_assets.assets.ingest import (
 )
 from ghtrader_assets.calendar import TZ, day_start_utc
 from ghtrader_assets.io_managers import SYMBOL_METADATA_KEY, TABLE_METADATA_KEY
-from ghtrader_assets.manifest import build_manifest, withdraw_manifest
+from ghtrader_assets.manifest import build_manifest, store_manifests, withdraw_manifest
 from ghtrader_assets.metadata import column_schema
 from ghtrader_assets.metrics import record_day_metrics, write_mark
 from ghtrader_assets.resources import SourceResource, StoreResource
@@ -154,6 +157,16 @@ def verdicts_of(days: list[DayIngest]) -> list[DayVerdict]:
             blocking = [n for n, o in outcomes.items() if o["blocking"] and not o["passed"]]
         out.append(day_verdict(day.trading_day, row, failed, blocking))
     return out
+
+
+def manifest_metadata(out: pd.DataFrame) -> dict[str, object]:
+    """A manifest materialization's figures (one day, or every day of a run)."""
+    return {
+        "tick_rows": int(out["rows"].sum()),
+        "schema_hash": str(out["schema_hash"].iloc[0]),
+        "code_version": str(out["code_version"].iloc[0]),
+        "checks_failed": int(out["checks_failed"].sum()),
+    }
 
 
 def run_verdict(verdicts: list[DayVerdict]) -> dict[str, object]:
@@ -310,6 +323,9 @@ def build_symbol_assets(
             r for _, r in roll.sort_values("trading_day").iterrows() if r["trading_day"] in wanted
         ]
         days = []
+        # In a run of several days one refused download keeps its stored day and the step
+        # goes on with the others (see ghtrader_assets.assets.day_checks).
+        keep_refused = PARTITION_NAME_TAG not in context.run.tags
         with StepSource(source, symbol, store.get_store()) as step_source:
             for i, row in enumerate(rows, start=1):
                 day = ingest_day(
@@ -320,6 +336,7 @@ def build_symbol_assets(
                     attribution_budget=budget,
                     allow_shrink=context.run.tags.get(ALLOW_SHRINK_TAG) == "true",
                     allow_failing=context.run.tags.get(ALLOW_FAILING_TAG) == "true",
+                    keep_refused=keep_refused,
                 )
                 days.append(day)
                 if day.rejection is not None:
@@ -356,9 +373,11 @@ def build_symbol_assets(
                 if d.rejection is not None
             )
         outputs = [keys.validation_summary] + ([keys.ticks] if download else [])
+        refusals = {d.trading_day: d.rejection.metadata() for d in days if d.rejection}
         for v in verdicts:
+            day_metadata = {**v.metadata(), **refusals.get(v.trading_day, {})}
             for key in outputs:
-                context.add_asset_metadata(v.metadata(), asset_key=key, partition_key=v.trading_day)
+                context.add_asset_metadata(day_metadata, asset_key=key, partition_key=v.trading_day)
         figures = validation_metadata(summary)
         mark = write_mark(store.get_store())  # the IO manager writes when outputs are yielded
         if download:
@@ -422,28 +441,33 @@ def build_symbol_assets(
         ins={"summary": AssetIn(keys.validation_summary)},
         deps=[keys.ticks],
         kinds={"pandas", "json"},
+        # A run of several days may materialize only the days that passed.
+        output_required=False,
         description=f"Lineage record of `{symbol.raw}` for one day: source, underlying, rows, "
         "first/last tick, schema hash, code version, check outcomes. Not written for a day "
-        "whose blocking checks failed.",
+        "whose blocking checks failed or whose download was refused.",
     )
-    def manifest(
-        context: AssetExecutionContext, summary: pd.DataFrame, store: StoreResource
-    ) -> Output[pd.DataFrame]:
+    def manifest(context: AssetExecutionContext, summary: pd.DataFrame, store: StoreResource):
         missing = set(context.partition_keys) - set(summary["trading_day"])
         if missing:
             raise Failure(
                 f"{symbol.raw}: no validation summary stored for {', '.join(sorted(missing))}; "
                 "materialize the ticks first"
             )
-        frames, blocked_days = [], []
+        frames: dict[str, pd.DataFrame] = {}
+        refused: list[str] = []
         for _, row in summary.sort_values("trading_day").iterrows():
             trading_day = str(row["trading_day"])
             outcomes = json.loads(str(row["check_outcomes"]))
             blocked = sorted(n for n, o in outcomes.items() if o["blocking"] and not o["passed"])
             if blocked:
-                blocked_days.append(f"{trading_day} ({', '.join(blocked)})")
+                refused.append(f"{trading_day} (blocking checks failed: {', '.join(blocked)})")
                 continue
-            frame = build_manifest(
+            refusal = refused_in_run(context, keys.validation_summary, trading_day)
+            if refusal:
+                refused.append(f"{trading_day} (download {refusal}, manifest kept)")
+                continue
+            frames[trading_day] = build_manifest(
                 symbol=symbol.raw,
                 trading_day=trading_day,
                 day_start=day_start_utc(trading_day),
@@ -454,26 +478,26 @@ def build_symbol_assets(
                 last_tick=row["last_tick"] if pd.notna(row["last_tick"]) else None,
                 check_outcomes=outcomes,
             )
-            # The JSON file is written by the IO manager, after the table write succeeded.
-            frames.append(frame)
-        if blocked_days:
-            # Dagster already skips this step after a blocking check fails in the same run;
-            # this guards a manifest materialized on its own (another run, a backfill).
-            raise Failure(
-                f"{symbol.raw}: manifest not written because blocking checks failed on "
-                f"{'; '.join(blocked_days)}",
-                metadata={"blocked_days": "; ".join(blocked_days)},
-                allow_retries=False,
+        if not refused:
+            # Every day passed: the IO manager writes the table rows, then the JSON files.
+            out = pd.concat(list(frames.values()), ignore_index=True)
+            yield Output(out, metadata=manifest_metadata(out))
+            return
+        # Each day stands alone: the days that passed get their manifests now, then the
+        # step fails naming the others (a run of one day never gets here with a refused
+        # download: Dagster's blocking checks skipped this step).
+        written = store_manifests(store.get_store(), store.manifest_dir, symbol, frames)
+        for day, path in written.items():
+            yield AssetMaterialization(
+                asset_key=keys.manifest,
+                partition=day,
+                metadata={**manifest_metadata(frames[day]), "json": MetadataValue.path(str(path))},
             )
-        out = pd.concat(frames, ignore_index=True)
-        return Output(
-            out,
-            metadata={
-                "tick_rows": int(out["rows"].sum()),
-                "schema_hash": str(out.at[0, "schema_hash"]),
-                "code_version": str(out.at[0, "code_version"]),
-                "checks_failed": int(out["checks_failed"].sum()),
-            },
+        raise Failure(
+            f"{symbol.raw}: manifest not written for {'; '.join(refused)}"
+            + (f"; written for {', '.join(written)}" if written else ""),
+            metadata={"refused_days": "; ".join(refused), "written_days": ", ".join(written)},
+            allow_retries=False,
         )
 
     return [roll_schedule, ticks_and_validation, manifest]

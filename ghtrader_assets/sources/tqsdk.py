@@ -16,10 +16,9 @@ What it does for one main symbol and trading day D (P = the previous trading day
   stored as an empty day, missing levels become NaN/NaN. The sessions are D's own, from
   the dated session history (:func:`~ghtrader_assets.sessions.session_windows`, built on
   ``cnfutures-session-timeline``): hours change over the years, and TqSdk's
-  ``trading_time`` only knows today's. Only a product the history does not know yet (a
-  listing newer than the installed release) falls back to TqSdk's current hours from
-  ``query_symbol_info`` (``"25:00:00"`` means 01:00 the next morning; it needs no market
-  data, unlike ``get_quote``, which waits 30 s for an expired contract), with a warning.
+  ``trading_time`` only knows today's, so it is never used. A product the history does not
+  know (a listing newer than the installed release) is refused when the definitions load:
+  validation, automation and coverage need its dated hours too; upgrade the package.
 * **True L5.** On five-level exchanges (SHFE, INE) a row is kept only when it carries depth:
   at least one of bid/ask price levels 2-5 is a positive number. Requiring all sixteen level
   2-5 fields would drop legitimate rows with a one-sided or thin book (limit-locked markets,
@@ -70,8 +69,8 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from ghtrader_assets import calendar, sessions
-from ghtrader_assets.calendar import TZ, CalendarError
-from ghtrader_assets.products import FIVE_LEVEL_EXCHANGES, UnknownProductError
+from ghtrader_assets.calendar import TZ
+from ghtrader_assets.products import FIVE_LEVEL_EXCHANGES
 from ghtrader_assets.schema import ROLL_SCHEDULE, TICKS, conform, empty_frame
 from ghtrader_assets.sessions import SessionWindow
 from ghtrader_assets.sources.base import (
@@ -179,7 +178,6 @@ class TickStats:
     rows: int
     five_levels: bool
     depth_columns: bool
-    sessions_from: str  # "timeline" (dated session history) or "tqsdk" (current trading_time)
     windows: tuple[tuple[str, str, str], ...] = field(default=())
     before_window_rows: int = 0
 
@@ -191,19 +189,9 @@ class TickStats:
             "rows": self.rows,
             "five_levels": self.five_levels,
             "depth_columns": self.depth_columns,
-            "sessions_from": self.sessions_from,
             "windows": [f"{kind} {start}..{end}" for start, end, kind in self.windows],
             "before_window_rows_dropped": self.before_window_rows,
         }
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """``quote.trading_time`` of one contract: offsets from local midnight (may exceed 24 h)."""
-
-    contract: str
-    day: tuple[tuple[dt.timedelta, dt.timedelta], ...]
-    night: tuple[tuple[dt.timedelta, dt.timedelta], ...]
 
 
 def schedule_hash(df: pd.DataFrame) -> str:
@@ -224,37 +212,6 @@ def schedule_hash(df: pd.DataFrame) -> str:
         )
     )
     return hashlib.sha256(json.dumps(triples).encode()).hexdigest()[:16]
-
-
-def parse_trading_time(value: Any, contract: str) -> _Layout | None:
-    """Parse ``quote.trading_time`` (``{"day": [["09:00:00", "10:15:00"], ...], "night":
-    [["21:00:00", "25:00:00"]]}``); ``None`` when it has no day session or is malformed."""
-
-    def part(name: str) -> list[Any]:
-        got = getattr(value, name, None)
-        if got is None and isinstance(value, Mapping):
-            got = value.get(name)
-        return list(got or [])
-
-    def offset(text: Any) -> dt.timedelta:
-        h, m, s = (int(x) for x in str(text).split(":"))
-        if not (0 <= h < 48 and 0 <= m < 60 and 0 <= s < 60):
-            raise ValueError(text)
-        return dt.timedelta(hours=h, minutes=m, seconds=s)
-
-    try:
-        day = tuple((offset(a), offset(b)) for a, b in part("day"))
-        night = tuple((offset(a), offset(b)) for a, b in part("night"))
-    except (TypeError, ValueError):
-        logger.warning("ignoring malformed trading_time of %s: %r", contract, value)
-        return None
-    if not day or any(b <= a for a, b in day + night):
-        if day:
-            logger.warning(
-                "ignoring trading_time of %s with a reversed window: %r", contract, value
-            )
-        return None
-    return _Layout(contract, day, night)
 
 
 def _local_midnight(day: dt.date) -> pd.Timestamp:
@@ -325,8 +282,6 @@ class TqSdkSource(TickSource):
         self._closed = False
         self._table: RollTable | None = None
         self._live_mains: dict[MainSymbol, str] = {}
-        self._layouts: dict[tuple[str, str], _Layout | None] = {}
-        self._layout_contract: dict[tuple[str, str], str] = {}
         self._listed: dict[tuple[str, str], frozenset[str]] = {}
         self._warned: set[str] = set()
         self.last_stats: TickStats | None = None
@@ -396,7 +351,7 @@ class TqSdkSource(TickSource):
         """
         self._check_owner()
         contract = self._contract(entry.underlying, entry)
-        windows, sessions_from = self._windows(entry, contract)
+        windows = self._windows(entry, contract)
         prev = calendar.previous_trading_day(entry.trading_day)
         start = dt.datetime.combine(prev, FETCH_FROM)
         end = dt.datetime.combine(entry.trading_day, FETCH_UNTIL)
@@ -431,7 +386,7 @@ class TqSdkSource(TickSource):
                 self._budget.rows,
             )
             self._close_api()
-        frame, stats = self._normalize(raw, entry, windows, sessions_from, start_ns)
+        frame, stats = self._normalize(raw, entry, windows, start_ns)
         self.last_stats = stats
         logger.info(
             "%s %s (%s): %d ticks kept of %d (%d outside sessions, %d level-1-only dropped)",
@@ -707,33 +662,13 @@ class TqSdkSource(TickSource):
             )
         return contract
 
-    def _layout(self, contract: Contract, entry: RollEntry) -> _Layout | None:
-        """TqSdk's trading hours of the underlying, from ``query_symbol_info``: contract
-        information that needs no market data. (``get_quote`` waits until the contract has a
-        market-data timestamp, which an expired contract may never get: 30 s per lookup.)"""
-        key = (contract.exchange, contract.product)
-        if self._layout_contract.get(key) != contract.raw:
-
-            def read(api: Any) -> Any:
-                with self._lookup_guard(api, contract, entry):
-                    info = api.query_symbol_info(contract.raw)
-                if not isinstance(info, pd.DataFrame) or info.empty:
-                    return None
-                row = info.iloc[0]
-                return {
-                    "day": _windows_list(row.get("trading_time_day")),
-                    "night": _windows_list(row.get("trading_time_night")),
-                }
-
-            trading_time = self._call(
-                f"query_symbol_info({contract.raw})", read, subject=contract.raw
-            )
-            self._layouts[key] = parse_trading_time(trading_time, contract.raw)
-            self._layout_contract[key] = contract.raw
-        return self._layouts[key]
-
-    def _windows(self, entry: RollEntry, contract: Contract) -> tuple[list[SessionWindow], str]:
-        day, ex, prod = entry.trading_day, contract.exchange, contract.product
+    def _windows(self, entry: RollEntry, contract: Contract) -> list[SessionWindow]:
+        """The day's sessions as of that day, from the dated session history (TqSdk's
+        ``trading_time`` only knows today's hours: a 2017 CZCE night ended at 23:30,
+        today's at 23:00). Every product of the universe has a history: one without is
+        refused when the definitions load (:func:`ghtrader_assets.products.spec_for`),
+        since validation, automation and coverage need the same dated hours."""
+        day = entry.trading_day
         if not calendar.is_trading_day(day):
             raise DaySkippedError(
                 entry.symbol,
@@ -742,51 +677,16 @@ class TqSdkSource(TickSource):
                 "TqSdk lists this day but ghtrader_assets.calendar does not; fix "
                 "holidays_override.csv if TqSdk is right",
             )
-        try:
-            dated: list[SessionWindow] | None = sessions.session_windows(ex, prod, day)
-        except (UnknownProductError, CalendarError):
-            dated = None
-        if dated is not None:
-            # The dated session history knows this product: its hours *as of D* win over
-            # TqSdk's trading_time, which only knows today's hours (a 2017 CZCE night ended
-            # at 23:30, today's at 23:00). No contract lookup is needed, so none can stall.
-            if not dated:
-                raise DaySkippedError(
-                    entry.symbol,
-                    day,
-                    SkipReason.NO_SESSIONS,
-                    f"{ex}.{prod} has no sessions on {day} in the session history",
-                )
-            return dated, "timeline"
-        # A product the installed session history does not know yet (a listing newer than
-        # its release): TqSdk's current trading hours are the best we have.
-        layout = self._layout(contract, entry)
-        if layout is None:
+        windows = sessions.session_windows(contract.exchange, contract.product, day)
+        if not windows:
             raise DaySkippedError(
                 entry.symbol,
                 day,
                 SkipReason.NO_SESSIONS,
-                f"{ex}.{prod} is not in the session history and TqSdk has no trading_time",
+                f"{contract.exchange}.{contract.product} has no sessions on {day} in the "
+                "session history",
             )
-        windows = [
-            SessionWindow(_local_midnight(day) + a, _local_midnight(day) + b, "day")
-            for a, b in layout.day
-        ]
-        if layout.night and not (
-            sessions.follows_holiday_break(day) or sessions.night_suspended(ex, prod, day)
-        ):
-            evening = _local_midnight(calendar.previous_trading_day(day))
-            windows += [SessionWindow(evening + a, evening + b, "night") for a, b in layout.night]
-        windows.sort(key=lambda w: w.start)
-        self._warn_once(
-            f"layout:{ex}.{prod}",
-            "%s is not in the session history (cnfutures-session-timeline); using TqSdk's "
-            "current trading_time %s for %s: upgrade the package for dated hours",
-            layout.contract,
-            _spans(windows),
-            day,
-        )
-        return windows, "tqsdk"
+        return windows
 
     @contextlib.contextmanager
     def _lookup_guard(self, api: Any, contract: Contract, entry: RollEntry) -> Iterator[None]:
@@ -824,7 +724,6 @@ class TqSdkSource(TickSource):
         raw: Any,
         entry: RollEntry,
         windows: list[SessionWindow],
-        sessions_from: str,
         start_ns: int | None = None,
     ) -> tuple[pd.DataFrame, TickStats]:
         where = f"TqSdk get_tick_data_series({entry.underlying}) for {entry.symbol.raw} {entry.trading_day}"
@@ -845,7 +744,6 @@ class TqSdkSource(TickSource):
                 rows,
                 five,
                 depth,
-                sessions_from,
                 span,
                 before_window,
             )
@@ -941,20 +839,6 @@ def _no_ticks_from(raw: Any, start_ns: int) -> bool:
         return False
 
 
-def _windows_list(value: Any) -> list[Any]:
-    """A ``trading_time_day``/``_night`` cell as a list (``None``/NaN for unknown: empty)."""
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if hasattr(value, "tolist") and not isinstance(value, (float, int, str)):
-        got = value.tolist()
-        return got if isinstance(got, list) else []
-    return []
-
-
-def _spans(windows: Iterable[SessionWindow]) -> list[tuple[str, str, str]]:
-    return [(w.kind, f"{w.start:%m-%d %H:%M}", f"{w.end:%m-%d %H:%M}") for w in windows]
-
-
 def _is_tq_timeout(exc: BaseException) -> bool:
     """``isinstance(exc, tqsdk.exceptions.TqTimeoutError)`` without importing tqsdk when it
     is not loaded (it is, whenever a TqApi raised)."""
@@ -972,6 +856,5 @@ __all__ = [
     "TickStats",
     "TqSdkSource",
     "default_api_factory",
-    "parse_trading_time",
     "schedule_hash",
 ]

@@ -159,6 +159,17 @@ class TickStore(ABC):
         A server-side store has no files to damage: empty by default."""
         return pd.DataFrame(columns=list(DAMAGED_COLUMNS))
 
+    def settle(self) -> None:
+        """Make this store's writes so far visible and verified, or raise
+        :class:`StoreError` naming each table, symbol and day that did not land as written.
+
+        The step that wrote calls it before it ends (the IO manager, after an output's
+        writes), so a write the server lost fails that step, not a later reader or the
+        process's exit. A store whose writes are complete when ``write_partition`` returns
+        (the embedded one) has nothing to do.
+        """
+        return None
+
     def close(self) -> None:
         """Release connections and senders."""
         return None

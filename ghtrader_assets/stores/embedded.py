@@ -420,10 +420,36 @@ class EmbeddedStore(TickStore):
             [(e.table, e.symbol, e.day, e.problem) for e in entries], columns=DAMAGED_COLUMNS
         )
 
-    def _mark_corrupt(self, table: str, symbol: str, day: str, problem: str) -> None:
-        with contextlib.suppress(CatalogError):
-            self.catalog.mark_corrupt(table, symbol, day, problem)
+    def _mark_corrupt(
+        self, table: str, symbol: str, day: str, problem: str, read: FileIdentity | None
+    ) -> bool:
+        """Flag the partition corrupt, but only if its path still names the file that
+        failed (``read``, from the handle the reader used). Checked under the partition's
+        lock, which a writer holds from renaming its new file into place until its catalog
+        row is recorded: without it, a reader that opened the old file could overwrite the
+        fresh row of a concurrent writer with "corrupt". Returns whether it marked."""
+        path = self._path(table, symbol, day)
+        try:
+            with FileLock(self._lock_of(table, symbol, day), timeout=self._lock_timeout):
+                try:
+                    now = file_identity(os.stat(path))
+                except FileNotFoundError:
+                    return False
+                if read is not None and now != read:
+                    logger.info(
+                        "%s %s %s: replaced since it was read; not marked corrupt",
+                        table,
+                        symbol,
+                        day,
+                    )
+                    return False
+                self.catalog.mark_corrupt(table, symbol, day, problem)
+        except (CatalogError, LockTimeout, OSError) as exc:
+            logger.warning("%s %s %s: could not be marked corrupt (%s)", table, symbol, day, exc)
+            return False
+        finally:
             self.cache.invalidate()
+        return True
 
     # ----------------------------------------------------------------- writes
 
@@ -557,14 +583,16 @@ class EmbeddedStore(TickStore):
         return _to_frame(table, spec, where)
 
     def _read_file(
-        self, spec: TableSpec, symbol: str, day: str, path: Path, where: str
+        self, spec: TableSpec, symbol: str, day: str, path: Path, where: str, attempt: int = 1
     ) -> pa.Table | None:
         """One partition file, opened once so footer and body come from the same version
         even while a writer renames a new file over it (the open handle keeps the old
         inode). ``None`` when absent; an unreadable file is marked corrupt in the catalog
         and raises :class:`StoreError` naming it."""
+        read: FileIdentity | None = None
         try:
             with pa.OSFile(str(path), "rb") as fh:
+                read = file_identity(os.fstat(fh.fileno()))
                 table = pq.read_table(fh, partitioning=None)
         except FileNotFoundError:
             return None
@@ -573,7 +601,10 @@ class EmbeddedStore(TickStore):
                 return None
             if not is_damage(exc):  # EMFILE, EIO, EACCES...: nothing known about the file
                 raise StoreError(f"{where}: could not be read now ({exc})") from exc
-            self._mark_corrupt(spec.name, symbol, day, f"unreadable: {exc}")
+            marked = self._mark_corrupt(spec.name, symbol, day, f"unreadable: {exc}", read)
+            if not marked and attempt < 3:
+                # A writer replaced the file after it was opened: read the new one.
+                return self._read_file(spec, symbol, day, path, where, attempt + 1)
             raise CorruptPartitionError(
                 f"{where}: unreadable ({exc}); marked corrupt in the catalog, re-materialize "
                 "the day to replace it"
@@ -704,8 +735,10 @@ class EmbeddedStore(TickStore):
 
     def _latest_row(self, symbol: str, day: str) -> pa.Table | None:
         path = self.partition_path(TICKS, symbol, day)
+        read: FileIdentity | None = None
         try:
             with pa.OSFile(str(path), "rb") as fh:
+                read = file_identity(os.fstat(fh.fileno()))
                 pf = pq.ParquetFile(fh)
                 md = pf.metadata
                 if md.num_rows == 0:
@@ -721,7 +754,7 @@ class EmbeddedStore(TickStore):
             return None
         except (OSError, pa.ArrowException, ValueError) as exc:
             if is_damage(exc):
-                self._mark_corrupt(TICKS.name, symbol, day, f"unreadable: {exc}")
+                self._mark_corrupt(TICKS.name, symbol, day, f"unreadable: {exc}", read)
             else:
                 logger.warning("latest %s %s: could not be read now (%s)", symbol, day, exc)
             return None  # reported by damaged(); one bad file must not hide other symbols
@@ -792,6 +825,15 @@ class EmbeddedStore(TickStore):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+#: What identifies one version of a partition file: device, inode, size, mtime.
+FileIdentity = tuple[int, int, int, int]
+
+
+def file_identity(st: os.stat_result) -> FileIdentity:
+    """A file version's identity: a writer's rename puts a new inode at the path."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def is_damage(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ package turns into an error message.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -25,11 +26,54 @@ DEFAULT_BATCH_ROWS = 75_000
 #: works with nothing set; production servers set ``pg.password`` and GHTRADER_QDB_PASSWORD.
 QUESTDB_STOCK_PG_PASSWORD = "quest"
 _PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_USER_RE = re.compile(r"^[^\s;]{1,128}$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9._:\-\[\]]+$")
 
 
 class QuestDBSettingsError(ValueError):
-    """A QuestDB setting (or ``GHTRADER_QDB_*`` variable) holds an unusable value."""
+    """A QuestDB setting (or ``GHTRADER_QDB_*`` variable) holds an unusable value.
+
+    ``field`` names the setting and ``reason`` says what it accepts, so
+    :meth:`QuestDBSettings.from_env` can restate the error with the variable's name.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.reason = reason or message
+
+
+def _invalid(field: str, value: object, reason: str) -> QuestDBSettingsError:
+    return QuestDBSettingsError(f"QuestDB {field}={value!r}: {reason}", field=field, reason=reason)
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+#: The variable behind each setting :meth:`QuestDBSettings.from_env` reads.
+_VARIABLES = {
+    "host": "GHTRADER_QDB_HOST",
+    "ilp_port": "GHTRADER_QDB_ILP_PORT",
+    "pg_port": "GHTRADER_QDB_PG_PORT",
+    "user": "GHTRADER_QDB_USER",
+    "transport": "GHTRADER_QDB_TRANSPORT",
+    "batch_rows": "GHTRADER_QDB_BATCH_ROWS",
+    "cache_ttl": "GHTRADER_QDB_CACHE_TTL",
+    "wal_timeout": "GHTRADER_QDB_WAL_TIMEOUT",
+    "table_prefix": "GHTRADER_QDB_TABLE_PREFIX",
+}
+
+
+def _check_host(host: str) -> None:
+    """A host name or address only: a scheme or a port in the host would end up inside the
+    clients' configuration strings and fail far from the setting."""
+    if "://" in host:
+        raise _invalid("host", host, "give the host name only, without a scheme (http://...)")
+    if host.count(":") == 1:
+        raise _invalid(
+            "host",
+            host,
+            "give the host name only; ports go in GHTRADER_QDB_ILP_PORT / GHTRADER_QDB_PG_PORT",
+        )
 
 
 class QuestDBUnreachableError(RuntimeError):
@@ -76,31 +120,43 @@ class QuestDBSettings:
 
     def __post_init__(self) -> None:
         if not self.host or not _HOST_RE.match(self.host):
-            raise QuestDBSettingsError(f"QuestDB host {self.host!r} is not a host name or address")
+            raise _invalid("host", self.host, "not a host name or address")
+        _check_host(self.host)
         for name in ("ilp_port", "pg_port"):
             port = getattr(self, name)
-            if not isinstance(port, int) or not 0 < port < 65536:
-                raise QuestDBSettingsError(f"QuestDB {name} must be 1-65535, got {port!r}")
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+                raise _invalid(name, port, "a port must be 1-65535")
+        if not self.user or not _USER_RE.match(self.user):
+            raise _invalid("user", self.user, "a user name without spaces or ';'")
         if self.transport not in TRANSPORTS:
-            raise QuestDBSettingsError(
-                f"QuestDB transport {self.transport!r}: expected one of {', '.join(TRANSPORTS)}"
-            )
+            raise _invalid("transport", self.transport, f"expected one of {', '.join(TRANSPORTS)}")
         if not isinstance(self.batch_rows, int) or self.batch_rows < 1:
-            raise QuestDBSettingsError(f"QuestDB batch_rows must be >= 1, got {self.batch_rows!r}")
+            raise _invalid("batch_rows", self.batch_rows, "must be a whole number >= 1")
         if self.table_prefix and not _PREFIX_RE.match(self.table_prefix):
-            raise QuestDBSettingsError(
-                f"QuestDB table_prefix {self.table_prefix!r} must match {_PREFIX_RE.pattern}"
-            )
+            raise _invalid("table_prefix", self.table_prefix, f"must match {_PREFIX_RE.pattern}")
+        if self.cache_ttl is not None and not (
+            math.isfinite(self.cache_ttl) and self.cache_ttl >= 0
+        ):
+            raise _invalid("cache_ttl", self.cache_ttl, "seconds must be >= 0 (0 = no cache)")
         if self.max_retries < 0 or self.retry_base_delay < 0 or self.retry_max_delay < 0:
             raise QuestDBSettingsError("QuestDB retry settings must not be negative")
-        if self.wal_timeout <= 0 or self.connect_timeout <= 0:
-            raise QuestDBSettingsError("QuestDB timeouts must be positive")
+        if not (math.isfinite(self.wal_timeout) and self.wal_timeout > 0):
+            raise _invalid("wal_timeout", self.wal_timeout, "seconds must be positive")
+        if not (math.isfinite(self.connect_timeout) and self.connect_timeout > 0):
+            raise _invalid("connect_timeout", self.connect_timeout, "seconds must be positive")
         if self.pool_max_size < 1:
-            raise QuestDBSettingsError("QuestDB pool_max_size must be >= 1")
+            raise _invalid("pool_max_size", self.pool_max_size, "must be >= 1")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> QuestDBSettings:
-        """Read ``GHTRADER_QDB_*`` variables (unset or empty means the default)."""
+        """Read ``GHTRADER_QDB_*`` variables (unset or empty means the default).
+
+        Every value is checked here, and an error names the variable that holds it: this
+        runs when the definitions load (:func:`ghtrader_assets.config.check_environment`),
+        so a typo fails there with one line (CLI exit code 2), not at the first write of a
+        run. With ``GHTRADER_STORE=questdb`` the host is required (there is no sensible
+        default server in production).
+        """
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -112,14 +168,24 @@ class QuestDBSettings:
             if raw is None:
                 return None
             try:
-                return kind(raw)
+                value = kind(raw)
             except ValueError:
                 raise QuestDBSettingsError(
                     f"GHTRADER_QDB_{name}={raw!r} is not a valid {kind.__name__}"
                 ) from None
+            if kind is float and not math.isfinite(value):
+                raise QuestDBSettingsError(f"GHTRADER_QDB_{name}={raw!r} is not a finite number")
+            return value
 
+        host = get("HOST")
+        store = env.get("GHTRADER_STORE", "").strip().lower()
+        if host is None and store == "questdb":
+            raise QuestDBSettingsError(
+                "GHTRADER_STORE=questdb needs GHTRADER_QDB_HOST (the QuestDB server's host "
+                "name or address)"
+            )
         values: dict[str, object] = {
-            "host": get("HOST"),
+            "host": host,
             "ilp_port": number("ILP_PORT", int),
             "pg_port": number("PG_PORT", int),
             "user": get("USER"),
@@ -133,8 +199,22 @@ class QuestDBSettings:
         }
         tls = get("TLS")
         if tls is not None:
-            values["tls"] = tls.lower() in ("1", "true", "yes", "on")
-        return cls(**{k: v for k, v in values.items() if v is not None})
+            if tls.lower() not in _TRUE + _FALSE:
+                raise QuestDBSettingsError(
+                    f"GHTRADER_QDB_TLS={tls!r}: expected one of {', '.join(_TRUE + _FALSE)}"
+                )
+            values["tls"] = tls.lower() in _TRUE
+        given = {k: v for k, v in values.items() if v is not None}
+        try:
+            if host is not None:
+                _check_host(host)
+            return cls(**given)
+        except QuestDBSettingsError as exc:
+            variable = _VARIABLES.get(exc.field or "")
+            if variable is None:
+                raise
+            raw = env.get(variable, "").strip()
+            raise QuestDBSettingsError(f"{variable}={raw!r}: {exc.reason}") from None
 
     # -- secrets ---------------------------------------------------------------------------
 

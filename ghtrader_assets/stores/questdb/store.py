@@ -527,13 +527,26 @@ class QuestDBStore(TickStore):
         probe(self.settings)
 
     def close(self) -> None:
-        """Settle pending writes (a failure is logged: close runs at exit too), then close
-        the ILP sender, the QWP handle and the PGWire pool, on every path."""
+        """Settle pending writes, then close the ILP sender, the QWP handle and the PGWire
+        pool, on every path.
+
+        A write that did not land as written is re-raised as :class:`StoreError` (naming
+        table, symbol and day) *after* every handle is released, so a caller that closes
+        the store (``with QuestDBStore(...)``, the CLI's exit) reports it instead of
+        losing it in a log line. Steps settle their own writes before they end (see
+        :meth:`settle`), so a run normally reaches close with nothing pending.
+        """
+        unsettled: StoreError | None = None
         try:
             if self._pending or self._dirty:
                 self.settle()
-        except Exception as exc:
-            logger.error("QuestDB store closing with unverified writes: %s", exc)
+        except StoreError as exc:
+            unsettled = exc
+        except Exception as exc:  # a server gone at exit: the writes are unverified
+            unsettled = StoreError(
+                f"QuestDB store closing with unverified writes: {type(exc).__name__}: "
+                f"{self.settings.redact(exc)}"
+            )
         finally:
             try:
                 self._ilp.close()
@@ -542,12 +555,20 @@ class QuestDBStore(TickStore):
                     self._qwp.close()
                 finally:
                     self._sql.close()
+        if unsettled is not None:
+            raise unsettled
 
     def __enter__(self) -> QuestDBStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # the body's own error is the one to see
+            self.close()
+        except StoreError as unsettled:
+            logger.error("%s", unsettled)
 
     def __repr__(self) -> str:
         return f"QuestDBStore({self.settings!r})"
