@@ -15,16 +15,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
 import logging
-seen = []
-handler = logging.Handler(logging.INFO)
-handler.emit = lambda record: seen.append((record.name, record.getMessage()))
-logging.getLogger().addHandler(handler)
-logging.getLogger().setLevel(logging.INFO)
 from ghtrader_assets.sources import tqsdk as source  # a module logger made before tqsdk
 from ghtrader_assets.sources.tqsdk_api import import_tqsdk
 
 import_tqsdk()
 import_tqsdk("tqsdk.data_series")
+# As Dagster, the CLI and caplog do: a handler put on the root after tqsdk was imported.
+seen = []
+handler = logging.Handler(logging.INFO)
+handler.emit = lambda record: seen.append((record.name, record.getMessage()))
+logging.getLogger().addHandler(handler)
+logging.getLogger().setLevel(logging.INFO)
 source.logger.warning("old logger heard")
 logging.getLogger("ghtrader_assets.later").info("new logger heard")
 logging.getLogger("TqApi").debug("tqsdk debug stays out")
