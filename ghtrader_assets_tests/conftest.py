@@ -24,6 +24,13 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+# Importing tqsdk replaces logging's root and manager (shinny_structlog); the package's own
+# import puts them back. Done once here, before any test module imports tqsdk directly, so
+# pytest's caplog sees every logger whichever test runs first.
+from ghtrader_assets.sources.tqsdk_api import import_tqsdk  # noqa: E402
+
+import_tqsdk()
+
 
 @pytest.fixture(scope="module")
 def cu_day() -> tuple[RollEntry, pd.DataFrame]:

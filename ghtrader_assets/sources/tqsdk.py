@@ -98,6 +98,7 @@ from ghtrader_assets.sources.tqsdk_api import (
     RecycleBudget,
     WallDeadline,
     construct,
+    import_tqsdk,
 )
 from ghtrader_assets.sources.tqsdk_cache import CacheDir
 from ghtrader_assets.sources.tqsdk_roll_table import RollTable, RollTableFetcher, http_fetch
@@ -160,9 +161,8 @@ def default_api_factory(user: str, password: str) -> Any:
     """Build the real ``TqApi``. tqsdk is imported here because importing it takes seconds
     (and prints a notice), which every process that never uses the real source should skip.
     A failed construction closes the event loop tqsdk would leave open."""
-    from tqsdk import TqApi, TqAuth
-
-    return construct(TqApi, auth=TqAuth(user, password))
+    tqsdk = import_tqsdk()
+    return construct(tqsdk.TqApi, auth=tqsdk.TqAuth(user, password))
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from ghtrader_assets.sources.base import SourceUnavailableError
 
 logger = logging.getLogger(__name__)
+
+
+def import_tqsdk(name: str = "tqsdk") -> ModuleType:
+    """``importlib.import_module(name)`` for tqsdk, with :mod:`logging` left as it was.
+
+    Why: importing tqsdk runs ``shinny_structlog``, which replaces ``logging.Logger.root``,
+    ``logging.Logger.manager`` and ``logging.getLogger`` for the whole process. Every logger
+    made before that import (this package's module loggers, Dagster's) then hangs off a root
+    that no handler is attached to any more: once the TqSdk source was used, the warnings
+    of the CSV reader, the stores and the source itself no longer reached the handlers
+    Dagster, the CLI or pytest attach to the root. The three are put back after the import.
+    tqsdk keeps working (its ``ShinnyLoggerAdapter`` wraps any ``Logger``); its ``TqApi``
+    logger, which tqsdk sets to DEBUG, does not propagate into ours, so its messages go
+    where they went before (nowhere, warnings to stderr) instead of flooding a run's log.
+    """
+    saved = (logging.Logger.root, logging.Logger.manager, logging.getLogger)
+    try:
+        return importlib.import_module(name)
+    finally:
+        logging.Logger.root, logging.Logger.manager, logging.getLogger = saved
+        logging.getLogger("TqApi").propagate = False
 
 
 class CallDeadlineError(SourceUnavailableError):

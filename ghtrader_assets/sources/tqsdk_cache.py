@@ -34,6 +34,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ghtrader_assets.sources.tqsdk_api import import_tqsdk
+
 logger = logging.getLogger(__name__)
 
 #: Bytes tqsdk's cache stores per tick: id + datetime (int64) and float64 fields; SHFE
@@ -70,7 +72,7 @@ class _ThreadCacheDir(os.PathLike):
 
 def _install() -> None:
     """Replace tqsdk's cache-dir constant by the per-thread one (idempotent)."""
-    import tqsdk.data_series as data_series
+    data_series = import_tqsdk("tqsdk.data_series")
 
     with _install_lock:
         if not isinstance(data_series.CACHE_DIR, _ThreadCacheDir):
