@@ -224,3 +224,98 @@ def test_each_account_keeps_its_own_tick_cache_and_names_its_variables(market, t
         resource.open(parse_main_symbol("KQ.m@CZCE.SR"))
     with pytest.raises(MissingCredentialsError, match="GHTRADER_TQ_PASSWORD_B"):
         TqSdkSource("bob@example.com", "", account="b")
+
+
+def _sleep_forever(day: str):
+    time.sleep(600)
+
+
+@pytest.fixture
+def accounts_home(tmp_path, monkeypatch):
+    """A fresh DAGSTER_HOME as `ghtrader demo` / `ghtrader backfill` make it."""
+    from ghtrader_assets.runner import ensure_dagster_home
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    path = ensure_dagster_home(tmp_path / "dagster_home")
+    monkeypatch.setenv("DAGSTER_HOME", str(path))
+    return path
+
+
+def test_a_stall_names_the_holders_of_every_accounts_pool(accounts_home):
+    """With two accounts the demo and backfill wait on two pools: the progress lines and
+    the stall error say who holds each (before, they passed no pool and said nothing)."""
+    from dagster import DagsterInstance, DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    from ghtrader_assets.runner import RunsStalledError, run_days, set_pool_limit
+
+    for pool in ("tqsdk_a", "tqsdk_b"):
+        set_pool_limit(pool, 1)
+    with DagsterInstance.get() as instance:
+        holder = create_run_for_test(
+            instance, job_name=INGEST_JOB, status=DagsterRunStatus.STARTED
+        ).run_id
+        instance.event_log_storage.claim_concurrency_slot("tqsdk_b", holder, "DCE__m_ticks")
+    said: list[str] = []
+    with pytest.raises(RunsStalledError) as caught:
+        run_days(
+            ["2025-03-10"],
+            1,
+            pool=("tqsdk_a", "tqsdk_b"),
+            timeout=1.0,
+            report_every=0.3,
+            say=said.append,
+            run=_sleep_forever,
+        )
+    message = str(caught.value)
+    assert "pool 'tqsdk_a': 0/1 slots held" in message
+    assert f"pool 'tqsdk_b': 1/1 slots held by run(s) {holder[:8]}" in message
+    assert "concurrency set tqsdk_a / tqsdk_b N" in message
+    assert any("pool 'tqsdk_b': 1/1" in line for line in said if line.strip().startswith("waiting"))
+
+
+def test_an_accounts_limit_set_in_the_instance_stands_through_the_cli(accounts_home):
+    """`dagster instance concurrency set tqsdk_b 2` for a smaller account: the next
+    `ghtrader demo`/`backfill` (GHTRADER_SOURCE_POOL_LIMIT 4) must not raise it back to 4;
+    a pool never set gets the CLI's limit."""
+    from dagster import DagsterInstance
+
+    from ghtrader_assets.runner import set_pool_limit
+
+    with DagsterInstance.get() as instance:
+        instance.event_log_storage.set_concurrency_slots("tqsdk_b", 2)
+    assert set_pool_limit("tqsdk_b", 4, keep_set=True) == 2
+    assert set_pool_limit("tqsdk_a", 4, keep_set=True) == 4
+    with DagsterInstance.get() as instance:
+        info = {
+            p: instance.event_log_storage.get_concurrency_info(p) for p in ("tqsdk_a", "tqsdk_b")
+        }
+    assert {p: i.slot_count for p, i in info.items()} == {"tqsdk_a": 4, "tqsdk_b": 2}
+    assert set_pool_limit("simulated", 4) == 4  # other sources: the CLI's limit, as before
+
+
+def test_backfill_sets_and_reports_every_accounts_pool(two_accounts, monkeypatch):
+    """`ghtrader backfill` with two accounts: both pools get a limit, and the runner is
+    given both pools to report (it was given none)."""
+    from ghtrader_assets import backfill
+
+    limits: dict[str, tuple[int, bool]] = {}
+    given: dict[str, object] = {}
+
+    def fake_limit(pool: str, limit: int, *, keep_set: bool = False) -> int:
+        limits[pool] = (limit, keep_set)
+        return 2 if pool == "tqsdk_b" else limit
+
+    def fake_execute(plan, workers, out, pool=None):
+        given["pool"] = pool
+        return []
+
+    monkeypatch.setattr(backfill, "set_pool_limit", fake_limit)
+    monkeypatch.setattr(backfill, "execute_plan", fake_execute)
+    monkeypatch.setattr(backfill, "materialize_coverage", lambda: None)
+    plan = backfill.plan_backfill(two_accounts, [CU, M], DAY, DAY)
+    lines: list[str] = []
+    backfill.run_plan(two_accounts, plan, 8, lines.append, lambda table, for_ui: "")
+    assert limits == {"tqsdk_a": (4, True), "tqsdk_b": (4, True)}
+    assert tuple(given["pool"]) == ("tqsdk_a", "tqsdk_b")
+    assert "  pool 'tqsdk_b': limit 2, as set in the instance (kept)" in lines
