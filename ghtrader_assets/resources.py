@@ -282,6 +282,8 @@ class SourceResource(_HidesSecrets, ConfigurableResource):
         return source
 
     def _open(self, symbol: MainSymbol) -> TickSource:
+        from ghtrader_assets.accounts import VARIABLE as ACCOUNTS_VARIABLE
+        from ghtrader_assets.accounts import account_in_env
         from ghtrader_assets.sources.registry import make_source
 
         if self.kind == "simulated":
@@ -296,13 +298,27 @@ class SourceResource(_HidesSecrets, ConfigurableResource):
                 raise ValueError("GHTRADER_SOURCE=csv needs GHTRADER_CSV_DIR")
             return make_source("csv", root=self.csv_dir)
         if self.kind == "tqsdk":
+            pinned = account_in_env(symbol)  # the account whose pool this step claims
             if self.tq_accounts:
                 name, account = self.account_of(symbol)
+                if pinned is not None and pinned != name:
+                    raise ValueError(
+                        f"{symbol.raw}: the run's resource config puts it on TqSdk account "
+                        f"{name!r}, but {ACCOUNTS_VARIABLE} (which gave its steps the pool "
+                        f"tqsdk_{pinned}) puts it on {pinned!r}; move a symbol between "
+                        f"accounts in {ACCOUNTS_VARIABLE}, not in run config"
+                    )
                 return make_source(
                     "tqsdk",
                     user=resolved(account.user),
                     password=resolved(account.password),
                     account=name,
+                )
+            if pinned is not None:
+                raise ValueError(
+                    f"{symbol.raw}: the run's resource config has no TqSdk accounts, but "
+                    f"{ACCOUNTS_VARIABLE} puts it on account {pinned!r} (pool tqsdk_{pinned}); "
+                    "remove the tq_accounts override from the run config"
                 )
             return make_source(
                 "tqsdk", user=resolved(self.tq_user), password=resolved(self.tq_password)

@@ -319,3 +319,55 @@ def test_backfill_sets_and_reports_every_accounts_pool(two_accounts, monkeypatch
     assert limits == {"tqsdk_a": (4, True), "tqsdk_b": (4, True)}
     assert tuple(given["pool"]) == ("tqsdk_a", "tqsdk_b")
     assert "  pool 'tqsdk_b': limit 2, as set in the instance (kept)" in lines
+
+
+def _env_accounts(names: dict[str, list[str]]) -> dict:
+    return {
+        name: {
+            "user": {"env": f"GHTRADER_TQ_USER_{name.upper()}"},
+            "password": {"env": f"GHTRADER_TQ_PASSWORD_{name.upper()}"},
+            "symbols": symbols,
+        }
+        for name, symbols in names.items()
+    }
+
+
+@pytest.mark.parametrize(
+    "source_config",
+    [
+        # cu moved onto b in the launchpad: it would download as bob while claiming tqsdk_a
+        {"kind": "tqsdk", "tq_accounts": _env_accounts({"a": [], "b": [CU.raw, M.raw]})},
+        # the accounts dropped: every symbol would download as alice, in both pools
+        {
+            "kind": "tqsdk",
+            "tq_user": {"env": "GHTRADER_TQ_USER_A"},
+            "tq_password": {"env": "GHTRADER_TQ_PASSWORD_A"},
+        },
+    ],
+    ids=["symbol-moved", "accounts-dropped"],
+)
+def test_run_config_cannot_move_a_symbol_off_the_account_whose_pool_it_claims(
+    market, two_accounts, source_config
+):
+    """The pool of a step is fixed by GHTRADER_TQ_ACCOUNTS when the definitions load; the
+    credentials come from resource config, which a run config can change. A run config that
+    disagrees fails the step naming the symbol, and nothing downloads under the wrong
+    account (before: cu downloaded as bob under tqsdk_a, so b could exceed its cap)."""
+    defs = build_definitions(two_accounts)
+    with instance_for_test() as instance:
+        result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+            partition_key=DAY.isoformat(),
+            instance=instance,
+            run_config={"resources": {"source": {"config": source_config}}},
+            raise_on_error=False,
+        )
+        failures = [
+            e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure
+        ]
+    assert not result.success
+    assert any(
+        "KQ.m@SHFE.cu" in f and "GHTRADER_TQ_ACCOUNTS" in f and "'a'" in f for f in failures
+    ), failures
+    assert "SHFE.cu2504" not in market.downloads.get("bob@example.com", [])
+    if "tq_accounts" not in source_config:
+        assert market.downloads.get("alice@example.com", []) == []
