@@ -305,15 +305,13 @@ class SourceResource(_HidesSecrets, ConfigurableResource):
                     raise ValueError(
                         f"{symbol.raw}: the run's resource config puts it on TqSdk account "
                         f"{name!r}, but {ACCOUNTS_VARIABLE} (which gave its steps the pool "
-                        f"tqsdk_{pinned}) puts it on {pinned!r}; move a symbol between "
+                        f"tqsdk_{pinned}) puts it on account {pinned!r}; move a symbol between "
                         f"accounts in {ACCOUNTS_VARIABLE}, not in run config"
                     )
-                return make_source(
-                    "tqsdk",
-                    user=resolved(account.user),
-                    password=resolved(account.password),
-                    account=name,
-                )
+                user, password = resolved(account.user), resolved(account.password)
+                if pinned is not None:
+                    _check_own_credentials(symbol, name, user, password)
+                return make_source("tqsdk", user=user, password=password, account=name)
             if pinned is not None:
                 raise ValueError(
                     f"{symbol.raw}: the run's resource config has no TqSdk accounts, but "
@@ -334,4 +332,25 @@ class SourceResource(_HidesSecrets, ConfigurableResource):
         raise ValueError(
             f"{symbol.raw} is on no TqSdk account ({', '.join(self.tq_accounts)}): "
             "list it in GHTRADER_TQ_ACCOUNTS"
+        )
+
+
+def _check_own_credentials(symbol: MainSymbol, account: str, user: str, password: str) -> None:
+    """Refuse credentials other than the account's own variables (a run config pointing
+    account ``a`` at ``GHTRADER_TQ_USER_B``, or a literal): the download would count against
+    another account than the pool the step claims. Compares values, names only variables."""
+    suffix = account.upper()
+    wrong = [
+        var
+        for var, value in (
+            (f"GHTRADER_TQ_USER_{suffix}", user),
+            (f"GHTRADER_TQ_PASSWORD_{suffix}", password),
+        )
+        if os.environ.get(var) is not None and (value or "").strip() != os.environ[var].strip()
+    ]
+    if wrong:
+        raise ValueError(
+            f"{symbol.raw}: the run's resource config gives TqSdk account {account!r} "
+            f"credentials other than {' and '.join(wrong)}; each account downloads with its "
+            "own variables only (remove the override from the run config)"
         )

@@ -343,8 +343,20 @@ def _env_accounts(names: dict[str, list[str]]) -> dict:
             "tq_user": {"env": "GHTRADER_TQ_USER_A"},
             "tq_password": {"env": "GHTRADER_TQ_PASSWORD_A"},
         },
+        # account a pointed at b's variables: cu would download as bob under tqsdk_a
+        {
+            "kind": "tqsdk",
+            "tq_accounts": {
+                "a": {
+                    "user": {"env": "GHTRADER_TQ_USER_B"},
+                    "password": {"env": "GHTRADER_TQ_PASSWORD_B"},
+                    "symbols": [CU.raw],
+                },
+                "b": _env_accounts({"b": [M.raw]})["b"],
+            },
+        },
     ],
-    ids=["symbol-moved", "accounts-dropped"],
+    ids=["symbol-moved", "accounts-dropped", "credentials-swapped"],
 )
 def test_run_config_cannot_move_a_symbol_off_the_account_whose_pool_it_claims(
     market, two_accounts, source_config
@@ -366,7 +378,7 @@ def test_run_config_cannot_move_a_symbol_off_the_account_whose_pool_it_claims(
         ]
     assert not result.success
     assert any(
-        "KQ.m@SHFE.cu" in f and "GHTRADER_TQ_ACCOUNTS" in f and "'a'" in f for f in failures
+        "KQ.m@SHFE.cu" in f and "account 'a'" in f and "run config" in f for f in failures
     ), failures
     assert "SHFE.cu2504" not in market.downloads.get("bob@example.com", [])
     if "tq_accounts" not in source_config:
