@@ -162,6 +162,12 @@ def parse_accounts(text: str, universe: Iterable[MainSymbol]) -> TqAccounts:
             raise AccountsError(f"{VARIABLE}: account {name!r} appears twice; list it once")
         order.append(name)
         for item in items:
+            if (item == REST and rest == name) or (
+                item.upper() in EXCHANGES and by_exchange.get(item.upper()) == name
+            ):
+                raise AccountsError(
+                    f"{VARIABLE}: account {name!r} lists {item} twice; list it once"
+                )
             if item == REST:
                 if rest is not None:
                     raise AccountsError(
@@ -190,6 +196,10 @@ def parse_accounts(text: str, universe: Iterable[MainSymbol]) -> TqAccounts:
                     raise AccountsError(
                         f"{VARIABLE}: account {name!r} names {symbol.raw}, which is not in "
                         "GHTRADER_UNIVERSE; add it there or remove it here"
+                    )
+                if explicit.get(symbol) == name:
+                    raise AccountsError(
+                        f"{VARIABLE}: account {name!r} names {symbol.raw} twice; list it once"
                     )
                 if symbol in explicit:
                     raise AccountsError(
