@@ -275,7 +275,7 @@ def run_plan(
     for pool in settings.source_pools:  # one per TqSdk account, else the source's
         # An account's limit set in the instance (`dagster instance concurrency set`) stands.
         limit = set_pool_limit(
-            pool, settings.source_pool_limit, keep_set=settings.source == "tqsdk"
+            pool, settings.source_pool_limit, keep_set=settings.keeps_instance_pool_limit
         )
         if limit != settings.source_pool_limit:
             out(f"  pool {pool!r}: limit {limit}, as set in the instance (kept)")

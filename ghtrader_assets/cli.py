@@ -186,7 +186,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     began = pd.Timestamp.now(tz="UTC")
     for pool in settings.source_pools:  # one per TqSdk account, else the source's
         limit = set_pool_limit(
-            pool, settings.source_pool_limit, keep_set=settings.source == "tqsdk"
+            pool, settings.source_pool_limit, keep_set=settings.keeps_instance_pool_limit
         )
         if limit != settings.source_pool_limit:
             print(f"  pool {pool!r}: limit {limit}, as set in the instance (kept)")

@@ -3,6 +3,7 @@ downloads under its own account's credentials, in its account's pool, capped acr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -319,6 +320,11 @@ def test_backfill_sets_and_reports_every_accounts_pool(two_accounts, monkeypatch
     assert limits == {"tqsdk_a": (4, True), "tqsdk_b": (4, True)}
     assert tuple(given["pool"]) == ("tqsdk_a", "tqsdk_b")
     assert "  pool 'tqsdk_b': limit 2, as set in the instance (kept)" in lines
+    # GHTRADER_SOURCE_POOL_LIMIT set on purpose: applied over the instance's limits.
+    explicit = dataclasses.replace(two_accounts, source_pool_limit=3, source_pool_limit_given=True)
+    limits.clear()
+    backfill.run_plan(explicit, plan, 6, lines.append, lambda table, for_ui: "")
+    assert limits == {"tqsdk_a": (3, False), "tqsdk_b": (3, False)}
 
 
 def _env_accounts(names: dict[str, list[str]]) -> dict:
