@@ -30,6 +30,8 @@ would be meant is a guess).
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -160,6 +162,12 @@ def parse_accounts(text: str, universe: Iterable[MainSymbol]) -> TqAccounts:
             raise AccountsError(f"{VARIABLE}: account {name!r} appears twice; list it once")
         order.append(name)
         for item in items:
+            if (item == REST and rest == name) or (
+                item.upper() in EXCHANGES and by_exchange.get(item.upper()) == name
+            ):
+                raise AccountsError(
+                    f"{VARIABLE}: account {name!r} lists {item} twice; list it once"
+                )
             if item == REST:
                 if rest is not None:
                     raise AccountsError(
@@ -188,6 +196,10 @@ def parse_accounts(text: str, universe: Iterable[MainSymbol]) -> TqAccounts:
                     raise AccountsError(
                         f"{VARIABLE}: account {name!r} names {symbol.raw}, which is not in "
                         "GHTRADER_UNIVERSE; add it there or remove it here"
+                    )
+                if explicit.get(symbol) == name:
+                    raise AccountsError(
+                        f"{VARIABLE}: account {name!r} names {symbol.raw} twice; list it once"
                     )
                 if symbol in explicit:
                     raise AccountsError(
@@ -256,3 +268,28 @@ def accounts_from_env(
             f"{VARIABLE} names accounts without credentials: set {', '.join(missing)}"
         )
     return accounts
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(text: str, universe_text: str | None) -> TqAccounts:
+    from ghtrader_assets.config import parse_universe_setting
+
+    return parse_accounts(text, parse_universe_setting(universe_text))
+
+
+def account_in_env(symbol: MainSymbol, env: Mapping[str, str] | None = None) -> str | None:
+    """The account ``GHTRADER_TQ_ACCOUNTS`` gives ``symbol`` in this process, ``None`` when
+    the variable is unset (single-account form).
+
+    Why: the step's pool (``tqsdk_<account>``) was fixed from this variable when the
+    definitions loaded in this process, while the source resource picks credentials from
+    its config, which a run config (launchpad, ``execute_in_process(run_config=...)``) can
+    change. The resource compares the two, so a symbol never downloads under one account's
+    credentials while claiming another account's pool (which would let an account exceed
+    its cap).
+    """
+    env = os.environ if env is None else env
+    text = env.get(VARIABLE, "").strip()
+    if not text:
+        return None
+    return _parsed(text, env.get("GHTRADER_UNIVERSE")).account_of(symbol).name

@@ -127,10 +127,14 @@ def run_planned_day(day: str, plan_days: dict[str, tuple[str, ...]]) -> DayRun:
 
 
 def execute_plan(
-    plan: BackfillPlan, workers: int, out: Callable[[str], None] = print, pool: str | None = None
+    plan: BackfillPlan,
+    workers: int,
+    out: Callable[[str], None] = print,
+    pool: str | Sequence[str] | None = None,
 ) -> list[DayRun]:
     """One Dagster run per day, ``workers`` at once, through the demo's runner (dead runs
-    released, bounded wait, Ctrl-C stops the workers); a line per finished day."""
+    released, bounded wait, Ctrl-C stops the workers); a line per finished day. ``pool``:
+    the pools whose holders a wait reports (one per TqSdk account)."""
     total = len(plan.days)
     finished = 0
 
@@ -269,9 +273,13 @@ def run_plan(
     if len(plan.skipped) > 5:
         out(f"  ... and {len(plan.skipped) - 5} more symbol-days not listed")
     for pool in settings.source_pools:  # one per TqSdk account, else the source's
-        set_pool_limit(pool, settings.source_pool_limit)
-    pools = settings.source_pools
-    runs = execute_plan(plan, workers, out, pool=pools[0] if len(pools) == 1 else None)
+        # An account's limit set in the instance (`dagster instance concurrency set`) stands.
+        limit = set_pool_limit(
+            pool, settings.source_pool_limit, keep_set=settings.keeps_instance_pool_limit
+        )
+        if limit != settings.source_pool_limit:
+            out(f"  pool {pool!r}: limit {limit}, as set in the instance (kept)")
+    runs = execute_plan(plan, workers, out, pool=settings.source_pools)
     materialize_coverage()
     table = summary_table(settings, plan, runs)
     out("")

@@ -185,7 +185,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     open_store(settings)  # reachable and tables created before any worker starts
     began = pd.Timestamp.now(tz="UTC")
     for pool in settings.source_pools:  # one per TqSdk account, else the source's
-        set_pool_limit(pool, settings.source_pool_limit)
+        limit = set_pool_limit(
+            pool, settings.source_pool_limit, keep_set=settings.keeps_instance_pool_limit
+        )
+        if limit != settings.source_pool_limit:
+            print(f"  pool {pool!r}: limit {limit}, as set in the instance (kept)")
     released = release_dead_runs()
     if released:
         print(
@@ -197,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         results = run_days(
             days,
             workers,
-            pool=settings.source_pools[0] if len(settings.source_pools) == 1 else None,
+            pool=settings.source_pools,  # a stall names the holders of each
             timeout=args.timeout,
             run=functools.partial(run_demo_day, defect=defect),
         )

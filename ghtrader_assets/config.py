@@ -121,6 +121,16 @@ class Settings:
     #: Several TqSdk accounts (``GHTRADER_TQ_ACCOUNTS``, :mod:`ghtrader_assets.accounts`):
     #: which account downloads which symbol. ``None``: one account, pool ``tqsdk``.
     tq_accounts: TqAccounts | None = None
+    #: ``GHTRADER_SOURCE_POOL_LIMIT`` was set (not the default): the CLI applies it even over
+    #: a TqSdk pool limit already set in the instance.
+    source_pool_limit_given: bool = False
+
+    @property
+    def keeps_instance_pool_limit(self) -> bool:
+        """Whether ``ghtrader demo``/``backfill`` leave a pool limit already set in the
+        instance alone: for TqSdk (an account's cap, perhaps set apart with ``dagster
+        instance concurrency set``) unless ``GHTRADER_SOURCE_POOL_LIMIT`` asks otherwise."""
+        return self.source == "tqsdk" and not self.source_pool_limit_given
 
     def pool_of(self, symbol: MainSymbol) -> str:
         """The Dagster pool the source steps of ``symbol`` claim: its account's
@@ -181,6 +191,7 @@ class Settings:
             csv_dir=Path(csv_dir).expanduser() if csv_dir else None,
             close_time=parse_close_time(get("CLOSE_TIME", "15:30")),
             source_pool_limit=pool_limit,
+            source_pool_limit_given=bool(env.get("GHTRADER_SOURCE_POOL_LIMIT", "").strip()),
             days_per_run=days_per_run,
             source_latency_seconds=parse_number(
                 get("SOURCE_LATENCY_SECONDS", "0"), "GHTRADER_SOURCE_LATENCY_SECONDS", float, 0

@@ -292,6 +292,8 @@ class SourceResource(_HidesSecrets, ConfigurableResource):
         return source
 
     def _open(self, symbol: MainSymbol) -> TickSource:
+        from ghtrader_assets.accounts import VARIABLE as ACCOUNTS_VARIABLE
+        from ghtrader_assets.accounts import account_in_env
         from ghtrader_assets.sources.registry import make_source
 
         if self.kind == "simulated":
@@ -306,13 +308,25 @@ class SourceResource(_HidesSecrets, ConfigurableResource):
                 raise ValueError("GHTRADER_SOURCE=csv needs GHTRADER_CSV_DIR")
             return make_source("csv", root=self.csv_dir)
         if self.kind == "tqsdk":
+            pinned = account_in_env(symbol)  # the account whose pool this step claims
             if self.tq_accounts:
                 name, account = self.account_of(symbol)
-                return make_source(
-                    "tqsdk",
-                    user=resolved(account.user),
-                    password=resolved(account.password),
-                    account=name,
+                if pinned is not None and pinned != name:
+                    raise ValueError(
+                        f"{symbol.raw}: the run's resource config puts it on TqSdk account "
+                        f"{name!r}, but {ACCOUNTS_VARIABLE} (which gave its steps the pool "
+                        f"tqsdk_{pinned}) puts it on account {pinned!r}; move a symbol between "
+                        f"accounts in {ACCOUNTS_VARIABLE}, not in run config"
+                    )
+                user, password = resolved(account.user), resolved(account.password)
+                if pinned is not None:
+                    _check_own_credentials(symbol, name, user, password)
+                return make_source("tqsdk", user=user, password=password, account=name)
+            if pinned is not None:
+                raise ValueError(
+                    f"{symbol.raw}: the run's resource config has no TqSdk accounts, but "
+                    f"{ACCOUNTS_VARIABLE} puts it on account {pinned!r} (pool tqsdk_{pinned}); "
+                    "remove the tq_accounts override from the run config"
                 )
             return make_source(
                 "tqsdk", user=resolved(self.tq_user), password=resolved(self.tq_password)
@@ -328,4 +342,25 @@ class SourceResource(_HidesSecrets, ConfigurableResource):
         raise ValueError(
             f"{symbol.raw} is on no TqSdk account ({', '.join(self.tq_accounts)}): "
             "list it in GHTRADER_TQ_ACCOUNTS"
+        )
+
+
+def _check_own_credentials(symbol: MainSymbol, account: str, user: str, password: str) -> None:
+    """Refuse credentials other than the account's own variables (a run config pointing
+    account ``a`` at ``GHTRADER_TQ_USER_B``, or a literal): the download would count against
+    another account than the pool the step claims. Compares values, names only variables."""
+    suffix = account.upper()
+    wrong = [
+        var
+        for var, value in (
+            (f"GHTRADER_TQ_USER_{suffix}", user),
+            (f"GHTRADER_TQ_PASSWORD_{suffix}", password),
+        )
+        if os.environ.get(var) is not None and (value or "").strip() != os.environ[var].strip()
+    ]
+    if wrong:
+        raise ValueError(
+            f"{symbol.raw}: the run's resource config gives TqSdk account {account!r} "
+            f"credentials other than {' and '.join(wrong)}; each account downloads with its "
+            "own variables only (remove the override from the run config)"
         )

@@ -231,17 +231,25 @@ def run_day(
     return DayRun(day, result.success, result.run_id)
 
 
-def set_pool_limit(pool: str, limit: int) -> None:
-    """Cap concurrent steps of ``pool`` in the instance at ``$DAGSTER_HOME`` (all runs).
+def set_pool_limit(pool: str, limit: int, *, keep_set: bool = False) -> int:
+    """Cap concurrent steps of ``pool`` in the instance at ``$DAGSTER_HOME`` (all runs);
+    returns the limit in force.
 
-    The same as ``dagster instance concurrency set POOL LIMIT``. Under the set-up lock: it
+    The same as ``dagster instance concurrency set POOL LIMIT``. With ``keep_set`` (a TqSdk
+    account's pool) a limit already set in the instance stands: an operator who capped a
+    smaller account with ``dagster instance concurrency set tqsdk_b 2`` must not see the
+    next ``ghtrader backfill`` raise it back to the default. Under the set-up lock: it
     also creates the instance's storage once, and concurrent first demos would otherwise
     collide on the SQLite schema and the pool's slot rows."""
     from dagster import DagsterInstance
 
     with instance_setup_lock(_home()), DagsterInstance.get() as instance:
-        if instance.event_log_storage.get_concurrency_info(pool).slot_count != limit:
+        info = instance.event_log_storage.get_concurrency_info(pool)
+        if keep_set and info.slot_count and not info.using_default_limit:
+            return info.slot_count
+        if info.slot_count != limit:
             instance.event_log_storage.set_concurrency_slots(pool, limit)
+        return limit
 
 
 def _alive(pid: int) -> bool:
@@ -297,6 +305,25 @@ def pool_holders(pool: str, instance=None) -> str:
     held = f"{info.active_slot_count}/{info.slot_count} slots"
     shown = ", ".join(r[:8] for r in runs)
     return f"{held} held by run(s) {shown}" if runs else f"{held} held"
+
+
+def _pool_names(pool: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``run_days``'s ``pool``: one name, several (one per TqSdk account) or none."""
+    if pool is None:
+        return ()
+    return (pool,) if isinstance(pool, str) else tuple(pool)
+
+
+def pools_holders(pools: Sequence[str], instance=None) -> str:
+    """``"pool 'tqsdk_a': 4/4 slots held by run(s) ...; pool 'tqsdk_b': 0/4 slots held"``:
+    who holds each pool right now, in one instance (several accounts: one pool each, and a
+    stall may be any of them)."""
+    from dagster import DagsterInstance
+
+    with contextlib.ExitStack() as stack:
+        if instance is None:
+            instance = stack.enter_context(DagsterInstance.get())
+        return "; ".join(f"pool {p!r}: {pool_holders(p, instance)}" for p in pools)
 
 
 def _orphaned() -> bool:
@@ -364,7 +391,7 @@ def run_days(
     days: Sequence[str],
     workers: int,
     *,
-    pool: str | None = None,
+    pool: str | Sequence[str] | None = None,
     timeout: float = 3600.0,
     report_every: float = 30.0,
     say: Callable[[str], None] = print,
@@ -375,11 +402,13 @@ def run_days(
     ``on_done`` sees each day's outcome as it finishes (progress lines).
 
     While runs are unfinished it reports, every ``report_every`` seconds, the days it waits
-    for and (with ``pool``) who holds the pool, releasing runs whose process died; after
+    for and (with ``pool``: one pool name, or several, e.g. one per TqSdk account) who holds
+    each pool, releasing runs whose process died; after
     ``timeout`` seconds it stops the workers and raises :class:`RunsStalledError`.
     """
     from dagster import DagsterInstance
 
+    pools = _pool_names(pool)
     # Create the instance's storage once here, under the set-up lock: worker processes
     # racing to create the same SQLite schema would collide.
     with instance_setup_lock(_home()):
@@ -410,17 +439,18 @@ def run_days(
                 if not pending:
                     break
                 now = time.monotonic()
-                holders = _progress(pool, say, [futures[f] for f in pending], now - started)
+                holders = _progress(pools, say, [futures[f] for f in pending], now - started)
                 stalled = now - last_progress
                 if stalled > timeout:
                     raise RunsStalledError(
                         f"gave up after {stalled:.0f} s without a finished run, waiting for "
                         f"the runs of {', '.join(sorted(futures[f] for f in pending))}"
-                        + (f"; pool {pool!r}: {holders}" if pool else "")
+                        + (f"; {holders}" if holders else "")
                         + ". If those runs are dead, mark them failed in the Dagster UI "
                         "(Runs -> Terminate) or delete them (`dagster run delete RUN_ID`), "
                         "which frees their slots; raise the limit with `dagster instance "
-                        f"concurrency set {pool or 'POOL'} N`; or allow more time (--timeout)."
+                        f"concurrency set {' / '.join(pools) or 'POOL'} N`; or allow more "
+                        "time (--timeout)."
                     )
     except BaseException:
         _terminate(executor)
@@ -447,8 +477,11 @@ def _outcome(future: Future[DayRun], day: str) -> DayRun:
     return DayRun(day, False, "", f"{type(exc).__name__}: {exc}")
 
 
-def _progress(pool: str | None, say: Callable[[str], None], days: list[str], waited: float) -> str:
-    """One progress line: the days still running and who holds the pool; releases dead runs."""
+def _progress(
+    pools: Sequence[str], say: Callable[[str], None], days: list[str], waited: float
+) -> str:
+    """One progress line: the days still running and who holds each pool; releases dead
+    runs. Returns the holders part ("" without pools) for the stall message."""
     holders = ""
     try:
         released = release_dead_runs()
@@ -457,12 +490,12 @@ def _progress(pool: str | None, say: Callable[[str], None], days: list[str], wai
                 f"  released {len(released)} run(s) whose process died: "
                 f"{', '.join(r[:8] for r in released)} (their pool slots are free again)"
             )
-        if pool:
-            holders = pool_holders(pool)
+        if pools:
+            holders = pools_holders(pools)
     except Exception as exc:  # noqa: BLE001 - progress reporting must not stop the runs
-        holders = f"(pool state unavailable: {exc})"
+        holders = f"pool {' / '.join(pools)}: state unavailable ({exc})" if pools else ""
     say(
         f"  waiting {waited:.0f} s for {len(days)} run(s) ({', '.join(sorted(days))})"
-        + (f"; pool {pool!r}: {holders}" if pool else "")
+        + (f"; {holders}" if holders else "")
     )
     return holders

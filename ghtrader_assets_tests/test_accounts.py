@@ -84,6 +84,8 @@ def test_pools_variables_and_lookup_per_account():
         ("A:*", "account name 'A' must be lower-case"),
         ("my-acct:*", "account name 'my-acct'"),
         ("a:SHFE;a:*", "account 'a' appears twice"),
+        ("a:KQ.m@SHFE.cu,KQ.m@SHFE.cu;b:*", "account 'a' names KQ.m@SHFE.cu twice"),
+        ("a:SHFE,shfe;b:*", "account 'a' lists shfe twice"),
         ("SHFE,DCE", "entry 'SHFE,DCE' is not account:items"),
         ("a:;b:*", "account 'a' lists no symbol"),
         (";", "names no account"),

@@ -3,6 +3,7 @@ downloads under its own account's credentials, in its account's pool, capped acr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
@@ -224,3 +225,167 @@ def test_each_account_keeps_its_own_tick_cache_and_names_its_variables(market, t
         resource.open(parse_main_symbol("KQ.m@CZCE.SR"))
     with pytest.raises(MissingCredentialsError, match="GHTRADER_TQ_PASSWORD_B"):
         TqSdkSource("bob@example.com", "", account="b")
+
+
+def _sleep_forever(day: str):
+    time.sleep(600)
+
+
+@pytest.fixture
+def accounts_home(tmp_path, monkeypatch):
+    """A fresh DAGSTER_HOME as `ghtrader demo` / `ghtrader backfill` make it."""
+    from ghtrader_assets.runner import ensure_dagster_home
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    path = ensure_dagster_home(tmp_path / "dagster_home")
+    monkeypatch.setenv("DAGSTER_HOME", str(path))
+    return path
+
+
+def test_a_stall_names_the_holders_of_every_accounts_pool(accounts_home):
+    """With two accounts the demo and backfill wait on two pools: the progress lines and
+    the stall error say who holds each (before, they passed no pool and said nothing)."""
+    from dagster import DagsterInstance, DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    from ghtrader_assets.runner import RunsStalledError, run_days, set_pool_limit
+
+    for pool in ("tqsdk_a", "tqsdk_b"):
+        set_pool_limit(pool, 1)
+    with DagsterInstance.get() as instance:
+        holder = create_run_for_test(
+            instance, job_name=INGEST_JOB, status=DagsterRunStatus.STARTED
+        ).run_id
+        instance.event_log_storage.claim_concurrency_slot("tqsdk_b", holder, "DCE__m_ticks")
+    said: list[str] = []
+    with pytest.raises(RunsStalledError) as caught:
+        run_days(
+            ["2025-03-10"],
+            1,
+            pool=("tqsdk_a", "tqsdk_b"),
+            timeout=1.0,
+            report_every=0.3,
+            say=said.append,
+            run=_sleep_forever,
+        )
+    message = str(caught.value)
+    assert "pool 'tqsdk_a': 0/1 slots held" in message
+    assert f"pool 'tqsdk_b': 1/1 slots held by run(s) {holder[:8]}" in message
+    assert "concurrency set tqsdk_a / tqsdk_b N" in message
+    assert any("pool 'tqsdk_b': 1/1" in line for line in said if line.strip().startswith("waiting"))
+
+
+def test_an_accounts_limit_set_in_the_instance_stands_through_the_cli(accounts_home):
+    """`dagster instance concurrency set tqsdk_b 2` for a smaller account: the next
+    `ghtrader demo`/`backfill` (GHTRADER_SOURCE_POOL_LIMIT 4) must not raise it back to 4;
+    a pool never set gets the CLI's limit."""
+    from dagster import DagsterInstance
+
+    from ghtrader_assets.runner import set_pool_limit
+
+    with DagsterInstance.get() as instance:
+        instance.event_log_storage.set_concurrency_slots("tqsdk_b", 2)
+    assert set_pool_limit("tqsdk_b", 4, keep_set=True) == 2
+    assert set_pool_limit("tqsdk_a", 4, keep_set=True) == 4
+    with DagsterInstance.get() as instance:
+        info = {
+            p: instance.event_log_storage.get_concurrency_info(p) for p in ("tqsdk_a", "tqsdk_b")
+        }
+    assert {p: i.slot_count for p, i in info.items()} == {"tqsdk_a": 4, "tqsdk_b": 2}
+    assert set_pool_limit("simulated", 4) == 4  # other sources: the CLI's limit, as before
+
+
+def test_backfill_sets_and_reports_every_accounts_pool(two_accounts, monkeypatch):
+    """`ghtrader backfill` with two accounts: both pools get a limit, and the runner is
+    given both pools to report (it was given none)."""
+    from ghtrader_assets import backfill
+
+    limits: dict[str, tuple[int, bool]] = {}
+    given: dict[str, object] = {}
+
+    def fake_limit(pool: str, limit: int, *, keep_set: bool = False) -> int:
+        limits[pool] = (limit, keep_set)
+        return 2 if pool == "tqsdk_b" else limit
+
+    def fake_execute(plan, workers, out, pool=None):
+        given["pool"] = pool
+        return []
+
+    monkeypatch.setattr(backfill, "set_pool_limit", fake_limit)
+    monkeypatch.setattr(backfill, "execute_plan", fake_execute)
+    monkeypatch.setattr(backfill, "materialize_coverage", lambda: None)
+    plan = backfill.plan_backfill(two_accounts, [CU, M], DAY, DAY)
+    lines: list[str] = []
+    backfill.run_plan(two_accounts, plan, 8, lines.append, lambda table, for_ui: "")
+    assert limits == {"tqsdk_a": (4, True), "tqsdk_b": (4, True)}
+    assert tuple(given["pool"]) == ("tqsdk_a", "tqsdk_b")
+    assert "  pool 'tqsdk_b': limit 2, as set in the instance (kept)" in lines
+    # GHTRADER_SOURCE_POOL_LIMIT set on purpose: applied over the instance's limits.
+    explicit = dataclasses.replace(two_accounts, source_pool_limit=3, source_pool_limit_given=True)
+    limits.clear()
+    backfill.run_plan(explicit, plan, 6, lines.append, lambda table, for_ui: "")
+    assert limits == {"tqsdk_a": (3, False), "tqsdk_b": (3, False)}
+
+
+def _env_accounts(names: dict[str, list[str]]) -> dict:
+    return {
+        name: {
+            "user": {"env": f"GHTRADER_TQ_USER_{name.upper()}"},
+            "password": {"env": f"GHTRADER_TQ_PASSWORD_{name.upper()}"},
+            "symbols": symbols,
+        }
+        for name, symbols in names.items()
+    }
+
+
+@pytest.mark.parametrize(
+    "source_config",
+    [
+        # cu moved onto b in the launchpad: it would download as bob while claiming tqsdk_a
+        {"kind": "tqsdk", "tq_accounts": _env_accounts({"a": [], "b": [CU.raw, M.raw]})},
+        # the accounts dropped: every symbol would download as alice, in both pools
+        {
+            "kind": "tqsdk",
+            "tq_user": {"env": "GHTRADER_TQ_USER_A"},
+            "tq_password": {"env": "GHTRADER_TQ_PASSWORD_A"},
+        },
+        # account a pointed at b's variables: cu would download as bob under tqsdk_a
+        {
+            "kind": "tqsdk",
+            "tq_accounts": {
+                "a": {
+                    "user": {"env": "GHTRADER_TQ_USER_B"},
+                    "password": {"env": "GHTRADER_TQ_PASSWORD_B"},
+                    "symbols": [CU.raw],
+                },
+                "b": _env_accounts({"b": [M.raw]})["b"],
+            },
+        },
+    ],
+    ids=["symbol-moved", "accounts-dropped", "credentials-swapped"],
+)
+def test_run_config_cannot_move_a_symbol_off_the_account_whose_pool_it_claims(
+    market, two_accounts, source_config
+):
+    """The pool of a step is fixed by GHTRADER_TQ_ACCOUNTS when the definitions load; the
+    credentials come from resource config, which a run config can change. A run config that
+    disagrees fails the step naming the symbol, and nothing downloads under the wrong
+    account (before: cu downloaded as bob under tqsdk_a, so b could exceed its cap)."""
+    defs = build_definitions(two_accounts)
+    with instance_for_test() as instance:
+        result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+            partition_key=DAY.isoformat(),
+            instance=instance,
+            run_config={"resources": {"source": {"config": source_config}}},
+            raise_on_error=False,
+        )
+        failures = [
+            e.event_specific_data.error.to_string() for e in result.all_events if e.is_step_failure
+        ]
+    assert not result.success
+    assert any(
+        "KQ.m@SHFE.cu" in f and "account 'a'" in f and "run config" in f for f in failures
+    ), failures
+    assert "SHFE.cu2504" not in market.downloads.get("bob@example.com", [])
+    if "tq_accounts" not in source_config:
+        assert market.downloads.get("alice@example.com", []) == []

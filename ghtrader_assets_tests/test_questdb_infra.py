@@ -61,7 +61,16 @@ def render(path: Path, env: dict[str, str]) -> dict[str, Any]:
             return interpolate(node, env)
         return node
 
-    return walk(raw)
+    config = walk(raw)
+    for service in config.get("services", {}).values():
+        environment = service.get("environment")
+        if isinstance(environment, dict):  # a key without value: the shell's, else unset
+            service["environment"] = {
+                k: env[k] if v is None else v
+                for k, v in environment.items()
+                if v is not None or k in env
+            }
+    return config
 
 
 def published(service: dict[str, Any]) -> list[tuple[str, str]]:
@@ -180,3 +189,59 @@ def test_development_server_is_loopback_only_without_ilp_tcp() -> None:
     assert qdb["environment"]["QDB_LINE_TCP_ENABLED"] == "false"
     # The stock PGWire password when none is set (documented as development-only).
     assert qdb["environment"]["QDB_PG_PASSWORD"] == "quest"
+
+
+def test_several_tqsdk_accounts_reach_the_dagster_services_through_an_env_file(
+    tmp_path,
+) -> None:
+    """The multi-account form: GHTRADER_TQ_ACCOUNTS and each account's credentials come from
+    an uncommitted env file (names depend on the accounts), never from values in the compose
+    file; `environment` does not mask them; the settings the containers get load two
+    accounts, each with its pool."""
+    from dotenv import dotenv_values
+
+    from ghtrader_assets.config import Settings
+
+    example = INFRA / "tq-accounts.env.example"
+    assert example.is_file()
+    env_file = tmp_path / "tq-accounts.env"
+    env_file.write_text(
+        example.read_text()
+        .replace("GHTRADER_TQ_USER_A=", "GHTRADER_TQ_USER_A=alice")
+        .replace("GHTRADER_TQ_PASSWORD_A=", "GHTRADER_TQ_PASSWORD_A=pw-A-secret")
+        .replace("GHTRADER_TQ_USER_B=", "GHTRADER_TQ_USER_B=bob")
+        .replace("GHTRADER_TQ_PASSWORD_B=", "GHTRADER_TQ_PASSWORD_B=pw-B-secret")
+    )
+    # GHTRADER_UNIVERSE unset in the shell is unset in the containers (the default
+    # universe): an empty value would stop the code location from loading.
+    plain = render(PROD, SECRETS)["services"]["dagster-daemon"]["environment"]
+    assert "GHTRADER_UNIVERSE" not in plain
+    Settings.from_env({k: str(v) for k, v in plain.items()} | {"GHTRADER_DATA_DIR": str(tmp_path)})
+    # Default path: infra/tq-accounts.env, optional, and kept out of git.
+    default = render(PROD, {**SECRETS, "GHTRADER_SOURCE": "tqsdk"})
+    for name in ("dagster-webserver", "dagster-daemon"):
+        (entry,) = default["services"][name]["env_file"]
+        assert entry == {"path": "./tq-accounts.env", "required": False}
+    ignored = (INFRA.parent / ".gitignore").read_text().splitlines()
+    assert "infra/tq-accounts.env" in ignored
+    config = render(
+        PROD, {**SECRETS, "GHTRADER_SOURCE": "tqsdk", "GHTRADER_TQ_ACCOUNTS_FILE": str(env_file)}
+    )
+    assert "pw-A-secret" not in yaml.safe_dump(config)  # passed as a file, never inlined
+    for name in ("dagster-webserver", "dagster-daemon"):
+        service = config["services"][name]
+        (entry,) = service["env_file"]
+        assert entry["path"] == str(env_file)
+        from_file = dotenv_values(entry["path"])
+        environment = {k: str(v) for k, v in service["environment"].items()}
+        # `environment` wins over env_file in compose: it must not carry (and blank) these.
+        assert not set(from_file) & set(environment), set(from_file) & set(environment)
+        container = {**from_file, **environment, "GHTRADER_DATA_DIR": str(tmp_path)}
+        settings = Settings.from_env(container)
+        assert settings.tq_accounts is not None
+        assert settings.source_pools == ("tqsdk_a", "tqsdk_b")
+    # Without the file (or with GHTRADER_TQ_USER set in the shell as well), the
+    # single-account form; both at once is refused when the definitions load.
+    both = {**from_file, **environment, "GHTRADER_TQ_USER": "carol"}
+    with pytest.raises(ValueError, match="GHTRADER_TQ_ACCOUNTS is set together with"):
+        Settings.from_env({**both, "GHTRADER_DATA_DIR": str(tmp_path)})
