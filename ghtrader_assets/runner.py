@@ -42,6 +42,7 @@ Crashes, in the order they bite:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import multiprocessing
@@ -180,6 +181,43 @@ def workspace_job_origin(job_name: str, workspace: Path | None = None):
     return RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME).get_job_origin(job_name)
 
 
+#: This process's Dagster instance: (pid, $DAGSTER_HOME, instance); see process_instance.
+_INSTANCE: tuple[int, str, object] | None = None
+
+
+def process_instance():
+    """The instance at ``$DAGSTER_HOME`` for the runs this process executes, opened once.
+
+    A day worker executes many runs; opening the instance for each one re-read
+    ``dagster.yaml``, rebuilt the three storages and re-checked their schema revisions
+    (Alembic loads every migration script to find the head), about a sixth of a one-symbol
+    day run's CPU. Kept per process (a forked worker opens its own) and per
+    ``$DAGSTER_HOME`` (a changed home closes the old one); closed at exit.
+    """
+    global _INSTANCE
+    from dagster import DagsterInstance
+
+    home = os.environ.get("DAGSTER_HOME", "")
+    if _INSTANCE is not None and _INSTANCE[:2] == (os.getpid(), home):
+        return _INSTANCE[2]
+    if _INSTANCE is not None and _INSTANCE[0] == os.getpid():
+        with contextlib.suppress(Exception):
+            _INSTANCE[2].dispose()  # type: ignore[attr-defined]
+    instance = DagsterInstance.get()
+    if _INSTANCE is None or _INSTANCE[0] != os.getpid():
+        atexit.register(_dispose_process_instance)
+    _INSTANCE = (os.getpid(), home, instance)
+    return instance
+
+
+def _dispose_process_instance() -> None:
+    global _INSTANCE
+    if _INSTANCE is not None and _INSTANCE[0] == os.getpid():
+        with contextlib.suppress(Exception):
+            _INSTANCE[2].dispose()  # type: ignore[attr-defined]
+        _INSTANCE = None
+
+
 def execute_with_origin(
     recon,
     *,
@@ -189,24 +227,24 @@ def execute_with_origin(
 ):
     """``execute_job`` plus the workspace's code-location origin, which it cannot pass:
     create the run with ``remote_job_origin`` (as the UI would), then execute it here, in
-    this process, against the instance at ``$DAGSTER_HOME``. Returns the execution result."""
-    from dagster import DagsterInstance
+    this process, against the instance at ``$DAGSTER_HOME`` (:func:`process_instance`).
+    Returns the execution result."""
     from dagster._core.execution.api import _job_with_repository_load_data, execute_run
 
     # What execute_job does first: bake the repository load data in once.
     recon, load_data = _job_with_repository_load_data(recon)
     job_def = recon.get_definition()
-    with DagsterInstance.get() as instance:
-        run = instance.create_run_for_job(
-            job_def=job_def,
-            run_config=run_config,
-            tags=tags,
-            asset_selection=frozenset(asset_selection) if asset_selection else None,
-            job_code_origin=recon.get_python_origin(),
-            remote_job_origin=workspace_job_origin(job_def.name),
-            repository_load_data=load_data,
-        )
-        return execute_run(recon, run, instance, raise_on_error=False)
+    instance = process_instance()
+    run = instance.create_run_for_job(
+        job_def=job_def,
+        run_config=run_config,
+        tags=tags,
+        asset_selection=frozenset(asset_selection) if asset_selection else None,
+        job_code_origin=recon.get_python_origin(),
+        remote_job_origin=workspace_job_origin(job_def.name),
+        repository_load_data=load_data,
+    )
+    return execute_run(recon, run, instance, raise_on_error=False)
 
 
 def run_day(

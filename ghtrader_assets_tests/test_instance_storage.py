@@ -177,3 +177,41 @@ def test_open_run_shards_are_bounded_and_wipe_closes_them(tmp_path):
         assert sorted(p.name for p in (tmp_path / "runs").glob("*.db")) == ["index.db"]
     finally:
         storage.dispose()
+
+
+def _layout(path: Path) -> tuple[list[str], list[str], str]:
+    """Tables, indexes and journal mode of a SQLite file."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        names = conn.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall()
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    return (
+        [n for t, n in names if t == "table"],
+        [n for t, n in names if t == "index"],
+        mode,
+    )
+
+
+def test_a_new_run_shard_is_set_up_as_dagster_sets_it_up(tmp_path):
+    """The fast shard set-up (migration scripts loaded once per process) gives the same
+    tables, indexes, journal mode and Alembic head as Dagster's own."""
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+    from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
+
+    run_id = str(uuid.uuid4())
+    ours = PooledSqliteEventLogStorage(str(tmp_path / "ours"))
+    theirs = SqliteEventLogStorage(str(tmp_path / "theirs"))
+    try:
+        for storage in (ours, theirs):
+            assert storage.get_logs_for_run(run_id) == []  # creates the run's shard
+        ours_file = tmp_path / "ours" / f"{run_id}.db"
+        assert _layout(ours_file) == _layout(tmp_path / "theirs" / f"{run_id}.db")
+        assert _layout(ours_file)[2] == "wal"
+        config = get_alembic_config(sqlite_event_log.__file__)
+        with ours.run_connection(run_id) as conn:
+            db_revision, head = check_alembic_revision(config, conn)
+        assert db_revision == head is not None
+    finally:
+        ours.dispose()
+        theirs.dispose()

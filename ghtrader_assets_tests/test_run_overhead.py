@@ -42,3 +42,21 @@ def test_any_other_layout_is_conformed_as_before(ticks):
         assert list(out.columns) == list(TICKS.schema.columns), name
     with pytest.raises(KeyError, match="'symbol'"):
         conformed(ticks.drop(columns=["symbol"]), TICKS)
+
+
+def test_a_process_opens_its_dagster_instance_once_per_home(tmp_path, monkeypatch):
+    """Runs executed by one worker share one instance (storages, schema checks); another
+    ``$DAGSTER_HOME`` gets its own, and the previous one is closed."""
+    from ghtrader_assets import runner
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    first_home = runner.ensure_dagster_home(tmp_path / "first")  # exports DAGSTER_HOME
+    first = runner.process_instance()
+    assert runner.process_instance() is first
+    assert first.root_directory == str(first_home)
+    monkeypatch.delenv("DAGSTER_HOME")
+    runner.ensure_dagster_home(tmp_path / "second")
+    second = runner.process_instance()
+    assert second is not first and second.root_directory == str(tmp_path / "second")
+    runner._dispose_process_instance()
+    assert runner._INSTANCE is None
