@@ -139,16 +139,25 @@ def _reap_orphans(timeout: float = 30.0) -> None:
             time.sleep(0.05)
 
 
-def universe(n: int) -> tuple[str, int]:
-    """``GHTRADER_UNIVERSE`` of ``n`` symbols and the clones per product it needs."""
-    from ghtrader_assets.products import known_products
+def universe(n: int, day: str = DAY) -> tuple[str, int]:
+    """``GHTRADER_UNIVERSE`` of ``n`` symbols trading on ``day`` and the clones per product
+    it needs (a product suspended that day, e.g. CZCE.LR, would fail every route)."""
+    import datetime as dt
 
-    base = DEFAULT_FIVE if n <= 5 else known_products()
+    from ghtrader_assets.products import known_products
+    from ghtrader_assets.sessions import not_listed_reason
+
+    def listed(product: str) -> bool:
+        exchange, name = product.split(".")
+        return not_listed_reason(exchange, name, dt.date.fromisoformat(day)) is None
+
+    products = [p for p in known_products() if listed(p)]
+    base = DEFAULT_FIVE if n <= 5 else products
     names = list(base[:n])
     clones = 0
     while len(names) < n:
         suffix = "x" + "abcdefghijklmnopqrstuvwxyz"[clones]
-        names += [f"{p}{suffix}" for p in known_products()][: n - len(names)]
+        names += [f"{p}{suffix}" for p in products][: n - len(names)]
         clones += 1
     return ",".join(f"KQ.m@{p}" for p in names), clones
 
@@ -246,7 +255,7 @@ def run_route(
     pg: Postgres | None = None,
     levers: frozenset[str] = frozenset(LEVERS),
 ) -> tuple[float, float]:
-    names, clones = universe(n_symbols)
+    names, clones = universe(n_symbols, day)
     with tempfile.TemporaryDirectory(prefix="ghtrader-overhead-") as tmp:
         home = Path(tmp) / "dagster_home"
         home.mkdir()
@@ -292,7 +301,7 @@ def bench_routes(
         f"{os.cpu_count()} CPUs; ratio = route / bare in this run"
     )
     print(
-        "  Dagster instance: SQLite (the local default)"
+        "  Dagster instance: SQLite with the storage ghtrader sets up (runner.STORAGE_YAML)"
         + ("; '+pg': Postgres (production), server CPU included" if pg else "")
     )
     for n in sizes:
