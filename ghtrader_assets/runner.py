@@ -318,39 +318,35 @@ def release_dead_runs(instance=None) -> list[str]:
     Only runs tagged by :func:`run_day` on this host are judged (a pid means nothing on
     another machine); the verdict and the freeing are Dagster's own (``report_run_failed``,
     ``free_concurrency_slots_for_run``). Returns the released run ids."""
-    from dagster import DagsterInstance, RunsFilter
+    from dagster import RunsFilter
     from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-    with contextlib.ExitStack() as stack:
-        if instance is None:
-            instance = stack.enter_context(DagsterInstance.get())
-        host = socket.gethostname()
-        runs = instance.get_runs(
-            RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES), tags={HOST_TAG: host})
+    if instance is None:
+        instance = process_instance()  # called after every finished run: open it once
+    host = socket.gethostname()
+    runs = instance.get_runs(
+        RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES), tags={HOST_TAG: host})
+    )
+    released = []
+    for run in runs:
+        pid = run.tags.get(PID_TAG, "")
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(
+            run,
+            f"run worker process {pid} on {host} no longer exists (killed or crashed); "
+            "marked failed by ghtrader, its pool slots freed",
         )
-        released = []
-        for run in runs:
-            pid = run.tags.get(PID_TAG, "")
-            if not pid.isdigit() or _alive(int(pid)):
-                continue
-            instance.report_run_failed(
-                run,
-                f"run worker process {pid} on {host} no longer exists (killed or crashed); "
-                "marked failed by ghtrader, its pool slots freed",
-            )
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-            released.append(run.run_id)
-        return released
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
 
 
 def pool_holders(pool: str, instance=None) -> str:
     """``"4/4 slots held by runs a1b2c3d4, ..."``: who holds ``pool`` right now."""
-    from dagster import DagsterInstance
-
-    with contextlib.ExitStack() as stack:
-        if instance is None:
-            instance = stack.enter_context(DagsterInstance.get())
-        info = instance.event_log_storage.get_concurrency_info(pool)
+    if instance is None:
+        instance = process_instance()
+    info = instance.event_log_storage.get_concurrency_info(pool)
     runs = sorted(info.active_run_ids)
     held = f"{info.active_slot_count}/{info.slot_count} slots"
     shown = ", ".join(r[:8] for r in runs)
