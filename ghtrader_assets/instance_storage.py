@@ -8,19 +8,24 @@ one-day run of 20 symbols stores about 1,050 events through about 5,500 such con
 profiled, that was about 40% of the run's CPU (``sqlite3`` close/commit/execute, engine
 creation and SQL compilation), far more than the ticks themselves (README, "Run overhead").
 
-These subclasses change only *how connections are obtained*: one engine per database file
-per process, whose pool keeps connections open, so statements are compiled once and a
-connection's open/close/checkpoint is paid once. Files, schema, transactions (one per
-``with`` block, as before), the WAL journal and SQLite's durability settings are Dagster's,
-unchanged, so an instance written by either storage is read by the other and
-``dagster instance migrate`` works as before. Engines are dropped in a forked child (a
-pooled SQLite connection must not cross ``fork``) and when the storage is disposed; at
-most :data:`MAX_OPEN_SHARDS` run shards stay open per process (the UI reads many runs).
+These subclasses change *how connections are obtained*: one engine per database file per
+process, whose pool keeps connections open, so statements are compiled once and a
+connection's open/close/checkpoint is paid once. Files, schema, events and transactions
+(one per ``with`` block, as before) and the WAL journal are Dagster's, so an instance
+written by either storage is read by the other and ``dagster instance migrate`` works as
+before. Two further choices, each configurable: ``synchronous`` (SQLite's durability;
+Dagster's default FULL, ``NORMAL`` in the shipped ``dagster.yaml``), and a new run shard
+set up with Alembic's migration scripts loaded once per process (``_initdb``), not twice
+per run. Engines are dropped in a forked child (a pooled SQLite connection must not cross
+``fork``) and when the storage is disposed; at most :data:`MAX_OPEN_SHARDS` run shards stay
+open per process (the UI reads many runs).
 
-They are selected by the ``run_storage`` / ``event_log_storage`` blocks of ``dagster.yaml`` (``infra/dagster/dagster.yaml``
-and the instance ``ghtrader`` creates); without ``base_dir`` they use Dagster's default
-locations under ``$DAGSTER_HOME``, so switching an existing instance over (or back) keeps
-its history. Schedule storage (sensor cursors, ticks) stays Dagster's: it writes rarely.
+They are selected by the ``run_storage`` / ``event_log_storage`` blocks of ``dagster.yaml``
+(``infra/dagster/dagster.yaml`` and the instance ``ghtrader`` creates,
+``runner.STORAGE_YAML``). Without ``base_dir`` they use Dagster's default locations under
+``$DAGSTER_HOME`` (the instance's folder whenever Dagster loads it from there), so switching
+an existing instance over, or back, keeps its history. Schedule storage (sensor cursors and
+ticks) stays Dagster's: it writes rarely.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ from sqlalchemy.exc import DatabaseError
 
 #: Run shards (one SQLite file per run) a process keeps open; the index shard always stays.
 MAX_OPEN_SHARDS = 8
+
+#: Engines a forked child inherited from its parent: kept alive and unused, never closed here.
+_INHERITED: list[Engine] = []
 
 #: SQLite's ``PRAGMA synchronous`` levels a storage may be configured with.
 SYNCHRONOUS_LEVELS = ("FULL", "NORMAL")
@@ -97,10 +105,12 @@ class _Engines:
         """The engine for ``conn_string`` and whether it was just created."""
         with self._lock:
             if os.getpid() != self._pid:
-                # A forked child: the parent's pooled connections are not ours to use or close.
-                for engine in self._engines.values():
-                    engine.dispose(close=False)
+                # A forked child: the parent's pooled connections are not ours to use, nor to
+                # close (closing a SQLite connection inherited across fork can disturb the
+                # parent's locks); they are kept referenced, unused, and new ones opened.
+                _INHERITED.extend(self._engines.values())
                 self._engines.clear()
+                self._pinned.clear()
                 self._pid = os.getpid()
             engine = self._engines.get(conn_string)
             if engine is not None:
@@ -129,12 +139,13 @@ class _Engines:
 
     def dispose(self) -> None:
         with self._lock:
-            for engine in self._engines.values():
-                if os.getpid() == self._pid:
+            if os.getpid() == self._pid:
+                for engine in self._engines.values():
                     engine.dispose()
-                else:
-                    engine.dispose(close=False)
+            else:
+                _INHERITED.extend(self._engines.values())  # a parent's: see get()
             self._engines.clear()
+            self._pinned.clear()
 
 
 #: Dagster's event-log migrations, loaded once per process (see ``_initdb``).

@@ -183,6 +183,7 @@ def workspace_job_origin(job_name: str, workspace: Path | None = None):
 
 #: This process's Dagster instance: (pid, $DAGSTER_HOME, instance); see process_instance.
 _INSTANCE: tuple[int, str, object] | None = None
+_INHERITED: list[object] = []
 
 
 def process_instance():
@@ -203,6 +204,10 @@ def process_instance():
     if _INSTANCE is not None and _INSTANCE[0] == os.getpid():
         with contextlib.suppress(Exception):
             _INSTANCE[2].dispose()  # type: ignore[attr-defined]
+    elif _INSTANCE is not None:
+        # The parent's, inherited by fork: kept alive and unused, so its open SQLite
+        # connections are never closed (nor used) in this process.
+        _INHERITED.append(_INSTANCE[2])
     instance = DagsterInstance.get()
     if _INSTANCE is None or _INSTANCE[0] != os.getpid():
         atexit.register(_dispose_process_instance)

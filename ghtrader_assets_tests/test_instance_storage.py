@@ -136,9 +136,16 @@ def test_a_day_run_reads_back_the_same_through_dagsters_own_storage(day_run, tmp
 
 def _engine_ids(storage: PooledSqliteEventLogStorage, queue) -> None:
     """In a forked child: use the storage and report which engine objects it holds."""
+    from ghtrader_assets import instance_storage
+
     with storage.index_connection() as conn:
         conn.execute(text("SELECT 1"))
-    queue.put([id(e) for e in storage._engines._engines.values()])
+    queue.put(
+        (
+            [id(e) for e in storage._engines._engines.values()],
+            [id(e) for e in instance_storage._INHERITED],
+        )
+    )
 
 
 def test_pooled_connections_never_cross_a_fork(tmp_path):
@@ -151,10 +158,11 @@ def test_pooled_connections_never_cross_a_fork(tmp_path):
         queue = context.Queue()
         child = context.Process(target=_engine_ids, args=(storage, queue))
         child.start()
-        child_engines = queue.get(timeout=60)
+        child_engines, inherited = queue.get(timeout=60)
         child.join(60)
         assert child.exitcode == 0
         assert child_engines and not set(child_engines) & set(parent)
+        assert set(parent) <= set(inherited)  # kept, never closed in the child
         with storage.index_connection() as conn:  # the parent's connection still works
             assert conn.execute(text("SELECT 1")).scalar() == 1
     finally:
