@@ -20,14 +20,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 
-def run(days: int, latency: float, workers: int, symbols: str, lock: str) -> tuple[float, int]:
-    """Wall seconds to backfill ``days`` trading days with ``workers`` runs at once."""
+def _cpu() -> float:
+    """CPU seconds of this process and every reaped descendant (workers, their helpers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run(
+    days: int, latency: float, workers: int, symbols: str, lock: str
+) -> tuple[float, int, float]:
+    """Wall seconds to backfill ``days`` trading days with ``workers`` runs at once, the runs
+    that succeeded, and the CPU seconds the backfill took (parent and workers)."""
     with tempfile.TemporaryDirectory(prefix="ghtrader-bench-") as tmp:
         os.environ.update(
             {
@@ -51,10 +62,10 @@ def run(days: int, latency: float, workers: int, symbols: str, lock: str) -> tup
         chosen = [last]
         while len(chosen) < days:
             chosen.append(calendar.previous_trading_day(chosen[-1]))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu()
         results = run_days(sorted(d.isoformat() for d in chosen), workers)
         elapsed = time.perf_counter() - started
-        return elapsed, sum(r.success for r in results)
+        return elapsed, sum(r.success for r in results), _cpu() - cpu
 
 
 def underlyings(days: int, symbols: str) -> str:
@@ -106,12 +117,15 @@ def main() -> None:
                 run(args.days, args.latency, workers, args.symbols, lock)
                 for _ in range(args.repeats)
             ]
-            timings[workers] = statistics.median(t for t, _ in runs)
-            ok = min(n for _, n in runs)
+            timings[workers] = statistics.median(t for t, _, _ in runs)
+            ok = min(n for _, n, _ in runs)
+            cpu_per_day = statistics.median(c for _, _, c in runs) / args.days
             per_day = timings[workers] / args.days
             print(
                 f"  workers={workers}: {timings[workers]:6.1f} s wall "
-                f"({per_day:.2f} s/day, {3600 / per_day:.0f} days/hour), {ok}/{args.days} runs ok"
+                f"({per_day:.2f} s/day, {3600 / per_day:.0f} days/hour), {ok}/{args.days} runs ok, "
+                f"CPU {cpu_per_day:.2f} s/day; load average {os.getloadavg()[0]:.1f}",
+                flush=True,
             )
         base = timings[args.workers[0]]
         for workers in args.workers[1:]:

@@ -21,6 +21,19 @@ so the figures measure Dagster and our code, not the product list.
     python bench/overhead.py --load 1 14 80       # definition load time per universe size
     python bench/overhead.py --partitioning 80    # one chain per symbol vs symbol x day
     python bench/overhead.py --symbols --steps 10 # three steps vs one fused step per symbol
+    python bench/overhead.py --symbols 5 40 --routes bare --levers  # before/after each lever
+
+Unless ``--levers`` says otherwise, every route runs with what users get: the instance
+storage ``ghtrader`` writes into a fresh ``dagster.yaml`` (``runner.STORAGE_YAML``, the same
+as ``infra/dagster/dagster.yaml``) and the code as it is. ``--levers`` runs ``materialize``
+with the levers switched on one after another, from Dagster's defaults (*before*) to all
+of them (*after*, the shipped set-up):
+
+* ``pooled``: Dagster's SQLite run and event-log storage with connections kept open
+  (``ghtrader_assets.instance_storage``) instead of one engine per statement;
+* ``sync``: the same with SQLite's WAL synced at checkpoints, not at every commit;
+* ``conform``: the IO manager writes a frame already in the table's layout as it is
+  instead of conforming (copying) it again.
 """
 
 from __future__ import annotations
@@ -41,13 +54,38 @@ PYTHON = sys.executable
 BIN = Path(sys.executable).parent
 DAY = "2026-03-03"
 ROUTES = ("bare", "materialize", "multiprocess", "forkserver", "demo")
+PG_ROUTES = ("materialize", "demo")
+LEVERS = ("pooled", "sync", "conform")
 DEFAULT_FIVE = ["SHFE.cu", "SHFE.au", "SHFE.ag", "DCE.m", "CZCE.SR"]
 
 #: Installed in every process of a measured route: clones product facts so a universe of
 #: any size can be simulated (GHTRADER_BENCH_CLONES=n adds n clones per known product).
 SITECUSTOMIZE = textwrap.dedent(
     """
-    import os
+    import os, sys
+    if "conform" in os.environ.get("GHTRADER_BENCH_LEVERS_OFF", "").split(","):
+        # Conform every output again, as before. Patched when the module is first imported,
+        # not here: Dagster's compute-log watchers are Python processes too, and importing
+        # the package in each of them would cost more than the lever.
+        import importlib.abc, importlib.util
+
+        class _ConformAgain(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name != "ghtrader_assets.io_managers":
+                    return None
+                sys.meta_path.remove(self)
+                spec = importlib.util.find_spec(name)
+                run = spec.loader.exec_module
+
+                def exec_module(module):
+                    run(module)
+                    from ghtrader_assets.schema import conform
+                    module.conformed = conform
+
+                spec.loader.exec_module = exec_module
+                return spec
+
+        sys.meta_path.insert(0, _ConformAgain())
     _n = int(os.environ.get("GHTRADER_BENCH_CLONES", "0") or 0)
     if _n:
         import dataclasses, string
@@ -101,16 +139,25 @@ def _reap_orphans(timeout: float = 30.0) -> None:
             time.sleep(0.05)
 
 
-def universe(n: int) -> tuple[str, int]:
-    """``GHTRADER_UNIVERSE`` of ``n`` symbols and the clones per product it needs."""
-    from ghtrader_assets.products import known_products
+def universe(n: int, day: str = DAY) -> tuple[str, int]:
+    """``GHTRADER_UNIVERSE`` of ``n`` symbols trading on ``day`` and the clones per product
+    it needs (a product suspended that day, e.g. CZCE.LR, would fail every route)."""
+    import datetime as dt
 
-    base = DEFAULT_FIVE if n <= 5 else known_products()
+    from ghtrader_assets.products import known_products
+    from ghtrader_assets.sessions import not_listed_reason
+
+    def listed(product: str) -> bool:
+        exchange, name = product.split(".")
+        return not_listed_reason(exchange, name, dt.date.fromisoformat(day)) is None
+
+    products = [p for p in known_products() if listed(p)]
+    base = DEFAULT_FIVE if n <= 5 else products
     names = list(base[:n])
     clones = 0
     while len(names) < n:
         suffix = "x" + "abcdefghijklmnopqrstuvwxyz"[clones]
-        names += [f"{p}{suffix}" for p in known_products()][: n - len(names)]
+        names += [f"{p}{suffix}" for p in products][: n - len(names)]
         clones += 1
     return ",".join(f"KQ.m@{p}" for p in names), clones
 
@@ -183,22 +230,36 @@ class Postgres:
         return f"{base}/{database}" + (f"?{self.query}" if self.query else "")
 
 
-def instance_yaml(pg: Postgres | None) -> str:
+def instance_yaml(pg: Postgres | None, levers: frozenset[str] = frozenset(LEVERS)) -> str:
+    """The fresh instance's ``dagster.yaml``: Postgres, or SQLite with the storage levers on
+    (what ``ghtrader`` writes, ``runner.STORAGE_YAML``), or Dagster's own SQLite storage."""
+    from ghtrader_assets.runner import STORAGE_YAML
+
     text = "telemetry:\n  enabled: false\n"
     if pg is None:
-        return text
+        if "pooled" not in levers:
+            return text
+        storage = STORAGE_YAML
+        if "sync" not in levers:
+            storage = storage.replace("synchronous: NORMAL", "synchronous: FULL")
+        return text + storage
     url = pg.url(pg.database(), driver="postgresql+psycopg2")
     return text + f'storage:\n  postgres:\n    postgres_url: "{url}"\n'
 
 
 def run_route(
-    route: str, n_symbols: int, day: str, site: Path, pg: Postgres | None = None
+    route: str,
+    n_symbols: int,
+    day: str,
+    site: Path,
+    pg: Postgres | None = None,
+    levers: frozenset[str] = frozenset(LEVERS),
 ) -> tuple[float, float]:
-    names, clones = universe(n_symbols)
+    names, clones = universe(n_symbols, day)
     with tempfile.TemporaryDirectory(prefix="ghtrader-overhead-") as tmp:
         home = Path(tmp) / "dagster_home"
         home.mkdir()
-        (home / "dagster.yaml").write_text(instance_yaml(pg))
+        (home / "dagster.yaml").write_text(instance_yaml(pg, levers))
         cmd, extra = route_command(route, day)
         env = {
             **os.environ,
@@ -210,6 +271,7 @@ def run_route(
             "GHTRADER_SOURCE": "simulated",
             "GHTRADER_STORE": "embedded",
             "GHTRADER_AUTOMATION": "off",
+            "GHTRADER_BENCH_LEVERS_OFF": ",".join(sorted(set(LEVERS) - levers)),
             **extra,
         }
         if route != "bare" and pg is not None:
@@ -232,31 +294,37 @@ def bench_routes(
     site: Path,
     pg: Postgres | None,
     heavy_max: int,
+    levers: bool = False,
 ) -> None:
     print(
         f"CPU per symbol-day, trading day {day}, simulated source, embedded store, "
         f"{os.cpu_count()} CPUs; ratio = route / bare in this run"
     )
     print(
-        "  Dagster instance: SQLite (the local default)"
+        "  Dagster instance: SQLite with the storage ghtrader sets up (runner.STORAGE_YAML)"
         + ("; '+pg': Postgres (production), server CPU included" if pg else "")
     )
     for n in sizes:
         bare_cpu = None
         print(f"\n{n} symbols")
-        print(f"  {'route':<16} {'CPU s':>8} {'wall s':>8} {'CPU/symbol-day':>15} {'vs bare':>8}")
-        variants = [(r, None) for r in routes]
+        print(f"  {'route':<34} {'CPU s':>8} {'wall s':>8} {'CPU/symbol-day':>15} {'vs bare':>8}")
+        variants = [(r, None, frozenset(LEVERS), r) for r in routes]
         if pg is not None:
-            variants += [(r, pg) for r in routes if r in ("materialize", "demo")]
-        for route, instance in variants:
+            variants += [(r, pg, frozenset(LEVERS), r + "+pg") for r in routes if r in PG_ROUTES]
+        if levers:
+            # Cumulative: Dagster's defaults (before), then each lever added in turn (after).
+            for i in range(len(LEVERS) + 1):
+                on = frozenset(LEVERS[:i])
+                label = "+".join(LEVERS[:i]) or "none (before)"
+                variants.append(("materialize", None, on, f"materialize, levers: {label}"))
+        for route, instance, on, label in variants:
             if route in ("multiprocess", "forkserver") and n > heavy_max:
                 continue  # one process per step: minutes of CPU; see --heavy-max
-            cpu, wall = run_route(route, n, day, site, instance)
+            cpu, wall = run_route(route, n, day, site, instance, on)
             if route == "bare":
                 bare_cpu = cpu
-            label = route + ("+pg" if instance else "")
             ratio = f"{cpu / bare_cpu:7.2f}x" if bare_cpu else "      -"
-            print(f"  {label:<16} {cpu:8.2f} {wall:8.2f} {cpu / n:15.3f} {ratio}", flush=True)
+            print(f"  {label:<34} {cpu:8.2f} {wall:8.2f} {cpu / n:15.3f} {ratio}", flush=True)
 
 
 LOAD = textwrap.dedent(
@@ -385,13 +453,20 @@ def main() -> None:
     parser.add_argument(
         "--steps", type=int, default=0, help="compare three steps vs one fused step per symbol"
     )
+    parser.add_argument(
+        "--levers",
+        action="store_true",
+        help=f"also run materialize with the levers {LEVERS} added one by one (before/after)",
+    )
     args = parser.parse_args()
     _become_subreaper()
     with tempfile.TemporaryDirectory(prefix="ghtrader-site-") as site:
         (Path(site) / "sitecustomize.py").write_text(SITECUSTOMIZE)
         if args.symbols:
             pg = Postgres(*args.postgres) if args.postgres else None
-            bench_routes(args.symbols, args.routes, args.day, Path(site), pg, args.heavy_max)
+            bench_routes(
+                args.symbols, args.routes, args.day, Path(site), pg, args.heavy_max, args.levers
+            )
         if args.load:
             bench_load(args.load, Path(site))
         if args.steps:

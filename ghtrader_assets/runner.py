@@ -42,6 +42,7 @@ Crashes, in the order they bite:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import multiprocessing
@@ -69,9 +70,27 @@ PID_TAG = "ghtrader/pid"
 #: The lock file that serialises instance set-up in ``$DAGSTER_HOME``.
 SETUP_LOCK = ".ghtrader-setup.lock"
 
+#: The ``dagster.yaml`` block that selects Dagster's SQLite storages with pooled connections
+#: and the WAL synced at checkpoints (:mod:`ghtrader_assets.instance_storage`). Kept here,
+#: in a module that imports no Dagster, so the CLI starts fast.
+STORAGE_YAML = """\
+run_storage:
+  module: ghtrader_assets.instance_storage
+  class: PooledSqliteRunStorage
+  config:
+    synchronous: NORMAL
+event_log_storage:
+  module: ghtrader_assets.instance_storage
+  class: PooledSqliteEventLogStorage
+  config:
+    synchronous: NORMAL
+"""
+
 #: The ``dagster.yaml`` a fresh demo instance gets: run monitoring and slot freeing on, so
-#: ``dagster dev`` on it also fails dead runs and frees their slots.
-DEMO_INSTANCE_YAML = """\
+#: ``dagster dev`` on it also fails dead runs and frees their slots; and the pooled storages
+#: (about a third of a day run's CPU less, ``bench/overhead.py --levers``).
+DEMO_INSTANCE_YAML = (
+    """\
 # Created by ghtrader; see infra/dagster/dagster.yaml
 telemetry:
   enabled: false
@@ -81,6 +100,8 @@ run_monitoring:
   poll_interval_seconds: 60
   free_slots_after_run_end_seconds: 30
 """
+    + STORAGE_YAML
+)
 
 
 #: How long a worker whose parent died may take to fail its run before it exits anyway.
@@ -160,6 +181,48 @@ def workspace_job_origin(job_name: str, workspace: Path | None = None):
     return RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME).get_job_origin(job_name)
 
 
+#: This process's Dagster instance: (pid, $DAGSTER_HOME, instance); see process_instance.
+_INSTANCE: tuple[int, str, object] | None = None
+_INHERITED: list[object] = []
+
+
+def process_instance():
+    """The instance at ``$DAGSTER_HOME`` for the runs this process executes, opened once.
+
+    A day worker executes many runs; opening the instance for each one re-read
+    ``dagster.yaml``, rebuilt the three storages and re-checked their schema revisions
+    (Alembic loads every migration script to find the head), about a sixth of a one-symbol
+    day run's CPU. Kept per process (a forked worker opens its own) and per
+    ``$DAGSTER_HOME`` (a changed home closes the old one); closed at exit.
+    """
+    global _INSTANCE
+    from dagster import DagsterInstance
+
+    home = os.environ.get("DAGSTER_HOME", "")
+    if _INSTANCE is not None and _INSTANCE[:2] == (os.getpid(), home):
+        return _INSTANCE[2]
+    if _INSTANCE is not None and _INSTANCE[0] == os.getpid():
+        with contextlib.suppress(Exception):
+            _INSTANCE[2].dispose()  # type: ignore[attr-defined]
+    elif _INSTANCE is not None:
+        # The parent's, inherited by fork: kept alive and unused, so its open SQLite
+        # connections are never closed (nor used) in this process.
+        _INHERITED.append(_INSTANCE[2])
+    instance = DagsterInstance.get()
+    if _INSTANCE is None or _INSTANCE[0] != os.getpid():
+        atexit.register(_dispose_process_instance)
+    _INSTANCE = (os.getpid(), home, instance)
+    return instance
+
+
+def _dispose_process_instance() -> None:
+    global _INSTANCE
+    if _INSTANCE is not None and _INSTANCE[0] == os.getpid():
+        with contextlib.suppress(Exception):
+            _INSTANCE[2].dispose()  # type: ignore[attr-defined]
+        _INSTANCE = None
+
+
 def execute_with_origin(
     recon,
     *,
@@ -169,24 +232,24 @@ def execute_with_origin(
 ):
     """``execute_job`` plus the workspace's code-location origin, which it cannot pass:
     create the run with ``remote_job_origin`` (as the UI would), then execute it here, in
-    this process, against the instance at ``$DAGSTER_HOME``. Returns the execution result."""
-    from dagster import DagsterInstance
+    this process, against the instance at ``$DAGSTER_HOME`` (:func:`process_instance`).
+    Returns the execution result."""
     from dagster._core.execution.api import _job_with_repository_load_data, execute_run
 
     # What execute_job does first: bake the repository load data in once.
     recon, load_data = _job_with_repository_load_data(recon)
     job_def = recon.get_definition()
-    with DagsterInstance.get() as instance:
-        run = instance.create_run_for_job(
-            job_def=job_def,
-            run_config=run_config,
-            tags=tags,
-            asset_selection=frozenset(asset_selection) if asset_selection else None,
-            job_code_origin=recon.get_python_origin(),
-            remote_job_origin=workspace_job_origin(job_def.name),
-            repository_load_data=load_data,
-        )
-        return execute_run(recon, run, instance, raise_on_error=False)
+    instance = process_instance()
+    run = instance.create_run_for_job(
+        job_def=job_def,
+        run_config=run_config,
+        tags=tags,
+        asset_selection=frozenset(asset_selection) if asset_selection else None,
+        job_code_origin=recon.get_python_origin(),
+        remote_job_origin=workspace_job_origin(job_def.name),
+        repository_load_data=load_data,
+    )
+    return execute_run(recon, run, instance, raise_on_error=False)
 
 
 def run_day(
@@ -268,39 +331,35 @@ def release_dead_runs(instance=None) -> list[str]:
     Only runs tagged by :func:`run_day` on this host are judged (a pid means nothing on
     another machine); the verdict and the freeing are Dagster's own (``report_run_failed``,
     ``free_concurrency_slots_for_run``). Returns the released run ids."""
-    from dagster import DagsterInstance, RunsFilter
+    from dagster import RunsFilter
     from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-    with contextlib.ExitStack() as stack:
-        if instance is None:
-            instance = stack.enter_context(DagsterInstance.get())
-        host = socket.gethostname()
-        runs = instance.get_runs(
-            RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES), tags={HOST_TAG: host})
+    if instance is None:
+        instance = process_instance()  # called after every finished run: open it once
+    host = socket.gethostname()
+    runs = instance.get_runs(
+        RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES), tags={HOST_TAG: host})
+    )
+    released = []
+    for run in runs:
+        pid = run.tags.get(PID_TAG, "")
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(
+            run,
+            f"run worker process {pid} on {host} no longer exists (killed or crashed); "
+            "marked failed by ghtrader, its pool slots freed",
         )
-        released = []
-        for run in runs:
-            pid = run.tags.get(PID_TAG, "")
-            if not pid.isdigit() or _alive(int(pid)):
-                continue
-            instance.report_run_failed(
-                run,
-                f"run worker process {pid} on {host} no longer exists (killed or crashed); "
-                "marked failed by ghtrader, its pool slots freed",
-            )
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-            released.append(run.run_id)
-        return released
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
 
 
 def pool_holders(pool: str, instance=None) -> str:
     """``"4/4 slots held by runs a1b2c3d4, ..."``: who holds ``pool`` right now."""
-    from dagster import DagsterInstance
-
-    with contextlib.ExitStack() as stack:
-        if instance is None:
-            instance = stack.enter_context(DagsterInstance.get())
-        info = instance.event_log_storage.get_concurrency_info(pool)
+    if instance is None:
+        instance = process_instance()
+    info = instance.event_log_storage.get_concurrency_info(pool)
     runs = sorted(info.active_run_ids)
     held = f"{info.active_slot_count}/{info.slot_count} slots"
     shown = ", ".join(r[:8] for r in runs)
