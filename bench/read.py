@@ -81,8 +81,10 @@ def main() -> None:
                 SYMBOL, days[0], days[-1], columns=columns, output=output, store=store
             )
 
-        print(f"read_ticks vs bare pyarrow: {args.days} days x {args.rows} rows of {SYMBOL}, "
-              f"median of {args.repeats}")
+        print(
+            f"read_ticks vs bare pyarrow: {args.days} days x {args.rows} rows of {SYMBOL}, "
+            f"median of {args.repeats}"
+        )
         for label, columns in (("all columns", None), ("3 columns", PROJECTION)):
             for pandas in (False, True):
                 kind = "pandas" if pandas else "arrow"
