@@ -21,6 +21,7 @@ from dagster import (
     asset,
 )
 
+from ghtrader_assets import partition_key_cache
 from ghtrader_assets.manifest import write_json_atomic
 from ghtrader_assets.metrics import latency_metadata, scoped_timing
 from ghtrader_assets.reports import COLUMNS, coverage_report, recent_verdicts
@@ -28,6 +29,11 @@ from ghtrader_assets.resources import StoreResource
 from ghtrader_assets.symbols import MainSymbol
 
 COVERAGE_REPORT_KEY = AssetKey(["coverage_report"])
+
+# Before the report's step runs, Dagster lists every partition key of each of its upstream
+# assets (two per symbol) to look up their data versions; list them once, not once per
+# upstream (about 0.15 s of CPU per symbol and refresh; see the module).
+partition_key_cache.install()
 
 #: How many of the latest trading days the pass / warn / blocked table shows.
 RECENT_DAYS = 10
