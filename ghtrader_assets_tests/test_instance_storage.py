@@ -225,7 +225,8 @@ def test_a_new_run_shard_is_set_up_as_dagster_sets_it_up(tmp_path):
         theirs.dispose()
 
 
-def test_a_live_run_is_followed_by_a_watcher_in_another_storage(tmp_path):
+@pytest.mark.parametrize("watcher_class", [SqliteEventLogStorage, PooledSqliteEventLogStorage])
+def test_a_live_run_is_followed_by_a_watcher_in_another_storage(tmp_path, watcher_class):
     """Review finding: the UI follows a running run by watching its shard file
     (``SqliteEventLogStorage.watch``). The run worker's pooled connection stayed open, so its
     events stayed in the WAL, the file never changed and the run's page stopped following
@@ -238,7 +239,7 @@ def test_a_live_run_is_followed_by_a_watcher_in_another_storage(tmp_path):
     base_dir = str(tmp_path / "runs")
     run_id = str(uuid.uuid4())
     writer = PooledSqliteEventLogStorage(base_dir)
-    watcher = SqliteEventLogStorage(base_dir)  # the webserver's view of the same files
+    watcher = watcher_class(base_dir)  # the webserver's view of the same files
 
     def store(i: int) -> None:
         writer.store_event(
