@@ -42,7 +42,13 @@ def _prepare_environment(args: argparse.Namespace) -> Settings:
     if args.command in ("demo", "backfill"):
         check_source_settings(settings)
     os.environ.setdefault("GHTRADER_DATA_DIR", str(settings.data_dir))
-    ensure_dagster_home(settings.data_dir / "dagster_home")
+    try:
+        ensure_dagster_home(settings.data_dir / "dagster_home")
+    except OSError as exc:  # e.g. DAGSTER_HOME names a file, or a folder we may not write
+        home = os.environ.get("DAGSTER_HOME") or settings.data_dir / "dagster_home"
+        raise SettingsError(
+            f"DAGSTER_HOME={home}: cannot use it as the Dagster instance folder ({exc})"
+        ) from exc
     return settings
 
 

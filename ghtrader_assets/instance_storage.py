@@ -30,6 +30,7 @@ ticks) stays Dagster's: it writes rarely.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -42,7 +43,10 @@ from alembic.script import ScriptDirectory
 from dagster import Enum, EnumValue, Field, StringSource
 from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SqliteEventLogStorage,
+)
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.sql import get_alembic_config, safe_commit
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -186,13 +190,32 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         # (and its open connection) outlives the block.
         with self._db_lock:
             engine, _ = self._engines.get(
-                self.conn_string_for_shard(shard), pinned=shard == "index"
+                self.conn_string_for_shard(shard), pinned=shard == INDEX_SHARD_NAME
             )
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+            with engine.connect() as conn:
+                dbapi = conn.connection.dbapi_connection
+                before = dbapi.total_changes if dbapi is not None else 0
+                with conn.begin():
+                    yield conn
+                wrote = dbapi is not None and dbapi.total_changes != before
+                if wrote and shard != INDEX_SHARD_NAME:
+                    self._signal_write(shard)
+
+    def _signal_write(self, shard: str) -> None:
+        """Touch a run shard's file after a transaction wrote to it.
+
+        Dagster's UI follows a live run by watching its shard file for modification
+        (``SqliteEventLogStorage.watch``: a file-system watcher on ``<run_id>.db``). With
+        Dagster's storage every write closed its connection, which checkpoints the WAL into
+        that file; a pooled connection stays open, the writes stay in ``<run_id>.db-wal``
+        and the watcher never fired, so a run's page in ``dagster dev`` stopped following
+        its events. Touching the file (its mtime) fires the same watcher for one system
+        call; reads never touch it, so a watcher's own reads do not wake it again."""
+        with contextlib.suppress(OSError):  # the file is Dagster's; a touch is only a signal
+            os.utime(self.path_for_shard(shard))
 
     def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
         """Dagster's shard set-up, with its migration scripts loaded once per process.

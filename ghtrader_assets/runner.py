@@ -135,8 +135,9 @@ def ensure_dagster_home(default: Path) -> Path:
     """Use ``$DAGSTER_HOME`` or create ``default`` with a minimal dagster.yaml, and export it.
 
     The file is written atomically under the set-up lock, so a concurrent demo never reads
-    a half-written dagster.yaml."""
-    home = Path(os.environ.get("DAGSTER_HOME") or default).expanduser()
+    a half-written dagster.yaml. A relative path is made absolute here (Dagster refuses a
+    relative ``$DAGSTER_HOME`` with a stack trace; the worker processes must agree on it)."""
+    home = Path(os.path.abspath(Path(os.environ.get("DAGSTER_HOME") or default).expanduser()))
     with instance_setup_lock(home):
         config = home / "dagster.yaml"
         if not config.exists():

@@ -223,3 +223,51 @@ def test_a_new_run_shard_is_set_up_as_dagster_sets_it_up(tmp_path):
     finally:
         ours.dispose()
         theirs.dispose()
+
+
+@pytest.mark.parametrize("watcher_class", [SqliteEventLogStorage, PooledSqliteEventLogStorage])
+def test_a_live_run_is_followed_by_a_watcher_in_another_storage(tmp_path, watcher_class):
+    """Review finding: the UI follows a running run by watching its shard file
+    (``SqliteEventLogStorage.watch``). The run worker's pooled connection stayed open, so its
+    events stayed in the WAL, the file never changed and the run's page stopped following
+    it. Each write transaction now touches the file; the UI's storage (Dagster's or ours)
+    sees every event while the writer's connection is still open."""
+    import time
+
+    from dagster._core.events.log import EventLogEntry
+
+    base_dir = str(tmp_path / "runs")
+    run_id = str(uuid.uuid4())
+    writer = PooledSqliteEventLogStorage(base_dir)
+    watcher = watcher_class(base_dir)  # the webserver's view of the same files
+
+    def store(i: int) -> None:
+        writer.store_event(
+            EventLogEntry(
+                error_info=None,
+                level=20,
+                user_message=f"event {i}",
+                run_id=run_id,
+                timestamp=time.time(),
+            )
+        )
+
+    try:
+        store(0)  # the run's shard exists before the UI opens the run's page
+        seen: list[str] = []
+        watcher.watch(run_id, None, lambda entry, _cursor: seen.append(entry.user_message))
+        for i in range(1, 6):
+            store(i)
+            time.sleep(0.05)
+        deadline = time.monotonic() + 10
+        while len(seen) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen == [f"event {i}" for i in range(6)]
+        # Reads do not touch the file (a watcher's own reads must not wake it again).
+        shard = Path(writer.path_for_shard(run_id))
+        mtime = shard.stat().st_mtime_ns
+        assert len(writer.get_records_for_run(run_id).records) == 6
+        assert shard.stat().st_mtime_ns == mtime
+    finally:
+        watcher.dispose()
+        writer.dispose()
