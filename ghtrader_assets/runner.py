@@ -378,12 +378,9 @@ def pools_holders(pools: Sequence[str], instance=None) -> str:
     """``"pool 'tqsdk_a': 4/4 slots held by run(s) ...; pool 'tqsdk_b': 0/4 slots held"``:
     who holds each pool right now, in one instance (several accounts: one pool each, and a
     stall may be any of them)."""
-    from dagster import DagsterInstance
-
-    with contextlib.ExitStack() as stack:
-        if instance is None:
-            instance = stack.enter_context(DagsterInstance.get())
-        return "; ".join(f"pool {p!r}: {pool_holders(p, instance)}" for p in pools)
+    if instance is None:
+        instance = process_instance()  # the process's one instance, as pool_holders
+    return "; ".join(f"pool {p!r}: {pool_holders(p, instance)}" for p in pools)
 
 
 def _orphaned() -> bool:

@@ -262,6 +262,47 @@ def test_a_file_still_damaged_under_the_lock_is_marked_corrupt(tmp_path: Path) -
     assert store.damaged()["trading_day"].tolist() == [DAY1]
 
 
+def test_a_damaged_file_whose_lock_is_held_is_reported_unmarked_after_one_wait(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Review finding: when the partition lock could not be had, the reader retried (each
+    time waiting out the lock) and then said "marked corrupt in the catalog" although
+    nothing was marked. Now it waits once and says it was not marked."""
+    from filelock import FileLock
+
+    import ghtrader_assets.stores.embedded as embedded
+
+    store = EmbeddedStore(tmp_path, cache=False, lock_timeout_seconds=0.2)
+    store.write_partition(TICKS, CU, DAY1, tick_frame(CU, DAY1, n=100))
+    _truncate(store.partition_path(TICKS, CU, DAY1))
+    real_read = embedded.pq.read_table
+    reads = []
+    monkeypatch.setattr(
+        embedded.pq, "read_table", lambda source, **kw: reads.append(1) or real_read(source, **kw)
+    )
+    holder = FileLock(store._lock_of(TICKS.name, CU, DAY1))  # another writer, in effect
+    done = threading.Event()
+    held = threading.Event()
+
+    def hold() -> None:
+        with holder:
+            held.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        held.wait(5)
+        with pytest.raises(StoreError, match="not marked corrupt in the catalog") as info:
+            store.read_partition(TICKS, CU, DAY1)
+    finally:
+        done.set()
+        thread.join()
+    assert "; marked corrupt" not in str(info.value)
+    assert len(reads) == 1  # no retries, each waiting out the lock
+    assert store.damaged().empty
+
+
 def _garble_middle(path: Path, keep_mtime: bool) -> None:
     st = path.stat()
     data = bytearray(path.read_bytes())

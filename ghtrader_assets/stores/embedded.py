@@ -422,19 +422,24 @@ class EmbeddedStore(TickStore):
 
     def _mark_corrupt(
         self, table: str, symbol: str, day: str, problem: str, read: FileIdentity | None
-    ) -> bool:
+    ) -> str:
         """Flag the partition corrupt, but only if its path still names the file that
         failed (``read``, from the handle the reader used). Checked under the partition's
         lock, which a writer holds from renaming its new file into place until its catalog
         row is recorded: without it, a reader that opened the old file could overwrite the
-        fresh row of a concurrent writer with "corrupt". Returns whether it marked."""
+        fresh row of a concurrent writer with "corrupt".
+
+        Returns ``"marked"``; ``"replaced"`` when a writer replaced (or removed) the file
+        since it was read, so the caller reads again; or ``"not marked: <why>"`` when the
+        lock or the catalog could not be had, so the caller says so instead of claiming a
+        mark and does not wait out the lock again."""
         path = self._path(table, symbol, day)
         try:
             with FileLock(self._lock_of(table, symbol, day), timeout=self._lock_timeout):
                 try:
                     now = file_identity(os.stat(path))
                 except FileNotFoundError:
-                    return False
+                    return "replaced"
                 if read is not None and now != read:
                     logger.info(
                         "%s %s %s: replaced since it was read; not marked corrupt",
@@ -442,14 +447,14 @@ class EmbeddedStore(TickStore):
                         symbol,
                         day,
                     )
-                    return False
+                    return "replaced"
                 self.catalog.mark_corrupt(table, symbol, day, problem)
         except (CatalogError, LockTimeout, OSError) as exc:
             logger.warning("%s %s %s: could not be marked corrupt (%s)", table, symbol, day, exc)
-            return False
+            return f"not marked: {exc}"
         finally:
             self.cache.invalidate()
-        return True
+        return "marked"
 
     # ----------------------------------------------------------------- writes
 
@@ -601,13 +606,18 @@ class EmbeddedStore(TickStore):
                 return None
             if not is_damage(exc):  # EMFILE, EIO, EACCES...: nothing known about the file
                 raise StoreError(f"{where}: could not be read now ({exc})") from exc
-            marked = self._mark_corrupt(spec.name, symbol, day, f"unreadable: {exc}", read)
-            if not marked and attempt < 3:
+            outcome = self._mark_corrupt(spec.name, symbol, day, f"unreadable: {exc}", read)
+            if outcome == "replaced" and attempt < 3:
                 # A writer replaced the file after it was opened: read the new one.
                 return self._read_file(spec, symbol, day, path, where, attempt + 1)
+            said = (
+                "marked corrupt in the catalog"
+                if outcome == "marked"
+                else "not marked corrupt in the catalog"
+                + (f" ({outcome.removeprefix('not marked: ')})" if outcome != "replaced" else "")
+            )
             raise CorruptPartitionError(
-                f"{where}: unreadable ({exc}); marked corrupt in the catalog, re-materialize "
-                "the day to replace it"
+                f"{where}: unreadable ({exc}); {said}, re-materialize the day to replace it"
             ) from exc
         arrow = _layout(spec).arrow
         if not table.schema.equals(arrow, check_metadata=False):
