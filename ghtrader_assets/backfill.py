@@ -25,7 +25,7 @@ import pandas as pd
 
 from ghtrader_assets import calendar
 from ghtrader_assets.config import Settings, SettingsError
-from ghtrader_assets.runner import QUIET, DayRun, run_day, run_days, set_pool_limit
+from ghtrader_assets.runner import QUIET, DayRun, run_day, run_days, set_source_pool_limits
 from ghtrader_assets.sessions import not_listed_reason
 from ghtrader_assets.symbols import MainSymbol, SymbolError, parse_main_symbol
 
@@ -272,13 +272,8 @@ def run_plan(
         out(f"  skipped {symbol} {day}: {reason}")
     if len(plan.skipped) > 5:
         out(f"  ... and {len(plan.skipped) - 5} more symbol-days not listed")
-    for pool in settings.source_pools:  # one per TqSdk account, else the source's
-        # An account's limit set in the instance (`dagster instance concurrency set`) stands.
-        limit = set_pool_limit(
-            pool, settings.source_pool_limit, keep_set=settings.keeps_instance_pool_limit
-        )
-        if limit != settings.source_pool_limit:
-            out(f"  pool {pool!r}: limit {limit}, as set in the instance (kept)")
+    for line in set_source_pool_limits(settings):
+        out(line)
     runs = execute_plan(plan, workers, out, pool=settings.source_pools)
     materialize_coverage()
     table = summary_table(settings, plan, runs)

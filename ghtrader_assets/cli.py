@@ -28,7 +28,7 @@ from ghtrader_assets.runner import (
     release_dead_runs,
     run_day,
     run_days,
-    set_pool_limit,
+    set_source_pool_limits,
 )
 from ghtrader_assets.stores.base import StoreError, TickStore
 
@@ -190,12 +190,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  DEFECTIVE DAY (on purpose): {defect.label} (--clean: none)", flush=True)
     open_store(settings)  # reachable and tables created before any worker starts
     began = pd.Timestamp.now(tz="UTC")
-    for pool in settings.source_pools:  # one per TqSdk account, else the source's
-        limit = set_pool_limit(
-            pool, settings.source_pool_limit, keep_set=settings.keeps_instance_pool_limit
-        )
-        if limit != settings.source_pool_limit:
-            print(f"  pool {pool!r}: limit {limit}, as set in the instance (kept)")
+    for line in set_source_pool_limits(settings):
+        print(line)
     released = release_dead_runs()
     if released:
         print(

@@ -57,8 +57,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock
+
+if TYPE_CHECKING:
+    from ghtrader_assets.config import Settings
 
 #: Run logs stay in the Dagster instance (the UI shows them); the terminal gets warnings only.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -314,6 +318,20 @@ def set_pool_limit(pool: str, limit: int, *, keep_set: bool = False) -> int:
         if info.slot_count != limit:
             instance.event_log_storage.set_concurrency_slots(pool, limit)
         return limit
+
+
+def set_source_pool_limits(settings: Settings) -> list[str]:
+    """:func:`set_pool_limit` for every source pool of ``settings`` (one per TqSdk account,
+    else the source's) at ``GHTRADER_SOURCE_POOL_LIMIT``; an account's limit set in the
+    instance stands. Returns a progress line for each limit kept from the instance."""
+    lines = []
+    for pool in settings.source_pools:
+        limit = set_pool_limit(
+            pool, settings.source_pool_limit, keep_set=settings.keeps_instance_pool_limit
+        )
+        if limit != settings.source_pool_limit:
+            lines.append(f"  pool {pool!r}: limit {limit}, as set in the instance (kept)")
+    return lines
 
 
 def _alive(pid: int) -> bool:

@@ -298,7 +298,7 @@ def test_an_accounts_limit_set_in_the_instance_stands_through_the_cli(accounts_h
 def test_backfill_sets_and_reports_every_accounts_pool(two_accounts, monkeypatch):
     """`ghtrader backfill` with two accounts: both pools get a limit, and the runner is
     given both pools to report (it was given none)."""
-    from ghtrader_assets import backfill
+    from ghtrader_assets import backfill, runner
 
     limits: dict[str, tuple[int, bool]] = {}
     given: dict[str, object] = {}
@@ -311,7 +311,7 @@ def test_backfill_sets_and_reports_every_accounts_pool(two_accounts, monkeypatch
         given["pool"] = pool
         return []
 
-    monkeypatch.setattr(backfill, "set_pool_limit", fake_limit)
+    monkeypatch.setattr(runner, "set_pool_limit", fake_limit)  # via set_source_pool_limits
     monkeypatch.setattr(backfill, "execute_plan", fake_execute)
     monkeypatch.setattr(backfill, "materialize_coverage", lambda: None)
     plan = backfill.plan_backfill(two_accounts, [CU, M], DAY, DAY)
