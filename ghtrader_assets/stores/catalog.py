@@ -477,22 +477,17 @@ def _filters(
 ) -> tuple[str, list]:
     clauses: list[str] = []
     params: list = []
-    if table is not None:
-        clauses.append("tbl = ?")
-        params.append(table)
-    if symbols is not None:
-        clauses.append(f"symbol IN ({', '.join('?' * len(symbols))})" if symbols else "0")
-        params.extend(symbols)
-    if start_day is not None:
-        clauses.append("day >= ?")
-        params.append(start_day)
-    if end_day is not None:
-        clauses.append("day <= ?")
-        params.append(end_day)
-    if days is not None:
-        clauses.append(f"day IN ({', '.join('?' * len(days))})" if days else "0")
-        params.extend(days)
-    if state is not None:
-        clauses.append("state = ?")
-        params.append(state)
+    for clause, value in (
+        ("tbl = ?", table),
+        ("day >= ?", start_day),
+        ("day <= ?", end_day),
+        ("state = ?", state),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    for column, values in (("symbol", symbols), ("day", days)):
+        if values is not None:  # an empty list matches nothing
+            clauses.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "0")
+            params.extend(values)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
