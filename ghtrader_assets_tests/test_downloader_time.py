@@ -48,7 +48,7 @@ def test_disagreements_no_host_zone_explains_are_not_accepted(shift):
     assert host_local_offsets(nanos + (shift * HOUR).astype(np.int64), nanos) is None
 
 
-def test_the_csv_reader_accepts_a_utc_host_file_and_says_so(tmp_path):
+def test_the_csv_reader_accepts_a_utc_host_file_and_says_so(tmp_path, caplog):
     contract = "SHFE.cu2504"
     times = ["2025-03-07 21:00:01", "2025-03-10 09:00:01"]
     ticks = make_ticks(contract, times)
@@ -61,16 +61,9 @@ def test_the_csv_reader_accepts_a_utc_host_file_and_says_so(tmp_path):
         cells[0] = utc
         lines[i] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
-    # A handler on the module's own logger: importing tqsdk replaces logging's root and
-    # manager (shinny_structlog), so caplog cannot be relied on to see this logger.
-    seen: list[str] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
-    downloader_time.logger.addHandler(handler)
-    try:
+    with caplog.at_level(logging.WARNING, logger=downloader_time.logger.name):
         frame = read_downloader_csv(path, contract)
-    finally:
-        downloader_time.logger.removeHandler(handler)
+    seen = [r.getMessage() for r in caplog.records if r.name == downloader_time.logger.name]
     assert frame["datetime_nano"].tolist() == ticks["datetime"].tolist()
     assert len(seen) == 1 and "host-local time UTC+00:00" in seen[0] and str(path) in seen[0]
     cells = lines[2].split(",")

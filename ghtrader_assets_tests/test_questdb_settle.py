@@ -115,18 +115,19 @@ def test_close_with_a_lost_write_raises_after_releasing_every_handle():
     assert CountingQwp.closed == 1  # released before the error was raised
 
 
-def test_a_with_block_keeps_its_own_error_and_logs_the_lost_write(monkeypatch):
+def test_a_with_block_keeps_its_own_error_and_logs_the_lost_write(caplog):
     import ghtrader_assets.stores.questdb.store as store_module
     from ghtrader_assets_tests.test_questdb_unit import MONDAY, SYMBOL
 
-    # Captured on the module's logger itself: importing tqsdk elsewhere in the suite
-    # replaces logging's root, which caplog listens on.
-    logged: list[str] = []
-    monkeypatch.setattr(store_module.logger, "error", lambda msg, *a: logged.append(msg % a))
     store = _store(LosesTickRows())
     with pytest.raises(KeyError), store:
         store.write_partition(TICKS, SYMBOL, MONDAY.isoformat(), _ticks(10))
         raise KeyError("the body's own error")
+    logged = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == store_module.logger.name and r.levelname == "ERROR"
+    ]
     assert len(logged) == 1 and "wrote 10 rows, 9 carry write id" in logged[0]
 
 

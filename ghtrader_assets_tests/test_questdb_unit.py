@@ -24,11 +24,7 @@ from ghtrader_assets.sessions import session_windows
 from ghtrader_assets.stores.base import COVERAGE_COLUMNS, StoreError, TickStore
 from ghtrader_assets.stores.embedded import EmbeddedStore
 from ghtrader_assets.stores.questdb import QuestDBSettings, QuestDBStore, SchemaDriftError, registry
-from ghtrader_assets.stores.questdb import frames as frames_module
 from ghtrader_assets.stores.questdb import queries as q
-from ghtrader_assets.stores.questdb import qwp as qwp_module
-from ghtrader_assets.stores.questdb import store as store_module
-from ghtrader_assets.stores.questdb import writer as writer_module
 from ghtrader_assets.stores.questdb.ddl import (
     WRITE_ID_COLUMN,
     column_defs,
@@ -74,23 +70,10 @@ def ticks(n: int, day: dt.date = MONDAY, start: str = "09:00") -> pd.DataFrame:
 
 @pytest.fixture
 def qdb_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """caplog wired to this package's module loggers directly.
-
-    ``import tqsdk`` (through shinny_structlog) replaces logging's root logger and manager,
-    so loggers created before that import no longer reach the root that caplog listens on
-    when another test module imported tqsdk first."""
-    loggers = [frames_module.logger, qwp_module.logger, writer_module.logger, store_module.logger]
-    saved = [(lg, lg.level, lg.propagate) for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(caplog.handler)
-        lg.setLevel(logging.DEBUG)
-        lg.propagate = False  # each record once, whichever root caplog is on
-    caplog.handler.setLevel(logging.DEBUG)
+    """caplog at DEBUG for the store's loggers (tqsdk is imported through
+    ``import_tqsdk`` in conftest, so logging's root stays the one caplog listens on)."""
+    caplog.set_level(logging.DEBUG)
     yield caplog
-    for lg, level, propagate in saved:
-        lg.removeHandler(caplog.handler)
-        lg.setLevel(level)
-        lg.propagate = propagate
 
 
 def qdb_error(code: str, msg: str) -> QuestDBError:
