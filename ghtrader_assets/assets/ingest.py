@@ -271,9 +271,10 @@ class DayIngest:
 
 
 def stored_good_day(
-    store: TickStore, symbol: MainSymbol, trading_day: str
+    store: TickStore, symbol: MainSymbol, trading_day: str, *, passing_only: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """The stored ticks and summary of a day that passed its blocking checks, else ``None``.
+    """The stored ticks and summary of a day that passed its blocking checks, else ``None``
+    (with ``passing_only=False``: of any stored day, passed or not).
 
     A day counts as good when its stored summary records no blocking failure and its stored
     ticks have the row count the summary vouches for. A partition that cannot be read is
@@ -284,32 +285,16 @@ def stored_good_day(
         summary = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
         if summary.empty:
             return None
-        outcomes = json.loads(str(summary.at[0, "check_outcomes"]))
-        if any(o.get("blocking") and not o.get("passed") for o in outcomes.values()):
-            return None
+        if passing_only:
+            outcomes = json.loads(str(summary.at[0, "check_outcomes"]))
+            if any(o.get("blocking") and not o.get("passed") for o in outcomes.values()):
+                return None
         ticks = store.read_partition(TICKS, symbol.raw, trading_day)
     except (CorruptPartitionError, ValueError, AttributeError) as exc:
         # Proven damage (a corrupt partition, an unparsable summary): nothing good to keep.
         # Anything else (a server that does not answer, EMFILE...) propagates, so the step
         # is retried and the stored day is never replaced by accident.
         logger.warning("%s %s: stored day unreadable (%s); not kept", symbol.raw, trading_day, exc)
-        return None
-    if len(ticks) != int(summary.at[0, "rows"]):
-        return None
-    return ticks, summary
-
-
-def stored_day(
-    store: TickStore, symbol: MainSymbol, trading_day: str
-) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """The stored ticks and summary of a day when both read and agree on the row count."""
-    try:
-        summary = store.read_partition(VALIDATION_SUMMARY, symbol.raw, trading_day)
-        if summary.empty:
-            return None
-        ticks = store.read_partition(TICKS, symbol.raw, trading_day)
-    except (CorruptPartitionError, ValueError) as exc:
-        logger.warning("%s %s: stored day unreadable (%s)", symbol.raw, trading_day, exc)
         return None
     if len(ticks) != int(summary.at[0, "rows"]):
         return None
@@ -369,7 +354,11 @@ def ingest_day(
         try:
             guard_replacement(store, symbol, trading_day, len(ticks), allow=allow_shrink)
         except ShrinkRefused:
-            kept = stored_day(store, symbol, trading_day) if keep_refused else None
+            kept = (
+                stored_good_day(store, symbol, trading_day, passing_only=False)
+                if keep_refused
+                else None
+            )
             if kept is None:
                 raise
             result = validate_day(
